@@ -1,0 +1,47 @@
+# Two commands: `make run` starts the whole service, `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 5000
+SHARED_MODELS ?= ../shared/models
+KERAS_HOME ?= $(HOME)/.keras
+export KERAS_HOME
+# Procfile commands (gunicorn, celery) run from the virtual environment.
+export PATH := $(abspath $(BIN)):$(PATH)
+MODEL_FILES := mobilenet_7_5_224_tf.h5 imagenet_class_index.json
+
+.PHONY: run test install weights migrate clean
+
+run: install weights migrate
+	@auth="$${FLOWER_BASIC_AUTH:-admin:$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(12))')}"; \
+	echo "Flower dashboard: http://127.0.0.1:$${FLOWER_PORT:-5555}  (basic auth $$auth)"; \
+	FLOWER_BASIC_AUTH="$$auth" exec $(BIN)/honcho start --port $(PORT)
+
+test: install weights
+	$(BIN)/pytest
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	./scripts/install-system-deps.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+# Puts the weights where Keras's weights="imagenet" finds them offline (its cache),
+# copied from the shared models folder when that is present. Online, Keras can
+# download the same file itself; see README "Model weights".
+weights:
+	@for f in $(MODEL_FILES); do \
+	  if [ ! -f "$(KERAS_HOME)/models/$$f" ] && [ -f "$(SHARED_MODELS)/$$f" ]; then \
+	    mkdir -p "$(KERAS_HOME)/models" && cp "$(SHARED_MODELS)/$$f" "$(KERAS_HOME)/models/$$f" && \
+	    echo "copied $$f into $(KERAS_HOME)/models"; \
+	  fi; \
+	done
+
+migrate: install
+	$(BIN)/flask --app wsgi db upgrade
+
+clean:
+	rm -rf instance .pytest_cache .coverage htmlcov

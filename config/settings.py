@@ -1,0 +1,57 @@
+"""Every setting of the service, read once from the environment.
+
+The defaults give the embedded setup (SQLite, a filesystem broker and a local
+image directory under ``instance/``), so a fresh clone runs with no
+configuration. Real services are chosen by setting the URLs.
+"""
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _int(env, name, default):
+    raw = env.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance_dir: Path
+    database_url: str
+    broker_url: str
+    queue_name: str
+    image_store_url: str
+    max_image_bytes: int
+    max_image_pixels: int
+    model_weights_path: str
+    republish_pending_after: int
+    log_level: str
+
+    @property
+    def broker_folder(self) -> Path:
+        """Where the embedded filesystem broker keeps its messages."""
+        return self.instance_dir / "broker"
+
+
+def load_settings(env=None) -> Settings:
+    """Build the settings from ``env`` (default: the process environment plus ``.env``)."""
+    if env is None:
+        load_dotenv(PROJECT_ROOT / ".env", override=False)
+        env = os.environ
+    instance_dir = Path(env.get("INSTANCE_PATH") or PROJECT_ROOT / "instance").resolve()
+    return Settings(
+        instance_dir=instance_dir,
+        database_url=env.get("DATABASE_URL") or f"sqlite:///{instance_dir / 'predictions.sqlite'}",
+        broker_url=env.get("CELERY_BROKER_URL") or "filesystem://",
+        queue_name=env.get("CELERY_QUEUE") or "inference",
+        image_store_url=env.get("IMAGE_STORE_URL") or (instance_dir / "images").as_uri(),
+        max_image_bytes=_int(env, "MAX_IMAGE_BYTES", 1024 * 1024),
+        max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 40_000_000),
+        model_weights_path=env.get("MODEL_WEIGHTS_PATH", ""),
+        republish_pending_after=_int(env, "REPUBLISH_PENDING_AFTER", 120),
+        log_level=env.get("LOG_LEVEL") or "INFO",
+    )

@@ -1,0 +1,30 @@
+"""Image bytes to the network's input, exactly as Keras prepares it.
+
+Keras's reference path is ``load_img(target_size=(224, 224), interpolation="bilinear")``,
+``img_to_array`` and ``mobilenet.preprocess_input`` (x / 127.5 - 1). We do the same
+with Pillow, plus EXIF rotation so phone photos are upright.
+"""
+import io
+
+import numpy as np
+from PIL import Image, ImageOps
+
+INPUT_SIZE = (224, 224)
+
+
+def decode_rgb(data: bytes) -> Image.Image:
+    """Decode to an upright RGB image: first frame of an animation, EXIF rotation applied."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.seek(0)
+        upright = ImageOps.exif_transpose(image)
+        return upright.convert("RGB")
+
+
+def to_model_input(image: Image.Image) -> np.ndarray:
+    """224x224x3 float32 in [-1, 1], the layout MobileNet was trained on."""
+    resized = image.resize(INPUT_SIZE, Image.Resampling.BILINEAR)
+    return np.asarray(resized, dtype=np.float32) / 127.5 - 1.0
+
+
+def prepare(data: bytes) -> np.ndarray:
+    return to_model_input(decode_rgb(data))

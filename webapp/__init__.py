@@ -1,0 +1,55 @@
+"""The web application: request → validate → store image → record row → enqueue."""
+import os
+
+from flask import Flask
+
+from config.settings import PROJECT_ROOT, load_settings
+from webapp.errors import register_error_handlers
+from webapp.extensions import db, migrate
+from webapp.imagestore import open_image_store
+
+# Base64 grows data by 4/3; leave room for the JSON around it.
+JSON_OVERHEAD_BYTES = 64 * 1024
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    settings = load_settings()
+    app = Flask(__name__, instance_path=str(settings.instance_dir))
+    app.config.from_mapping(
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        IMAGE_STORE_URL=settings.image_store_url,
+        MAX_IMAGE_BYTES=settings.max_image_bytes,
+        MAX_IMAGE_PIXELS=settings.max_image_pixels,
+        MODEL_WEIGHTS_PATH=settings.model_weights_path,
+        REPUBLISH_PENDING_AFTER=settings.republish_pending_after,
+        CELERY={},
+    )
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_IMAGE_BYTES"] * 4 // 3 + JSON_OVERHEAD_BYTES
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    app.extensions["image_store"] = open_image_store(app.config["IMAGE_STORE_URL"])
+
+    from tasks import celery_init_app
+
+    celery_init_app(app)
+    import tasks.sweeper  # noqa: F401  registers the sweeper task with this Celery app
+
+    from webapp import health
+    from webapp.predictions import views
+
+    app.register_blueprint(views.bp)
+    app.register_blueprint(health.bp)
+    register_error_handlers(app)
+    return app
+
+
+def _engine_options(url: str) -> dict:
+    if url.startswith("sqlite"):
+        # Web and worker processes share the file: wait for a lock instead of failing.
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True, "pool_recycle": 280}

@@ -1,0 +1,1 @@
+"""The prediction feature: accept an image, queue it, report its result."""

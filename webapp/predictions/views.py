@@ -1,0 +1,76 @@
+"""The two API routes: accept an image, and report what became of it.
+
+POST order matters: store the image, commit the row, then publish. A job is
+never published without its row, and a failed publish leaves a pending row
+that the sweeper publishes again.
+"""
+import logging
+import uuid
+
+from flask import Blueprint, current_app, jsonify, request, url_for
+from sqlalchemy.exc import SQLAlchemyError
+
+from tasks.classify import enqueue_classification
+from webapp.errors import ApiError
+from webapp.extensions import db
+from webapp.predictions.models import PENDING, Prediction
+from webapp.predictions.validation import validate_upload
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("predictions", __name__)
+
+RETRY_AFTER_SECONDS = "1"
+
+
+def _unavailable(what: str) -> ApiError:
+    return ApiError(503, "Service Unavailable", f"The {what} is unavailable; try again shortly.",
+                    {"Retry-After": "5"})
+
+
+@bp.post("/inference/image", strict_slashes=False)
+def submit_image():
+    config = current_app.config
+    upload = validate_upload(request.get_data(cache=False), config["MAX_IMAGE_BYTES"], config["MAX_IMAGE_PIXELS"])
+    prediction_uuid = str(uuid.uuid4())
+
+    try:
+        image_url = current_app.extensions["image_store"].save(f"{prediction_uuid}.{upload.extension}", upload.image)
+    except OSError:
+        logger.exception("could not store image for %s", prediction_uuid)
+        raise _unavailable("image store") from None
+
+    try:
+        db.session.add(Prediction(uuid=prediction_uuid, name=upload.name, image_url=image_url, status=PENDING))
+        db.session.commit()
+    except SQLAlchemyError:
+        db.session.rollback()
+        logger.exception("could not record %s", prediction_uuid)
+        raise _unavailable("database") from None
+
+    enqueue_classification(prediction_uuid, image_url)
+    location = url_for("predictions.get_prediction", prediction_uuid=prediction_uuid)
+    return jsonify(uuid=prediction_uuid), 202, {"Location": location}
+
+
+@bp.get("/predictions/<prediction_uuid>", strict_slashes=False)
+def get_prediction(prediction_uuid: str):
+    if not _is_uuid4(prediction_uuid):
+        raise ApiError(404, "Not Found", f"{prediction_uuid!r} is not a prediction id (a UUID4).")
+    try:
+        row = db.session.get(Prediction, prediction_uuid.lower())
+    except SQLAlchemyError:
+        db.session.rollback()
+        raise _unavailable("database") from None
+    if row is None:
+        raise ApiError(404, "Not Found", f"No prediction has id {prediction_uuid}.")
+    if row.status == PENDING:
+        return jsonify(row.to_json()), 202, {"Retry-After": RETRY_AFTER_SECONDS}
+    return jsonify(row.to_json()), 200
+
+
+def _is_uuid4(value: str) -> bool:
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        return False
+    return parsed.version == 4 and str(parsed) == value.lower()
