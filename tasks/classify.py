@@ -21,7 +21,9 @@ ROW_VISIBILITY_RETRIES = 8
 def enqueue_classification(prediction_uuid: str, image_url: str) -> bool:
     """Publish the job; False if the broker refused (the row stays pending for the sweeper)."""
     try:
-        classify_image.apply_async(args=(prediction_uuid, image_url), task_id=prediction_uuid)
+        # Through this Flask app's own Celery app, not the process-wide default.
+        celery = current_app.extensions["celery"]
+        celery.send_task(classify_image.name, args=(prediction_uuid, image_url), task_id=prediction_uuid)
         return True
     except Exception:  # any broker or connection error: the sweeper publishes it again
         logger.exception("publish failed for %s; it stays pending and will be republished", prediction_uuid)

@@ -81,14 +81,20 @@ def check_image(data: bytes, max_pixels: int) -> str:
                 )
             width, height = image.size
             if width * height > max_pixels:
-                raise _invalid(f"The image is {width}x{height} pixels; the limit is {max_pixels} pixels.")
+                raise _too_many_pixels(max_pixels, f"{width}x{height}")
             image.draft("RGB", (224, 224))
             image.load()
             return SUPPORTED_FORMATS[image.format]
+    except Image.DecompressionBombError:
+        raise _too_many_pixels(max_pixels, "far too many") from None
     except UnidentifiedImageError:
         raise _invalid("'data' does not decode to an image.") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except (OSError, SyntaxError, ValueError) as error:
         raise _invalid(f"The image is damaged or truncated ({error}).") from None
+
+
+def _too_many_pixels(max_pixels: int, size: str) -> ApiError:
+    return _invalid(f"The image is {size} pixels; the limit is {max_pixels} pixels.")
 
 
 def validate_upload(raw: bytes, max_bytes: int, max_pixels: int) -> Upload:

@@ -1,0 +1,124 @@
+"""The HTTP contract on SQLite and an in-memory broker: status codes, bodies, and what is published."""
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import SAMPLES, UNREACHABLE_BROKER, b64, image_bytes
+from webapp.extensions import db
+from webapp.predictions.models import DONE, FAILED, PENDING, Prediction, fail, finish
+
+
+def post_image(client, data: bytes, name="photo.jpg", content_type="application/json", path="/inference/image"):
+    return client.post(path, json=None, data=f'{{"name": "{name}", "data": "{b64(data)}"}}',
+                       content_type=content_type)
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", "text/plain; charset=utf-8"])
+@pytest.mark.parametrize("path", ["/inference/image", "/inference/image/"])
+def test_post_accepts_json_under_any_content_type_and_both_paths(client, published, content_type, path):
+    response = post_image(client, image_bytes(), content_type=content_type, path=path)
+    assert response.status_code == 202
+    prediction_uuid = response.get_json()["uuid"]
+    assert response.headers["Location"] == f"/predictions/{prediction_uuid}"
+    assert len(published()) == 1
+
+
+def test_post_records_pending_row_and_publishes_uuid_and_url_not_bytes(app, client, published):
+    data = (SAMPLES / "elephant.jpg").read_bytes()
+    response = post_image(client, data, name="elephant.jpg")
+    prediction_uuid = response.get_json()["uuid"]
+
+    with app.app_context():
+        row = db.session.get(Prediction, prediction_uuid)
+        assert (row.status, row.name) == (PENDING, "elephant.jpg")
+        assert app.extensions["image_store"].read(row.image_url) == data
+
+    [message] = published()
+    assert message.headers["task"] == "classify_image"
+    assert message.headers["id"] == prediction_uuid
+    args, kwargs, _ = message.payload
+    assert args == [prediction_uuid, row.image_url]
+    assert len(message.body) < 1024, "the message must carry the URL, never the image"
+
+
+def test_get_pending_answers_202_with_retry_after(client):
+    prediction_uuid = post_image(client, image_bytes()).get_json()["uuid"]
+    for path in (f"/predictions/{prediction_uuid}", f"/predictions/{prediction_uuid}/"):
+        response = client.get(path)
+        assert response.status_code == 202
+        assert response.headers["Retry-After"]
+        assert response.get_json() == {"uuid": prediction_uuid, "status": "pending"}
+
+
+def test_get_done_answers_prediction_confidence_and_top5(app, client):
+    prediction_uuid = post_image(client, image_bytes()).get_json()["uuid"]
+    top5 = [{"label": "dogsled", "score": 0.9}, {"label": "malamute", "score": 0.05}]
+    with app.app_context():
+        assert finish(prediction_uuid, status=DONE, prediction="dogsled", confidence=0.9, top5=top5)
+
+    response = client.get(f"/predictions/{prediction_uuid}")
+    assert response.status_code == 200
+    assert response.get_json() == {"uuid": prediction_uuid, "status": "done", "prediction": "dogsled",
+                                   "confidence": 0.9, "top5": top5}
+
+
+def test_get_failed_answers_200_with_error_so_clients_stop_polling(app, client):
+    prediction_uuid = post_image(client, image_bytes()).get_json()["uuid"]
+    with app.app_context():
+        assert fail(prediction_uuid, "image file gone")
+    body = client.get(f"/predictions/{prediction_uuid}").get_json()
+    assert body == {"uuid": prediction_uuid, "status": FAILED, "error": "image file gone"}
+
+
+def test_result_is_recorded_once_even_when_redelivered(app, client):
+    prediction_uuid = post_image(client, image_bytes()).get_json()["uuid"]
+    with app.app_context():
+        assert finish(prediction_uuid, status=DONE, prediction="dogsled", confidence=0.9, top5=[])
+        assert not finish(prediction_uuid, status=DONE, prediction="pencil_sharpener", confidence=0.1, top5=[])
+        assert not fail(prediction_uuid, "late failure")
+        assert db.session.get(Prediction, prediction_uuid).prediction == "dogsled"
+
+
+@pytest.mark.parametrize("bad_id", ["abc", "00000000-0000-0000-0000-000000000000",
+                                    "6ba7b810-9dad-11d1-80b4-00c04fd430c8", "'; DROP TABLE predictions; --"])
+def test_get_malformed_or_non_uuid4_is_404_json(client, bad_id):
+    response = client.get(f"/predictions/{bad_id}")
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+    assert "UUID4" in response.get_json()["detail"]
+
+
+def test_get_unknown_uuid_is_404_json(client):
+    response = client.get("/predictions/1b4e28ba-2fa1-41d2-883f-0016d3cca427")
+    assert response.status_code == 404
+    assert response.get_json()["status"] == 404
+
+
+def test_database_failure_answers_503_and_publishes_nothing(app, client, published):
+    with app.app_context():
+        db.session.execute(text("DROP TABLE predictions"))
+        db.session.commit()
+    response = post_image(client, image_bytes())
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    assert "database" in response.get_json()["detail"]
+    assert published() == []
+
+
+def test_publish_failure_keeps_job_pending_and_sweeper_publishes_it(make_app, app, client, published):
+    broker_down = make_app(broker_url=UNREACHABLE_BROKER)
+    response = post_image(broker_down.test_client(), image_bytes())
+    assert response.status_code == 202, "the row is committed, so the job is accepted"
+    prediction_uuid = response.get_json()["uuid"]
+    assert client.get(f"/predictions/{prediction_uuid}").status_code == 202
+
+    republish_stale_pending = app.extensions["celery"].tasks["republish_stale_pending"]
+    assert republish_stale_pending() == 1
+    [message] = published()
+    assert message.headers["id"] == prediction_uuid
+
+
+def test_health_reports_each_dependency(make_app, client):
+    assert client.get("/health").get_json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+    response = make_app(broker_url=UNREACHABLE_BROKER).test_client().get("/health")
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "unavailable", "checks": {"database": "ok", "broker": "unreachable"}}

@@ -1,0 +1,85 @@
+"""Every malformed upload gets a 4xx problem document that names the problem, and no uuid."""
+import base64
+import json
+
+import pytest
+
+from tests.conftest import b64, image_bytes
+
+JPEG = image_bytes()
+TRUNCATED_JPEG = image_bytes(size=(400, 300))[:600]
+
+
+def body(**fields) -> str:
+    return json.dumps(fields)
+
+
+CASES = [
+    # (case, raw body, status, words the detail must contain)
+    ("empty body", "", 400, "empty"),
+    ("not JSON", "name=a&data=b", 400, "not valid JSON"),
+    ("JSON array", "[1, 2]", 400, "JSON object"),
+    ("JSON string", '"hello"', 400, "JSON object"),
+    ("invalid UTF-8", b'{"name": "\xff\xfe", "data": "x"}', 400, "UTF-8"),
+    ("data missing", body(name="a.jpg"), 422, "'data' is missing"),
+    ("data null", body(name="a.jpg", data=None), 422, "'data' is missing"),
+    ("data not a string", body(name="a.jpg", data=123), 422, "'data' must be a base64 string"),
+    ("data empty", body(name="a.jpg", data=""), 422, "empty"),
+    ("invalid base64", body(name="a.jpg", data="not*base64!"), 422, "not valid base64"),
+    ("not an image", body(name="a.txt", data=b64(b"hello, world" * 10)), 422, "does not decode to an image"),
+    ("truncated image", body(name="a.jpg", data=b64(TRUNCATED_JPEG)), 422, "damaged or truncated"),
+    ("unsupported format", body(name="a.ico", data=b64(image_bytes(fmt="ICO", size=(32, 32)))), 415, "not supported"),
+    ("name not a string", body(name=42, data=b64(JPEG)), 422, "'name' must be a string"),
+    ("name too long", body(name="n" * 256, data=b64(JPEG)), 422, "'name' is longer"),
+    ("image over 1 MiB", body(name="big.bmp", data=b64(b"BM" + bytes(1024 * 1024))), 413, "larger than 1048576"),
+]
+
+
+@pytest.mark.parametrize("case, raw, status, words", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain"])
+def test_malformed_upload_is_refused_with_a_clear_problem(client, published, case, raw, status, words, content_type):
+    response = client.post("/inference/image", data=raw, content_type=content_type)
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    problem = response.get_json()
+    assert problem["status"] == status
+    assert words in problem["detail"]
+    assert "uuid" not in problem
+    assert published() == []
+
+
+def test_body_over_the_limit_is_413_before_parsing(client):
+    response = client.post("/inference/image", data=b"x" * (2 * 1024 * 1024), content_type="text/plain")
+    assert response.status_code == 413
+    assert response.get_json()["status"] == 413
+
+
+def test_huge_pixel_count_is_refused_from_the_header(client):
+    bomb = image_bytes(mode="1", size=(20000, 20000), fmt="PNG", color=0)
+    response = client.post("/inference/image", data=body(name="bomb.png", data=b64(bomb)))
+    assert response.status_code == 422
+    assert "the limit is 40000000 pixels" in response.get_json()["detail"]
+
+
+@pytest.mark.parametrize("encode", [
+    pytest.param(lambda d: base64.encodebytes(d).decode(), id="line-wrapped"),
+    pytest.param(lambda d: base64.urlsafe_b64encode(d).decode(), id="url-safe"),
+    pytest.param(lambda d: base64.b64encode(d).decode().rstrip("="), id="unpadded"),
+    pytest.param(lambda d: "data:image/jpeg;base64," + base64.b64encode(d).decode(), id="data-url"),
+])
+def test_common_base64_variants_are_accepted(client, encode):
+    data = image_bytes(size=(301, 203))  # a length whose base64 needs padding
+    response = client.post("/inference/image", data=body(name="a.jpg", data=encode(data)))
+    assert response.status_code == 202, response.get_data(as_text=True)
+
+
+def test_unexpected_errors_are_json_without_traceback(app, client, monkeypatch):
+    def explode(*_):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(app.extensions["image_store"], "save", explode)
+    response = client.post("/inference/image", data=body(name="a.jpg", data=b64(JPEG)))
+    assert response.status_code == 500
+    assert response.mimetype == "application/problem+json"
+    assert "secret internals" not in response.get_data(as_text=True)
+    assert "Traceback" not in response.get_data(as_text=True)
