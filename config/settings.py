@@ -29,7 +29,6 @@ class Settings:
     max_image_pixels: int
     model_weights_path: str
     republish_pending_after: int
-    log_level: str
 
     @property
     def broker_folder(self) -> Path:
@@ -53,5 +52,4 @@ def load_settings(env=None) -> Settings:
         max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 40_000_000),
         model_weights_path=env.get("MODEL_WEIGHTS_PATH", ""),
         republish_pending_after=_int(env, "REPUBLISH_PENDING_AFTER", 120),
-        log_level=env.get("LOG_LEVEL") or "INFO",
     )

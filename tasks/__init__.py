@@ -14,8 +14,7 @@ def celery_init_app(app: Flask) -> Celery:
                 return self.run(*args, **kwargs)
 
     celery_app = Celery(app.name, task_cls=FlaskTask)
-    celery_app.config_from_object("celeryconfig")
-    celery_app.conf.update(app.config.get("CELERY", {}))
+    celery_app.config_from_object(app.config["CELERY"])
     celery_app.set_default()
     celery_app.flask_app = app
     app.extensions["celery"] = celery_app

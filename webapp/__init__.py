@@ -3,6 +3,7 @@ import os
 
 from flask import Flask
 
+from celeryconfig import celery_settings
 from config.settings import PROJECT_ROOT, load_settings
 from webapp.errors import register_error_handlers
 from webapp.extensions import db, migrate
@@ -22,9 +23,11 @@ def create_app(test_config: dict | None = None) -> Flask:
         MAX_IMAGE_PIXELS=settings.max_image_pixels,
         MODEL_WEIGHTS_PATH=settings.model_weights_path,
         REPUBLISH_PENDING_AFTER=settings.republish_pending_after,
-        CELERY={},
+        CELERY=celery_settings(settings),
     )
     if test_config:
+        test_config = dict(test_config)
+        app.config["CELERY"].update(test_config.pop("CELERY", {}))
         app.config.from_mapping(test_config)
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_IMAGE_BYTES"] * 4 // 3 + JSON_OVERHEAD_BYTES
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(app.config["SQLALCHEMY_DATABASE_URI"])

@@ -24,7 +24,7 @@ def upgrade():
     sa.Column('image_url', sa.String(length=1024), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('prediction', sa.String(length=50), nullable=True),
-    sa.Column('confidence', sa.Float(), nullable=True),
+    sa.Column('confidence', sa.Double(), nullable=True),
     sa.Column('top5', sa.JSON(), nullable=True),
     sa.Column('error', sa.String(length=1000), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),

@@ -21,7 +21,7 @@ class Prediction(db.Model):
     image_url = db.Column(db.String(1024), nullable=False)
     status = db.Column(db.String(16), nullable=False, default=PENDING, index=True)
     prediction = db.Column(db.String(50))
-    confidence = db.Column(db.Float)
+    confidence = db.Column(db.Double)
     top5 = db.Column(JSON)
     error = db.Column(db.String(1000))
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)

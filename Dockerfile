@@ -1,0 +1,12 @@
+# One image for web, worker, beat and flower; docker-compose.yml picks the command.
+FROM python:3.11-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends default-libmysqlclient-dev pkg-config gcc \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY . .
+RUN useradd --create-home app && mkdir -p /data/images && chown app /data/images
+USER app
+ENV KERAS_HOME=/keras IMAGE_STORE_URL=file:///data/images INSTANCE_PATH=/tmp/instance

@@ -1,0 +1,172 @@
+"""The real deployment under test: Gunicorn and a Celery worker on MariaDB and RabbitMQ.
+
+Each session gets its own database and queue (created here, dropped after), so
+tests never touch what a running instance owns. With REQUIRE_SERVICES=1 (as in
+CI) a missing service fails the run instead of skipping it.
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from kombu import Connection, Exchange, Queue
+from sqlalchemy import create_engine, text
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MYSQL_SERVER_URL = os.environ.get("TEST_MYSQL_URL", "mysql+mysqldb://root@127.0.0.1:3306")
+AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+SERVICES_REQUIRED = os.environ.get("REQUIRE_SERVICES") == "1"
+STARTUP_TIMEOUT = 120
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "integration" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+def service_missing(what: str, error: Exception):
+    message = f"{what} is not reachable ({error}); start it or unset REQUIRE_SERVICES to skip"
+    if SERVICES_REQUIRED:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def mysql_url():
+    name = f"imgsvc_test_{uuid.uuid4().hex[:12]}"
+    server = create_engine(MYSQL_SERVER_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with server.connect() as connection:
+            connection.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+    except Exception as error:
+        service_missing(f"MariaDB at {MYSQL_SERVER_URL}", error)
+    yield f"{MYSQL_SERVER_URL}/{name}"
+    with server.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+    server.dispose()
+
+
+@pytest.fixture(scope="session")
+def queue_name():
+    name = f"inference-test-{uuid.uuid4().hex[:12]}"
+    try:
+        with Connection(AMQP_URL, connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as error:
+        service_missing(f"RabbitMQ at {AMQP_URL}", error)
+    yield name
+    with Connection(AMQP_URL) as connection:
+        channel = connection.channel()
+        Queue(name, Exchange(name), routing_key=name).bind(channel).delete()
+        Exchange(name).bind(channel).delete()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def service_env(tmp_path_factory, mysql_url, queue_name):
+    instance = tmp_path_factory.mktemp("instance")
+    env = {
+        **os.environ,
+        "DATABASE_URL": mysql_url,
+        "CELERY_BROKER_URL": AMQP_URL,
+        "CELERY_QUEUE": queue_name,
+        "INSTANCE_PATH": str(instance),
+        "IMAGE_STORE_URL": (instance / "images").as_uri(),
+        "REPUBLISH_PENDING_AFTER": "30",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+                   cwd=PROJECT_ROOT, env=env, check=True, capture_output=True)
+    return env
+
+
+class Process:
+    """A child process whose output goes to a log file that failing tests can show."""
+
+    def __init__(self, args, env, log: Path):
+        self.log = log
+        self._file = log.open("wb")
+        self.popen = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=self._file, stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, text_in_log: str, timeout: float = STARTUP_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text_in_log in self.output():
+                return
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"process exited early:\n{self.output()[-3000:]}")
+            time.sleep(0.2)
+        raise TimeoutError(f"{text_in_log!r} not seen:\n{self.output()[-3000:]}")
+
+    def stop(self):
+        self.popen.terminate()
+        try:
+            self.popen.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+        self._file.close()
+
+
+def start_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2) -> Process:
+    worker = Process(
+        [sys.executable, "-m", "celery", "-A", "wsgi:celery_app", "worker", "--loglevel", "INFO",
+         "--concurrency", str(concurrency), "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h",
+         "--without-gossip", "--without-mingle"],
+        env, log_dir / f"{name}.log",
+    )
+    worker.wait_for(" ready.")
+    return worker
+
+
+@pytest.fixture(scope="session")
+def base_url(service_env, tmp_path_factory):
+    logs = tmp_path_factory.mktemp("logs")
+    port = free_port()
+    web = Process([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "wsgi:app"],
+                  service_env, logs / "web.log")
+    worker = start_worker(service_env, logs)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        try:
+            if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(web.output()[-3000:])
+        time.sleep(0.2)
+    yield url
+    web.stop()
+    worker.stop()
+
+
+@pytest.fixture(scope="session")
+def service_app(service_env, monkeypatch_session):
+    """An in-process app on the same database and queue, for arranging rows directly."""
+    for key in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_QUEUE", "INSTANCE_PATH", "IMAGE_STORE_URL"):
+        monkeypatch_session.setenv(key, service_env[key])
+    from webapp import create_app
+
+    return create_app()
+
+
+@pytest.fixture(scope="session")
+def monkeypatch_session():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
