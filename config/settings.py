@@ -25,6 +25,8 @@ class Settings:
     broker_url: str
     queue_name: str
     image_store_url: str
+    s3_endpoint_url: str
+    s3_create_bucket: bool
     max_image_bytes: int
     max_image_pixels: int
     model_weights_path: str
@@ -48,6 +50,8 @@ def load_settings(env=None) -> Settings:
         broker_url=env.get("CELERY_BROKER_URL") or "filesystem://",
         queue_name=env.get("CELERY_QUEUE") or "inference",
         image_store_url=env.get("IMAGE_STORE_URL") or (instance_dir / "images").as_uri(),
+        s3_endpoint_url=env.get("S3_ENDPOINT_URL", ""),
+        s3_create_bucket=env.get("S3_CREATE_BUCKET", "").lower() in ("1", "true", "yes"),
         max_image_bytes=_int(env, "MAX_IMAGE_BYTES", 1024 * 1024),
         max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 40_000_000),
         model_weights_path=env.get("MODEL_WEIGHTS_PATH", ""),

@@ -8,7 +8,7 @@ from sqlalchemy.exc import OperationalError
 
 from models.preprocessing import prepare
 from webapp.extensions import db
-from webapp.imagestore import ImageNotFound
+from webapp.imagestore import ImageNotFound, ImageStoreUnavailable
 from webapp.predictions.models import DONE, PENDING, Prediction, fail, finish
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def enqueue_classification(prediction_uuid: str, image_url: str) -> bool:
 @shared_task(
     bind=True,
     name="classify_image",
-    autoretry_for=(OperationalError,),
+    autoretry_for=(OperationalError, ImageStoreUnavailable),
     retry_backoff=True,
     retry_backoff_max=60,
     max_retries=ROW_VISIBILITY_RETRIES,

@@ -4,6 +4,7 @@ Nothing here needs a running service; integration fixtures live in tests/integra
 """
 import base64
 import io
+import os
 from pathlib import Path
 
 import flask_migrate
@@ -11,6 +12,13 @@ import pytest
 from PIL import Image
 
 from webapp import create_app
+
+# Tests say which services they use: neither the developer's shell nor .env may
+# redirect them (Celery lets CELERY_BROKER_URL override any configuration).
+os.environ["PYTHON_DOTENV_DISABLED"] = "1"
+for _setting in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_QUEUE", "IMAGE_STORE_URL", "INSTANCE_PATH",
+                 "S3_ENDPOINT_URL", "S3_CREATE_BUCKET"):
+    os.environ.pop(_setting, None)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_IMAGES = SHARED / "images"
@@ -80,3 +88,40 @@ def image_bytes(mode="RGB", size=(64, 48), fmt="JPEG", color=(200, 30, 30), **sa
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory):
+    """A real S3 API server on this machine (moto's server mode) on a spare port."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            requests.get(url, timeout=1)
+            break
+        except requests.ConnectionError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("moto server did not start")
+            time.sleep(0.1)
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                           "AWS_DEFAULT_REGION": "us-east-1"}.items():
+            patch.setenv(key, value)
+        yield url
+    server.terminate()
+    server.wait(timeout=10)
+    log.close()

@@ -19,6 +19,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         IMAGE_STORE_URL=settings.image_store_url,
+        S3_ENDPOINT_URL=settings.s3_endpoint_url,
+        S3_CREATE_BUCKET=settings.s3_create_bucket,
         MAX_IMAGE_BYTES=settings.max_image_bytes,
         MAX_IMAGE_PIXELS=settings.max_image_pixels,
         MODEL_WEIGHTS_PATH=settings.model_weights_path,
@@ -35,7 +37,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
-    app.extensions["image_store"] = open_image_store(app.config["IMAGE_STORE_URL"])
+    app.extensions["image_store"] = open_image_store(
+        app.config["IMAGE_STORE_URL"], app.config["S3_ENDPOINT_URL"], app.config["S3_CREATE_BUCKET"]
+    )
 
     from tasks import celery_init_app
 

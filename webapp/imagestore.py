@@ -1,7 +1,8 @@
 """Where uploaded images live: the database and the queue only hold their URL.
 
-A store is chosen by ``IMAGE_STORE_URL``. ``file://`` stores are a data-volume
-directory; other stores plug in behind the same two methods.
+A store is chosen by ``IMAGE_STORE_URL``: ``file:///dir`` is a data-volume
+directory (one host, or a shared mount); ``s3://bucket/prefix`` is an
+S3-compatible object store, which workers on any host can read.
 """
 import os
 import tempfile
@@ -11,7 +12,11 @@ from urllib.parse import unquote, urlparse
 
 
 class ImageNotFound(LookupError):
-    """The image behind a URL is gone (deleted, or another host's disk)."""
+    """The image behind a URL is gone (deleted, or another host's disk): retrying won't help."""
+
+
+class ImageStoreUnavailable(RuntimeError):
+    """The store cannot be used right now (disk error, S3 down, missing bucket): retry later."""
 
 
 class ImageStore(Protocol):
@@ -30,11 +35,14 @@ class DirectoryImageStore:
 
     def save(self, key: str, data: bytes) -> str:
         path = self.root / key[:2] / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename, so a reader never sees half a file.
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
-            tmp.write(data)
-        os.replace(tmp.name, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Write then rename, so a reader never sees half a file.
+            with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
+                tmp.write(data)
+            os.replace(tmp.name, path)
+        except OSError as error:
+            raise ImageStoreUnavailable(f"cannot write {path}: {error}") from error
         return path.as_uri()
 
     def read(self, url: str) -> bytes:
@@ -45,11 +53,76 @@ class DirectoryImageStore:
             return path.read_bytes()
         except FileNotFoundError:
             raise ImageNotFound(f"image file {path} no longer exists") from None
+        except OSError as error:
+            raise ImageStoreUnavailable(f"cannot read {path}: {error}") from error
 
 
-def open_image_store(url: str) -> ImageStore:
+class S3ImageStore:
+    """Images as objects under ``s3://bucket/prefix/``.
+
+    Endpoint, region and credentials come from the environment as boto3 reads
+    them (``S3_ENDPOINT_URL`` for MinIO or another S3-compatible server).
+    """
+
+    def __init__(self, bucket: str, prefix: str, endpoint_url: str | None, create_bucket: bool):
+        import boto3
+        from botocore.config import Config
+
+        self.bucket, self.prefix = bucket, prefix.strip("/")
+        self.client = boto3.client(
+            "s3", endpoint_url=endpoint_url or None,
+            config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30),
+        )
+        self._ensure_bucket(create_bucket)
+
+    def _ensure_bucket(self, create: bool) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except BotoCoreError as error:
+            raise ImageStoreUnavailable(f"S3 bucket {self.bucket!r} is not accessible: {error}") from None
+        except ClientError as error:
+            if error.response["Error"]["Code"] not in ("404", "NoSuchBucket"):
+                raise ImageStoreUnavailable(f"S3 bucket {self.bucket!r} is not accessible: {error}") from None
+            if not create:
+                raise ImageStoreUnavailable(
+                    f"S3 bucket {self.bucket!r} does not exist; create it, or set S3_CREATE_BUCKET=1 "
+                    "to have the service create it at start."
+                ) from None
+            self.client.create_bucket(Bucket=self.bucket)
+
+    def save(self, key: str, data: bytes) -> str:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        object_key = f"{self.prefix}/{key}" if self.prefix else key
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=object_key, Body=data)
+        except (BotoCoreError, ClientError) as error:
+            raise ImageStoreUnavailable(f"cannot write s3://{self.bucket}/{object_key}: {error}") from error
+        return f"s3://{self.bucket}/{object_key}"
+
+    def read(self, url: str) -> bytes:
+        parsed = urlparse(url)
+        if parsed.scheme != "s3" or parsed.netloc != self.bucket:
+            raise ImageNotFound(f"{url} is not in the image store s3://{self.bucket}")
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=parsed.path.lstrip("/"))["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            raise ImageNotFound(f"image object {url} no longer exists") from None
+        except (BotoCoreError, ClientError) as error:
+            raise ImageStoreUnavailable(f"cannot read {url}: {error}") from error
+
+
+def open_image_store(url: str, s3_endpoint_url: str = "", s3_create_bucket: bool = False) -> ImageStore:
     """Return the store that ``IMAGE_STORE_URL`` names."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
         return DirectoryImageStore(Path(unquote(parsed.path)))
-    raise ValueError(f"IMAGE_STORE_URL {url!r}: unsupported scheme {parsed.scheme!r} (use file://)")
+    if parsed.scheme == "s3" and parsed.netloc:
+        return S3ImageStore(parsed.netloc, parsed.path, s3_endpoint_url, s3_create_bucket)
+    raise ImageStoreUnavailable(
+        f"IMAGE_STORE_URL {url!r} is not supported; use file:///path/to/dir or s3://bucket/prefix"
+    )

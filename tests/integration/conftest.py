@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -53,18 +54,25 @@ def mysql_url():
 
 
 @pytest.fixture(scope="session")
-def queue_name():
-    name = f"inference-test-{uuid.uuid4().hex[:12]}"
+def new_queue():
+    """Returns fresh queue names; the queues and exchanges are deleted after the session."""
     try:
         with Connection(AMQP_URL, connect_timeout=3) as connection:
             connection.ensure_connection(max_retries=1)
     except Exception as error:
         service_missing(f"RabbitMQ at {AMQP_URL}", error)
-    yield name
+    names = []
+
+    def new():
+        names.append(f"inference-test-{uuid.uuid4().hex[:12]}")
+        return names[-1]
+
+    yield new
     with Connection(AMQP_URL) as connection:
         channel = connection.channel()
-        Queue(name, Exchange(name), routing_key=name).bind(channel).delete()
-        Exchange(name).bind(channel).delete()
+        for name in names:
+            Queue(name, Exchange(name), routing_key=name).bind(channel).delete()
+            Exchange(name).bind(channel).delete()
 
 
 def free_port() -> int:
@@ -74,13 +82,13 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def service_env(tmp_path_factory, mysql_url, queue_name):
+def service_env(tmp_path_factory, mysql_url, new_queue):
     instance = tmp_path_factory.mktemp("instance")
     env = {
         **os.environ,
         "DATABASE_URL": mysql_url,
         "CELERY_BROKER_URL": AMQP_URL,
-        "CELERY_QUEUE": queue_name,
+        "CELERY_QUEUE": new_queue(),
         "INSTANCE_PATH": str(instance),
         "IMAGE_STORE_URL": (instance / "images").as_uri(),
         "REPUBLISH_PENDING_AFTER": "30",
@@ -133,40 +141,68 @@ def start_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2)
     return worker
 
 
-@pytest.fixture(scope="session")
-def base_url(service_env, tmp_path_factory):
-    logs = tmp_path_factory.mktemp("logs")
+@contextmanager
+def running_service(env, log_dir: Path):
+    """Gunicorn and one Celery worker with ``env``; yields the API's base URL once healthy."""
     port = free_port()
     web = Process([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "wsgi:app"],
-                  service_env, logs / "web.log")
-    worker = start_worker(service_env, logs)
+                  env, log_dir / "web.log")
+    worker = start_worker(env, log_dir)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while True:
-        try:
-            if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(web.output()[-3000:])
-        time.sleep(0.2)
-    yield url
-    web.stop()
-    worker.stop()
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not _healthy(url):
+            if time.monotonic() > deadline:
+                raise TimeoutError(web.output()[-3000:])
+            time.sleep(0.2)
+        yield url
+    finally:
+        web.stop()
+        worker.stop()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/health", timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False
 
 
 @pytest.fixture(scope="session")
-def service_app(service_env, monkeypatch_session):
-    """An in-process app on the same database and queue, for arranging rows directly."""
-    for key in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_QUEUE", "INSTANCE_PATH", "IMAGE_STORE_URL"):
-        monkeypatch_session.setenv(key, service_env[key])
+def base_url(service_env, tmp_path_factory):
+    with running_service(service_env, tmp_path_factory.mktemp("logs")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def s3_service_env(service_env, new_queue, s3_endpoint):
+    """The deployment with images in an S3 bucket, on its own queue."""
+    return {**service_env, **{key: os.environ[key] for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                                                "AWS_DEFAULT_REGION")},
+            "CELERY_QUEUE": new_queue(), "IMAGE_STORE_URL": f"s3://images-{uuid.uuid4().hex[:8]}/uploads",
+            "S3_ENDPOINT_URL": s3_endpoint, "S3_CREATE_BUCKET": "1"}
+
+
+@pytest.fixture(scope="session")
+def s3_base_url(s3_service_env, tmp_path_factory):
+    with running_service(s3_service_env, tmp_path_factory.mktemp("s3-logs")) as url:
+        yield url
+
+
+SERVICE_SETTINGS = ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_QUEUE", "INSTANCE_PATH", "IMAGE_STORE_URL",
+                    "S3_ENDPOINT_URL", "S3_CREATE_BUCKET")
+
+
+def app_for(env: dict):
+    """An in-process app configured like the deployment ``env``, for arranging rows directly."""
     from webapp import create_app
 
-    return create_app()
+    with pytest.MonkeyPatch.context() as patch:
+        for key in SERVICE_SETTINGS:
+            patch.setenv(key, env.get(key, ""))
+        return create_app()
 
 
 @pytest.fixture(scope="session")
-def monkeypatch_session():
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
+def service_app(service_env):
+    return app_for(service_env)

@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from tasks.classify import enqueue_classification
 from webapp.errors import ApiError
 from webapp.extensions import db
+from webapp.imagestore import ImageStoreUnavailable
 from webapp.predictions.models import PENDING, Prediction
 from webapp.predictions.validation import validate_upload
 
@@ -35,7 +36,7 @@ def submit_image():
 
     try:
         image_url = current_app.extensions["image_store"].save(f"{prediction_uuid}.{upload.extension}", upload.image)
-    except OSError:
+    except ImageStoreUnavailable:
         logger.exception("could not store image for %s", prediction_uuid)
         raise _unavailable("image store") from None
 
