@@ -27,7 +27,12 @@ def celery_settings(settings: Settings) -> dict:
         # dies mid-task leaves it on the broker for another worker.
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
-        "worker_prefetch_multiplier": 1,
+        # Batches: up to batch_max_size jobs in one inference call, flushed after
+        # batch_max_wait seconds at most. Each process may hold two batches'
+        # worth of unacked messages: one running, the next one filling.
+        "batch_max_size": settings.batch_max_size,
+        "batch_max_wait": settings.batch_max_wait,
+        "worker_prefetch_multiplier": 2 * settings.batch_max_size,
         # Results live in the predictions table, not in a Celery result backend.
         "task_ignore_result": True,
         "task_serializer": "json",

@@ -31,6 +31,8 @@ class Settings:
     max_image_pixels: int
     model_weights_path: str
     republish_pending_after: int
+    batch_max_size: int
+    batch_max_wait: float
 
     @property
     def broker_folder(self) -> Path:
@@ -56,4 +58,6 @@ def load_settings(env=None) -> Settings:
         max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 40_000_000),
         model_weights_path=env.get("MODEL_WEIGHTS_PATH", ""),
         republish_pending_after=_int(env, "REPUBLISH_PENDING_AFTER", 120),
+        batch_max_size=_int(env, "BATCH_MAX_SIZE", 32),
+        batch_max_wait=float(env.get("BATCH_MAX_WAIT") or 0.005),
     )

@@ -1,66 +1,124 @@
-"""Publishing a job, and the worker task that classifies it and records the result."""
+"""Publishing a job, and the worker task that classifies a batch of jobs and records the results."""
 import logging
+import time
 
+import numpy as np
 from celery import shared_task
 from flask import current_app
 from PIL import UnidentifiedImageError
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import OperationalError
 
 from models.preprocessing import prepare
+from tasks.batching import NoLossBatches
 from webapp.extensions import db
-from webapp.imagestore import ImageNotFound, ImageStoreUnavailable
-from webapp.predictions.models import DONE, PENDING, Prediction, fail, finish
+from webapp.imagestore import ImageNotFound
+from webapp.predictions.models import DONE, FAILED, PENDING, Prediction, utcnow
 
 logger = logging.getLogger(__name__)
 
 # The web process commits the row before publishing, but a replica or a slow
-# commit may still hide it for a moment: wait this many times, with backoff.
-ROW_VISIBILITY_RETRIES = 8
+# commit may still hide it for a moment: look again this many times, with backoff.
+ROW_VISIBILITY_ATTEMPTS = 8
+# A database outage is waited out for about this long before the batch is requeued.
+WRITE_ATTEMPTS = 8
 
 
-def enqueue_classification(prediction_uuid: str, image_url: str) -> bool:
+def enqueue_classification(prediction_uuid: str, image_url: str, attempt: int = 0, countdown: float = 0) -> bool:
     """Publish the job; False if the broker refused (the row stays pending for the sweeper)."""
     try:
         # Through this Flask app's own Celery app, not the process-wide default.
         celery = current_app.extensions["celery"]
-        celery.send_task(classify_image.name, args=(prediction_uuid, image_url), task_id=prediction_uuid)
+        celery.send_task(classify_image.name, args=(prediction_uuid, image_url), kwargs={"attempt": attempt},
+                         task_id=prediction_uuid, countdown=countdown or None)
         return True
     except Exception:  # any broker or connection error: the sweeper publishes it again
         logger.exception("publish failed for %s; it stays pending and will be republished", prediction_uuid)
         return False
 
 
-@shared_task(
-    bind=True,
-    name="classify_image",
-    autoretry_for=(OperationalError, ImageStoreUnavailable),
-    retry_backoff=True,
-    retry_backoff_max=60,
-    max_retries=ROW_VISIBILITY_RETRIES,
-)
-def classify_image(self, prediction_uuid: str, image_url: str) -> None:
-    row = db.session.get(Prediction, prediction_uuid)
-    if row is None:
-        if self.request.retries >= ROW_VISIBILITY_RETRIES:
-            logger.error("prediction %s never appeared in the database; dropping it", prediction_uuid)
-            return
-        raise self.retry(countdown=0.25 * 2**self.request.retries)
-    if row.status != PENDING:
-        logger.info("prediction %s is already %s; redelivery ignored", prediction_uuid, row.status)
-        return
+@shared_task(base=NoLossBatches, name="classify_image")
+def classify_image(requests) -> bool:
+    """Classify every pending job of the batch in one inference call; True once results are committed."""
+    jobs = {request.args[0]: request.args[1] for request in requests}
+    attempts = {request.args[0]: request.kwargs.get("attempt", 0) for request in requests}
+    pending = set(db.session.scalars(
+        select(Prediction.uuid).where(Prediction.uuid.in_(jobs), Prediction.status == PENDING)
+    ))
+    known = set(db.session.scalars(select(Prediction.uuid).where(Prediction.uuid.in_(jobs))))
     db.session.rollback()  # end the read transaction before the slow part
+    for prediction_uuid in jobs.keys() - known:
+        _look_again_later(prediction_uuid, jobs[prediction_uuid], attempts[prediction_uuid])
 
-    try:
-        image = prepare(current_app.extensions["image_store"].read(image_url))
-    except ImageNotFound as error:
-        fail(prediction_uuid, str(error))
+    inputs, failures = _prepare_inputs({u: jobs[u] for u in pending})
+    outcomes = dict(failures)
+    if inputs:
+        from tasks.worker_model import get_classifier
+
+        results = get_classifier().classify(np.stack(list(inputs.values())))
+        for prediction_uuid, result in zip(inputs, results):
+            outcomes[prediction_uuid] = {"status": DONE, "prediction": result.label,
+                                         "confidence": result.confidence, "top5": result.top5, "error": None}
+    _record(outcomes)
+    for prediction_uuid, outcome in outcomes.items():
+        logger.info("prediction %s: %s", prediction_uuid, outcome["prediction"] or outcome["error"])
+    return True
+
+
+def _prepare_inputs(jobs: dict[str, str]) -> tuple[dict, dict]:
+    """Read and preprocess each image; a vanished or undecodable image fails only its own job."""
+    store = current_app.extensions["image_store"]
+    inputs, failures = {}, {}
+    for prediction_uuid, image_url in jobs.items():
+        try:
+            inputs[prediction_uuid] = prepare(store.read(image_url))
+        except ImageNotFound as error:
+            failures[prediction_uuid] = _failure(str(error))
+        except (UnidentifiedImageError, OSError, ValueError) as error:
+            failures[prediction_uuid] = _failure(f"the image could not be decoded: {error}")
+    return inputs, failures
+
+
+OUTCOME_COLUMNS = ("status", "prediction", "confidence", "top5", "error")
+
+
+def _failure(reason: str) -> dict:
+    return {"status": FAILED, "prediction": None, "confidence": None, "top5": None, "error": reason[:1000]}
+
+
+def _record(outcomes: dict[str, dict]) -> None:
+    """Write all outcomes in one transaction, only over rows still pending (redelivery is harmless).
+
+    A database outage is retried with backoff; if it outlasts that, the error
+    propagates and the whole batch is requeued, not acked.
+    """
+    if not outcomes:
         return
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        fail(prediction_uuid, f"the image could not be decoded: {error}")
+    table = Prediction.__table__
+    statement = (
+        update(table)
+        .where(table.c.uuid == bindparam("b_uuid"), table.c.status == PENDING)
+        .values({column: bindparam(f"b_{column}") for column in (*OUTCOME_COLUMNS, "updated_at")})
+    )
+    now = utcnow()
+    rows = [{"b_uuid": job, "b_updated_at": now, **{f"b_{k}": v for k, v in outcome.items()}}
+            for job, outcome in outcomes.items()]
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            db.session.execute(statement, rows)
+            db.session.commit()
+            return
+        except OperationalError:
+            db.session.rollback()
+            if attempt == WRITE_ATTEMPTS - 1:
+                raise
+            delay = min(2**attempt, 30)
+            logger.warning("database write failed; retrying in %ss", delay, exc_info=True)
+            time.sleep(delay)
+
+
+def _look_again_later(prediction_uuid: str, image_url: str, attempt: int) -> None:
+    if attempt + 1 >= ROW_VISIBILITY_ATTEMPTS:
+        logger.error("prediction %s never appeared in the database; dropping it", prediction_uuid)
         return
-
-    from tasks.worker_model import get_classifier
-
-    result = get_classifier().classify(image[None])[0]
-    finish(prediction_uuid, status=DONE, prediction=result.label, confidence=result.confidence, top5=result.top5)
-    logger.info("prediction %s: %s (%.3f)", prediction_uuid, result.label, result.confidence)
+    enqueue_classification(prediction_uuid, image_url, attempt + 1, countdown=0.25 * 2**attempt)
