@@ -30,6 +30,8 @@ class Settings:
     max_image_bytes: int
     max_image_pixels: int
     model_weights_path: str
+    model_runtime: str
+    model_cache_dir: Path
     republish_pending_after: int
     batch_max_size: int
     batch_max_wait: float
@@ -57,6 +59,8 @@ def load_settings(env=None) -> Settings:
         max_image_bytes=_int(env, "MAX_IMAGE_BYTES", 1024 * 1024),
         max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 40_000_000),
         model_weights_path=env.get("MODEL_WEIGHTS_PATH", ""),
+        model_runtime=env.get("MODEL_RUNTIME") or "litert",
+        model_cache_dir=Path(env.get("MODEL_CACHE_DIR") or instance_dir / "model-cache"),
         republish_pending_after=_int(env, "REPUBLISH_PENDING_AFTER", 120),
         batch_max_size=_int(env, "BATCH_MAX_SIZE", 32),
         batch_max_wait=float(env.get("BATCH_MAX_WAIT") or 0.005),

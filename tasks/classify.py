@@ -1,5 +1,6 @@
 """Publishing a job, and the worker task that classifies a batch of jobs and records the results."""
 import logging
+import math
 import time
 
 import numpy as np
@@ -57,6 +58,9 @@ def classify_image(requests) -> bool:
 
         results = get_classifier().classify(np.stack(list(inputs.values())))
         for prediction_uuid, result in zip(inputs, results):
+            if not all(math.isfinite(entry["score"]) for entry in result.top5):
+                outcomes[prediction_uuid] = _failure("the model produced no valid scores for this image")
+                continue
             outcomes[prediction_uuid] = {"status": DONE, "prediction": result.label,
                                          "confidence": result.confidence, "top5": result.top5, "error": None}
     _record(outcomes)

@@ -1,39 +1,42 @@
-"""The worker's classifier: checked before the pool starts, loaded once per child after fork.
+"""The worker's classifier: checked and prepared before the pool starts, loaded once per child.
 
-TensorFlow is not fork-safe, so the parent only checks that the files exist;
-each pool process builds its own model when it starts.
+TensorFlow is not fork-safe, so the parent never imports it: it checks that the
+weights exist and has a subprocess convert them for LiteRT if needed; each pool
+process then builds its own classifier.
 """
 import logging
 
 from celery import current_app
 from celery.signals import worker_init, worker_process_init
 
-from models.mobilenet import MobileNetClassifier
+from models import runtime
 from models.weights import WeightsNotFound, locate_model_files
 
 logger = logging.getLogger(__name__)
-_classifier: MobileNetClassifier | None = None
+_classifier = None
 
 
-def _weights_setting() -> str:
-    return current_app.flask_app.config["MODEL_WEIGHTS_PATH"]
+def _model_config():
+    config = current_app.flask_app.config
+    return locate_model_files(config["MODEL_WEIGHTS_PATH"]), config["MODEL_RUNTIME"], config["MODEL_CACHE_DIR"]
 
 
-def get_classifier() -> MobileNetClassifier:
+def get_classifier():
     global _classifier
     if _classifier is None:
-        _classifier = MobileNetClassifier(locate_model_files(_weights_setting()))
+        _classifier = runtime.load(*_model_config())
     return _classifier
 
 
 @worker_init.connect
-def refuse_to_start_without_weights(**_):
+def prepare_model_or_refuse_to_start(**_):
     try:
-        files = locate_model_files(_weights_setting())
-    except WeightsNotFound as error:
+        files, runtime_name, cache_dir = _model_config()
+        runtime.prepare(files, runtime_name, cache_dir)
+    except (WeightsNotFound, ValueError) as error:
         logger.critical("%s", error)
         raise SystemExit(f"worker not started: {error}") from None
-    logger.info("model weights: %s", files.weights)
+    logger.info("model: %s weights %s", runtime_name, files.weights)
 
 
 @worker_process_init.connect
