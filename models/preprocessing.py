@@ -3,6 +3,10 @@
 Keras's reference path is ``load_img(target_size=(224, 224), interpolation="bilinear")``,
 ``img_to_array`` and ``mobilenet.preprocess_input`` (x / 127.5 - 1). We do the same
 with Pillow, plus EXIF rotation so phone photos are upright.
+
+Large JPEGs are decoded straight to a smaller scale in the DCT domain
+(``draft``), never below twice the input size: images up to 448 pixels a side
+decode exactly as Keras does, and a 12-megapixel photo decodes several times faster.
 """
 import io
 
@@ -10,12 +14,14 @@ import numpy as np
 from PIL import Image, ImageOps
 
 INPUT_SIZE = (224, 224)
+DRAFT_SIZE = (2 * INPUT_SIZE[0], 2 * INPUT_SIZE[1])
 
 
 def decode_rgb(data: bytes) -> Image.Image:
     """Decode to an upright RGB image: first frame of an animation, EXIF rotation applied."""
     with Image.open(io.BytesIO(data)) as image:
         image.seek(0)
+        image.draft("RGB", DRAFT_SIZE)  # JPEG only; a no-op for other formats
         upright = ImageOps.exif_transpose(image)
         return upright.convert("RGB")
 

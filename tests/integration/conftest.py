@@ -5,24 +5,14 @@ tests never touch what a running instance owns. With REQUIRE_SERVICES=1 (as in
 CI) a missing service fails the run instead of skipping it.
 """
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
-import requests
-from kombu import Connection, Exchange, Queue
-from sqlalchemy import create_engine, text
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-MYSQL_SERVER_URL = os.environ.get("TEST_MYSQL_URL", "mysql+mysqldb://root@127.0.0.1:3306")
-AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+from tests.deployment import (AMQP_URL, MYSQL_SERVER_URL, check_broker, create_database, delete_queues,
+                              deployment_env, drop_database, running_service)
+
 SERVICES_REQUIRED = os.environ.get("REQUIRE_SERVICES") == "1"
-STARTUP_TIMEOUT = 120
 
 
 def pytest_collection_modifyitems(items):
@@ -40,25 +30,19 @@ def service_missing(what: str, error: Exception):
 
 @pytest.fixture(scope="session")
 def mysql_url():
-    name = f"imgsvc_test_{uuid.uuid4().hex[:12]}"
-    server = create_engine(MYSQL_SERVER_URL, isolation_level="AUTOCOMMIT")
     try:
-        with server.connect() as connection:
-            connection.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+        url = create_database("imgsvc_test")
     except Exception as error:
         service_missing(f"MariaDB at {MYSQL_SERVER_URL}", error)
-    yield f"{MYSQL_SERVER_URL}/{name}"
-    with server.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-    server.dispose()
+    yield url
+    drop_database(url)
 
 
 @pytest.fixture(scope="session")
 def new_queue():
     """Returns fresh queue names; the queues and exchanges are deleted after the session."""
     try:
-        with Connection(AMQP_URL, connect_timeout=3) as connection:
-            connection.ensure_connection(max_retries=1)
+        check_broker()
     except Exception as error:
         service_missing(f"RabbitMQ at {AMQP_URL}", error)
     names = []
@@ -68,104 +52,12 @@ def new_queue():
         return names[-1]
 
     yield new
-    with Connection(AMQP_URL) as connection:
-        channel = connection.channel()
-        for name in names:
-            Queue(name, Exchange(name), routing_key=name).bind(channel).delete()
-            Exchange(name).bind(channel).delete()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    delete_queues(names)
 
 
 @pytest.fixture(scope="session")
 def service_env(tmp_path_factory, mysql_url, new_queue):
-    instance = tmp_path_factory.mktemp("instance")
-    env = {
-        **os.environ,
-        "DATABASE_URL": mysql_url,
-        "CELERY_BROKER_URL": AMQP_URL,
-        "CELERY_QUEUE": new_queue(),
-        "INSTANCE_PATH": str(instance),
-        "IMAGE_STORE_URL": (instance / "images").as_uri(),
-        "REPUBLISH_PENDING_AFTER": "30",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
-                   cwd=PROJECT_ROOT, env=env, check=True, capture_output=True)
-    return env
-
-
-class Process:
-    """A child process whose output goes to a log file that failing tests can show."""
-
-    def __init__(self, args, env, log: Path):
-        self.log = log
-        self._file = log.open("wb")
-        self.popen = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=self._file, stderr=subprocess.STDOUT)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_for(self, text_in_log: str, timeout: float = STARTUP_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text_in_log in self.output():
-                return
-            if self.popen.poll() is not None:
-                raise RuntimeError(f"process exited early:\n{self.output()[-3000:]}")
-            time.sleep(0.2)
-        raise TimeoutError(f"{text_in_log!r} not seen:\n{self.output()[-3000:]}")
-
-    def stop(self):
-        self.popen.terminate()
-        try:
-            self.popen.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
-        self._file.close()
-
-
-def start_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2) -> Process:
-    worker = Process(
-        [sys.executable, "-m", "celery", "-A", "wsgi:celery_app", "worker", "--loglevel", "INFO",
-         "--concurrency", str(concurrency), "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h",
-         "--without-gossip", "--without-mingle"],
-        env, log_dir / f"{name}.log",
-    )
-    worker.wait_for(" ready.")
-    return worker
-
-
-@contextmanager
-def running_service(env, log_dir: Path):
-    """Gunicorn and one Celery worker with ``env``; yields the API's base URL once healthy."""
-    port = free_port()
-    web = Process([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "wsgi:app"],
-                  env, log_dir / "web.log")
-    worker = start_worker(env, log_dir)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not _healthy(url):
-            if time.monotonic() > deadline:
-                raise TimeoutError(web.output()[-3000:])
-            time.sleep(0.2)
-        yield url
-    finally:
-        web.stop()
-        worker.stop()
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/health", timeout=2).status_code == 200
-    except requests.ConnectionError:
-        return False
+    return deployment_env(tmp_path_factory.mktemp("instance"), mysql_url, new_queue(), REPUBLISH_PENDING_AFTER="30")
 
 
 @pytest.fixture(scope="session")

@@ -43,3 +43,15 @@ def test_exif_rotation_is_applied():
     assert upright.size == (100, 200)
     assert sum(upright.getpixel((50, 20))) > 600, "the white half is on top once rotated"
     assert sum(upright.getpixel((50, 180))) < 100
+
+
+def test_large_jpeg_is_decoded_at_a_reduced_scale_but_never_below_twice_the_input():
+    assert decode_rgb(image_bytes(size=(4000, 3000))).size == (1000, 750)  # 1/4 scale: both sides stay >= 448
+    assert decode_rgb(image_bytes(size=(900, 900))).size == (450, 450)
+
+
+def test_photo_sized_jpeg_decodes_exactly_as_without_draft():
+    data = image_bytes(size=(500, 375))
+    with Image.open(io.BytesIO(data)) as image:
+        reference = np.asarray(image.convert("RGB"))
+    np.testing.assert_array_equal(np.asarray(decode_rgb(data)), reference)

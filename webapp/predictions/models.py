@@ -1,11 +1,14 @@
 """The ``predictions`` table: one row per accepted image, kept after it is done."""
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, update
+from sqlalchemy import JSON, DateTime, update
+from sqlalchemy.dialects import mysql
 
 from webapp.extensions import db
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
+# Microseconds on MySQL too (its DATETIME keeps whole seconds by default), so latencies can be measured.
+Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
 def utcnow():
@@ -24,8 +27,8 @@ class Prediction(db.Model):
     confidence = db.Column(db.Double)
     top5 = db.Column(JSON)
     error = db.Column(db.String(1000))
-    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
-    updated_at = db.Column(db.DateTime, nullable=False, default=utcnow, onupdate=utcnow, index=True)
+    created_at = db.Column(Timestamp, nullable=False, default=utcnow)
+    updated_at = db.Column(Timestamp, nullable=False, default=utcnow, onupdate=utcnow, index=True)
 
     def to_json(self) -> dict:
         body = {"uuid": self.uuid, "status": self.status}

@@ -1,0 +1,147 @@
+"""Running the deployment locally: Gunicorn and Celery workers on MariaDB and RabbitMQ.
+
+Shared by the integration tests and the benchmarks, which both need a real
+deployment with a database and queue of their own.
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+from kombu import Connection, Exchange, Queue
+from sqlalchemy import create_engine, text
+
+from config.settings import PROJECT_ROOT
+
+MYSQL_SERVER_URL = os.environ.get("TEST_MYSQL_URL", "mysql+mysqldb://root@127.0.0.1:3306")
+AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+STARTUP_TIMEOUT = 120
+
+
+def create_database(prefix: str) -> str:
+    """A fresh MariaDB database; returns its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    server = create_engine(MYSQL_SERVER_URL, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+    server.dispose()
+    return f"{MYSQL_SERVER_URL}/{name}"
+
+
+def drop_database(url: str) -> None:
+    server = create_engine(MYSQL_SERVER_URL, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]}"))
+    server.dispose()
+
+
+def check_broker() -> None:
+    with Connection(AMQP_URL, connect_timeout=3) as connection:
+        connection.ensure_connection(max_retries=1)
+
+
+def delete_queues(names) -> None:
+    with Connection(AMQP_URL) as connection:
+        channel = connection.channel()
+        for name in names:
+            Queue(name, Exchange(name), routing_key=name).bind(channel).delete()
+            Exchange(name).bind(channel).delete()
+
+
+def deployment_env(instance: Path, database_url: str, queue: str, **settings) -> dict:
+    """The environment of one deployment, with its database migrated."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": AMQP_URL,
+        "CELERY_QUEUE": queue,
+        "INSTANCE_PATH": str(instance),
+        "IMAGE_STORE_URL": (instance / "images").as_uri(),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **settings,
+    }
+    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+                   cwd=PROJECT_ROOT, env=env, check=True, capture_output=True)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Process:
+    """A child process whose output goes to a log file that failing tests can show."""
+
+    def __init__(self, args, env, log: Path):
+        self.log = log
+        self._file = log.open("wb")
+        self.popen = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=self._file, stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, text_in_log: str, timeout: float = STARTUP_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text_in_log in self.output():
+                return
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"process exited early:\n{self.output()[-3000:]}")
+            time.sleep(0.2)
+        raise TimeoutError(f"{text_in_log!r} not seen:\n{self.output()[-3000:]}")
+
+    def stop(self):
+        self.popen.terminate()
+        try:
+            self.popen.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+        self._file.close()
+
+
+def start_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2) -> Process:
+    worker = Process(
+        [sys.executable, "-m", "celery", "-A", "wsgi:celery_app", "worker", "--loglevel", "INFO",
+         "--concurrency", str(concurrency), "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h",
+         "--without-gossip", "--without-mingle"],
+        env, log_dir / f"{name}.log",
+    )
+    worker.wait_for(" ready.")
+    return worker
+
+
+@contextmanager
+def running_service(env, log_dir: Path, worker_concurrency: int = 2):
+    """Gunicorn and one Celery worker with ``env``; yields the API's base URL once healthy."""
+    port = free_port()
+    web = Process([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "wsgi:app"],
+                  env, log_dir / "web.log")
+    worker = start_worker(env, log_dir, concurrency=worker_concurrency)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not _healthy(url):
+            if time.monotonic() > deadline:
+                raise TimeoutError(web.output()[-3000:])
+            time.sleep(0.2)
+        yield url
+    finally:
+        web.stop()
+        worker.stop()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/health", timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
