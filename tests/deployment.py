@@ -132,7 +132,7 @@ def running_service(env, log_dir: Path, worker_concurrency: int = 2):
             if time.monotonic() > deadline:
                 raise TimeoutError(web.output()[-3000:])
             time.sleep(0.2)
-        yield url
+        yield url, worker
     finally:
         web.stop()
         worker.stop()
