@@ -122,3 +122,10 @@ def test_health_reports_each_dependency(make_app, client):
     response = make_app(broker_url=UNREACHABLE_BROKER).test_client().get("/health")
     assert response.status_code == 503
     assert response.get_json() == {"status": "unavailable", "checks": {"database": "ok", "broker": "unreachable"}}
+
+
+def test_wrong_method_is_a_405_problem_that_says_what_is_allowed(client):
+    response = client.put("/inference/image")
+    assert response.status_code == 405
+    assert response.mimetype == "application/problem+json"
+    assert "POST" in response.headers["Allow"]
