@@ -9,6 +9,7 @@ import uuid
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from tasks.classify import enqueue_classification
 from webapp.errors import ApiError
@@ -31,7 +32,7 @@ def _unavailable(what: str) -> ApiError:
 @bp.post("/inference/image", strict_slashes=False)
 def submit_image():
     config = current_app.config
-    upload = validate_upload(request.get_data(cache=False), config["MAX_IMAGE_BYTES"], config["MAX_IMAGE_PIXELS"])
+    upload = validate_upload(_read_body(), config["MAX_IMAGE_BYTES"], config["MAX_IMAGE_PIXELS"])
     prediction_uuid = str(uuid.uuid4())
 
     try:
@@ -51,6 +52,19 @@ def submit_image():
     enqueue_classification(prediction_uuid, image_url)
     location = url_for("predictions.get_prediction", prediction_uuid=prediction_uuid)
     return jsonify(uuid=prediction_uuid), 202, {"Location": location}
+
+
+def _read_body() -> bytes:
+    """The whole body, or 413 once it reaches the limit.
+
+    A declared Content-Length over the limit is refused before reading. A chunked
+    body is read only up to the limit, and Werkzeug then stops without an error,
+    so a body that fills the limit is taken as cut short.
+    """
+    body = request.get_data(cache=False)
+    if request.max_content_length is not None and len(body) >= request.max_content_length:
+        raise RequestEntityTooLarge()
+    return body
 
 
 @bp.get("/predictions/<prediction_uuid>", strict_slashes=False)
