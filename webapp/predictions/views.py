@@ -49,6 +49,8 @@ def submit_image():
         logger.exception("could not record %s", prediction_uuid)
         raise _unavailable("database") from None
 
+    # repr() escapes newlines and control characters, so a name cannot forge log lines.
+    logger.info("accepted %s, name %r", prediction_uuid, upload.name)
     enqueue_classification(prediction_uuid, image_url)
     location = url_for("predictions.get_prediction", prediction_uuid=prediction_uuid)
     return jsonify(uuid=prediction_uuid), 202, {"Location": location}
@@ -70,7 +72,7 @@ def _read_body() -> bytes:
 @bp.get("/predictions/<prediction_uuid>", strict_slashes=False)
 def get_prediction(prediction_uuid: str):
     if not _is_uuid4(prediction_uuid):
-        raise ApiError(404, "Not Found", f"{prediction_uuid!r} is not a prediction id (a UUID4).")
+        raise ApiError(404, "Not Found", f"{prediction_uuid[:64]!r} is not a prediction id (a UUID4).")
     try:
         row = db.session.get(Prediction, prediction_uuid.lower())
     except SQLAlchemyError:
