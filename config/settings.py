@@ -31,6 +31,9 @@ class Settings:
     max_image_pixels: int
     model_weights_path: str
     republish_pending_after: int
+    api_keys: tuple[str, ...]
+    rate_limit: str
+    rate_limit_storage_url: str
 
     @property
     def broker_folder(self) -> Path:
@@ -56,4 +59,7 @@ def load_settings(env=None) -> Settings:
         max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 40_000_000),
         model_weights_path=env.get("MODEL_WEIGHTS_PATH", ""),
         republish_pending_after=_int(env, "REPUBLISH_PENDING_AFTER", 120),
+        api_keys=tuple(key.strip() for key in env.get("API_KEYS", "").split(",") if key.strip()),
+        rate_limit=env.get("RATE_LIMIT", "").strip(),
+        rate_limit_storage_url=env.get("RATE_LIMIT_STORAGE_URL") or "memory://",
     )

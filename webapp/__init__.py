@@ -8,6 +8,7 @@ from config.settings import PROJECT_ROOT, load_settings
 from webapp.errors import register_error_handlers
 from webapp.extensions import db, migrate
 from webapp.imagestore import open_image_store
+from webapp.ratelimit import init_rate_limit
 
 # Base64 grows data by 4/3; leave room for the JSON around it.
 JSON_OVERHEAD_BYTES = 64 * 1024
@@ -25,6 +26,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         MAX_IMAGE_PIXELS=settings.max_image_pixels,
         MODEL_WEIGHTS_PATH=settings.model_weights_path,
         REPUBLISH_PENDING_AFTER=settings.republish_pending_after,
+        API_KEYS=settings.api_keys,
+        RATE_LIMIT=settings.rate_limit,
+        RATE_LIMIT_STORAGE_URL=settings.rate_limit_storage_url,
         CELERY=celery_settings(settings),
     )
     if test_config:
@@ -51,6 +55,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     app.register_blueprint(views.bp)
     app.register_blueprint(health.bp)
+    init_rate_limit(app, views.bp)
     register_error_handlers(app)
     return app
 

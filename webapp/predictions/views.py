@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from tasks.classify import enqueue_classification
+from webapp.auth import require_api_key
 from webapp.errors import ApiError
 from webapp.extensions import db
 from webapp.imagestore import ImageStoreUnavailable
@@ -20,6 +21,7 @@ from webapp.predictions.validation import validate_upload
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("predictions", __name__)
+bp.before_request(require_api_key)
 
 RETRY_AFTER_SECONDS = "1"
 
