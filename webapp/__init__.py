@@ -50,11 +50,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     celery_init_app(app)
     import tasks.sweeper  # noqa: F401  registers the sweeper task with this Celery app
 
-    from webapp import health
+    from webapp import apidocs, health
     from webapp.predictions import views
 
     app.register_blueprint(views.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(apidocs.bp)
     init_rate_limit(app, views.bp)
     register_error_handlers(app)
     return app

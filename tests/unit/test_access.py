@@ -42,8 +42,9 @@ def test_the_key_is_checked_before_the_body_is_read(keyed_client):
     assert response.status_code == 401
 
 
-def test_health_and_the_api_description_stay_open(keyed_client):
-    assert keyed_client.get("/health").status_code == 200
+@pytest.mark.parametrize("path", ["/health", "/openapi.json", "/docs"])
+def test_health_and_the_api_description_stay_open(keyed_client, path):
+    assert keyed_client.get(path).status_code == 200
 
 
 def test_without_api_keys_no_key_is_needed(client):

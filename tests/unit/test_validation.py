@@ -4,16 +4,19 @@ import io
 import json
 import time
 
+import jsonschema
 import pytest
 from PIL import Image, ImageFile
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from tests.conftest import b64, image_bytes
+from webapp.apidocs import load_spec
 
 JPEG = image_bytes()
 TRUNCATED_JPEG = image_bytes(size=(400, 300))[:600]
 DEPTH = 100_000
+PROBLEM_SCHEMA = load_spec()["components"]["schemas"]["Problem"]
 
 
 def blank_png(size) -> bytes:
@@ -65,6 +68,7 @@ def test_malformed_upload_is_refused_with_a_clear_problem(client, published, cas
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.mimetype == "application/problem+json"
     problem = response.get_json()
+    jsonschema.validate(problem, PROBLEM_SCHEMA)
     assert problem["status"] == status
     assert words in problem["detail"]
     assert "uuid" not in problem
