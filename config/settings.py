@@ -35,6 +35,9 @@ class Settings:
     republish_pending_after: int
     batch_max_size: int
     batch_max_wait: float
+    api_keys: tuple[str, ...]
+    rate_limit: str
+    rate_limit_storage_url: str
 
     @property
     def broker_folder(self) -> Path:
@@ -64,4 +67,7 @@ def load_settings(env=None) -> Settings:
         republish_pending_after=_int(env, "REPUBLISH_PENDING_AFTER", 120),
         batch_max_size=_int(env, "BATCH_MAX_SIZE", 32),
         batch_max_wait=float(env.get("BATCH_MAX_WAIT") or 0.005),
+        api_keys=tuple(key.strip() for key in env.get("API_KEYS", "").split(",") if key.strip()),
+        rate_limit=env.get("RATE_LIMIT", "").strip(),
+        rate_limit_storage_url=env.get("RATE_LIMIT_STORAGE_URL") or "memory://",
     )

@@ -17,7 +17,7 @@ from webapp import create_app
 # redirect them (Celery lets CELERY_BROKER_URL override any configuration).
 os.environ["PYTHON_DOTENV_DISABLED"] = "1"
 for _setting in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_QUEUE", "IMAGE_STORE_URL", "INSTANCE_PATH",
-                 "S3_ENDPOINT_URL", "S3_CREATE_BUCKET"):
+                 "S3_ENDPOINT_URL", "S3_CREATE_BUCKET", "API_KEYS", "RATE_LIMIT", "RATE_LIMIT_STORAGE_URL"):
     os.environ.pop(_setting, None)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -30,14 +30,15 @@ UNREACHABLE_BROKER = "amqp://guest:guest@127.0.0.1:1//"  # nothing listens on po
 
 @pytest.fixture
 def make_app(tmp_path):
-    """Apps sharing one SQLite database and image store; ``broker_url`` picks the broker."""
-    def make(broker_url="memory://"):
+    """Apps sharing one SQLite database and image store; ``broker_url`` picks the broker, ``config`` adds settings."""
+    def make(broker_url="memory://", **config):
         app = create_app({
             "TESTING": True,
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite'}",
             "IMAGE_STORE_URL": (tmp_path / "images").as_uri(),
             "REPUBLISH_PENDING_AFTER": 0,
             "CELERY": {"broker_url": broker_url, "broker_transport_options": {}},
+            **config,
         })
         with app.app_context():
             flask_migrate.upgrade()

@@ -8,6 +8,7 @@ from config.settings import PROJECT_ROOT, load_settings
 from webapp.errors import register_error_handlers
 from webapp.extensions import db, migrate
 from webapp.imagestore import open_image_store
+from webapp.ratelimit import init_rate_limit
 
 # Base64 grows data by 4/3; leave room for the JSON around it.
 JSON_OVERHEAD_BYTES = 64 * 1024
@@ -27,6 +28,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         MODEL_RUNTIME=settings.model_runtime,
         MODEL_CACHE_DIR=settings.model_cache_dir,
         REPUBLISH_PENDING_AFTER=settings.republish_pending_after,
+        API_KEYS=settings.api_keys,
+        RATE_LIMIT=settings.rate_limit,
+        RATE_LIMIT_STORAGE_URL=settings.rate_limit_storage_url,
         CELERY=celery_settings(settings),
     )
     if test_config:
@@ -48,11 +52,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     celery_init_app(app)
     import tasks.sweeper  # noqa: F401  registers the sweeper task with this Celery app
 
-    from webapp import health
+    from webapp import apidocs, health
     from webapp.predictions import views
 
     app.register_blueprint(views.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(apidocs.bp)
+    init_rate_limit(app, views.bp)
     register_error_handlers(app)
     return app
 

@@ -33,7 +33,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        return problem(error.code, error.name, error.description)
+        # Keep the exception's own headers (Allow on 405, Retry-After on 429), not its HTML type.
+        headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+        return problem(error.code, error.name, error.description, headers)
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):

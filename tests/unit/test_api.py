@@ -1,6 +1,9 @@
 """The HTTP contract on SQLite and an in-memory broker: status codes, bodies, and what is published."""
+import logging
+from pathlib import Path
+
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from tests.conftest import SAMPLES, UNREACHABLE_BROKER, b64, image_bytes
 from webapp.extensions import db
@@ -78,13 +81,22 @@ def test_result_is_recorded_once_even_when_redelivered(app, client):
         assert db.session.get(Prediction, prediction_uuid).prediction == "dogsled"
 
 
-@pytest.mark.parametrize("bad_id", ["abc", "00000000-0000-0000-0000-000000000000",
-                                    "6ba7b810-9dad-11d1-80b4-00c04fd430c8", "'; DROP TABLE predictions; --"])
-def test_get_malformed_or_non_uuid4_is_404_json(client, bad_id):
+@pytest.mark.parametrize("bad_id", [
+    "abc", "00000000-0000-0000-0000-000000000000", "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+    "'; DROP TABLE predictions; --", "1b4e28ba2fa141d2883f0016d3cca427", "{1b4e28ba-2fa1-41d2-883f-0016d3cca427}",
+    "urn:uuid:1b4e28ba-2fa1-41d2-883f-0016d3cca427", "1b4e28ba-2fa1-41d2-883f-0016d3cca427%0A",
+    "１b4e28ba-2fa1-41d2-883f-0016d3cca427", "%00", "a" * 10_000,
+])
+def test_get_malformed_or_non_uuid4_is_404_json_without_a_query(app, client, bad_id):
+    statements = []
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
     response = client.get(f"/predictions/{bad_id}")
     assert response.status_code == 404
     assert response.mimetype == "application/problem+json"
     assert "UUID4" in response.get_json()["detail"]
+    assert statements == [], "a malformed id must never reach the database"
 
 
 def test_get_unknown_uuid_is_404_json(client):
@@ -122,3 +134,31 @@ def test_health_reports_each_dependency(make_app, client):
     response = make_app(broker_url=UNREACHABLE_BROKER).test_client().get("/health")
     assert response.status_code == 503
     assert response.get_json() == {"status": "unavailable", "checks": {"database": "ok", "broker": "unreachable"}}
+
+
+def test_wrong_method_is_a_405_problem_that_says_what_is_allowed(client):
+    response = client.put("/inference/image")
+    assert response.status_code == 405
+    assert response.mimetype == "application/problem+json"
+    assert "POST" in response.headers["Allow"]
+
+
+HOSTILE_NAME = "../../etc/passwd\n2024-01-01 INFO forged line\x1b[31m\x00\u2028/"
+
+
+def test_name_is_stored_as_data_never_as_a_path_and_logged_escaped(app, client, caplog, tmp_path):
+    caplog.set_level(logging.INFO, logger="webapp.predictions.views")
+    response = client.post("/inference/image", json={"name": HOSTILE_NAME, "data": b64(image_bytes())})
+    assert response.status_code == 202, response.get_data(as_text=True)
+    prediction_uuid = response.get_json()["uuid"]
+
+    with app.app_context():
+        row = db.session.get(Prediction, prediction_uuid)
+    assert row.name == HOSTILE_NAME
+    assert Path(row.image_url.removeprefix("file://")).name == f"{prediction_uuid}.jpg"
+    stored = [path for path in (tmp_path / "images").rglob("*") if path.is_file()]
+    assert [path.name for path in stored] == [f"{prediction_uuid}.jpg"]
+
+    [line] = [record.getMessage() for record in caplog.records if prediction_uuid in record.getMessage()]
+    assert line.isprintable(), line
+    assert "\\n2024-01-01 INFO forged line" in line

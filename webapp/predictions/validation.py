@@ -41,7 +41,9 @@ def parse_body(raw: bytes) -> dict:
         body = json.loads(raw)
     except UnicodeDecodeError:
         raise _invalid("The request body is not valid UTF-8.", 400) from None
-    except (ValueError, RecursionError):
+    except RecursionError:
+        raise _invalid("The request body is nested too deeply to be a request.", 400) from None
+    except ValueError:
         raise _invalid("The request body is not valid JSON.", 400) from None
     if not isinstance(body, dict):
         raise _invalid("The request body must be a JSON object with 'name' and 'data'.", 400)

@@ -9,8 +9,10 @@ import uuid
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from tasks.classify import enqueue_classification
+from webapp.auth import require_api_key
 from webapp.errors import ApiError
 from webapp.extensions import db
 from webapp.imagestore import ImageStoreUnavailable
@@ -19,6 +21,7 @@ from webapp.predictions.validation import validate_upload
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("predictions", __name__)
+bp.before_request(require_api_key)
 
 RETRY_AFTER_SECONDS = "1"
 
@@ -31,7 +34,7 @@ def _unavailable(what: str) -> ApiError:
 @bp.post("/inference/image", strict_slashes=False)
 def submit_image():
     config = current_app.config
-    upload = validate_upload(request.get_data(cache=False), config["MAX_IMAGE_BYTES"], config["MAX_IMAGE_PIXELS"])
+    upload = validate_upload(_read_body(), config["MAX_IMAGE_BYTES"], config["MAX_IMAGE_PIXELS"])
     prediction_uuid = str(uuid.uuid4())
 
     try:
@@ -48,15 +51,30 @@ def submit_image():
         logger.exception("could not record %s", prediction_uuid)
         raise _unavailable("database") from None
 
+    # repr() escapes newlines and control characters, so a name cannot forge log lines.
+    logger.info("accepted %s, name %r", prediction_uuid, upload.name)
     enqueue_classification(prediction_uuid, image_url)
     location = url_for("predictions.get_prediction", prediction_uuid=prediction_uuid)
     return jsonify(uuid=prediction_uuid), 202, {"Location": location}
 
 
+def _read_body() -> bytes:
+    """The whole body, or 413 once it reaches the limit.
+
+    A declared Content-Length over the limit is refused before reading. A chunked
+    body is read only up to the limit, and Werkzeug then stops without an error,
+    so a body that fills the limit is taken as cut short.
+    """
+    body = request.get_data(cache=False)
+    if request.max_content_length is not None and len(body) >= request.max_content_length:
+        raise RequestEntityTooLarge()
+    return body
+
+
 @bp.get("/predictions/<prediction_uuid>", strict_slashes=False)
 def get_prediction(prediction_uuid: str):
     if not _is_uuid4(prediction_uuid):
-        raise ApiError(404, "Not Found", f"{prediction_uuid!r} is not a prediction id (a UUID4).")
+        raise ApiError(404, "Not Found", f"{prediction_uuid[:64]!r} is not a prediction id (a UUID4).")
     try:
         row = db.session.get(Prediction, prediction_uuid.lower())
     except SQLAlchemyError:

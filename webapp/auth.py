@@ -1,0 +1,25 @@
+"""API keys: with API_KEYS set, the prediction routes need ``Authorization: Bearer <key>``."""
+import hmac
+
+from flask import current_app, request
+
+from webapp.errors import ApiError
+
+
+def require_api_key() -> None:
+    """A ``before_request`` hook: 401 unless the request carries one of the configured keys."""
+    keys = current_app.config["API_KEYS"]
+    if not keys:
+        return
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("This API needs a key: send 'Authorization: Bearer <key>'.", 'Bearer realm="api"')
+    presented = token.strip().encode()
+    # Compare with every key, each in constant time, so timing reveals nothing.
+    matches = [hmac.compare_digest(presented, key.encode()) for key in keys]
+    if not any(matches):
+        raise _unauthorized("The API key is not valid.", 'Bearer realm="api", error="invalid_token"')
+
+
+def _unauthorized(detail: str, challenge: str) -> ApiError:
+    return ApiError(401, "Unauthorized", detail, {"WWW-Authenticate": challenge})

@@ -1,0 +1,26 @@
+"""Optional per-client request limit on the prediction routes, off unless RATE_LIMIT is set.
+
+Clients are told apart by the address the app sees. With several Gunicorn
+workers, ``memory://`` counts per worker; a shared store (``redis://``) counts
+for the whole service. A store that fails lets requests through rather than
+failing them.
+"""
+from flask import Blueprint, Flask
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from limits import parse_many
+
+
+def init_rate_limit(app: Flask, blueprint: Blueprint) -> None:
+    rate = app.config["RATE_LIMIT"]
+    if rate:
+        parse_many(rate)  # a typo stops the service at start, not every request later
+    app.config.update(
+        RATELIMIT_ENABLED=bool(rate),
+        RATELIMIT_STORAGE_URI=app.config["RATE_LIMIT_STORAGE_URL"],
+        RATELIMIT_HEADERS_ENABLED=True,
+        RATELIMIT_SWALLOW_ERRORS=True,
+    )
+    limiter = Limiter(get_remote_address, app=app)
+    if rate:
+        limiter.shared_limit(rate, scope=blueprint.name)(blueprint)  # one budget for all its routes
