@@ -10,6 +10,7 @@ import uuid
 from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlalchemy.exc import SQLAlchemyError
 
+from config.logging import bind_job
 from tasks.classify import enqueue_classification
 from webapp.errors import ApiError
 from webapp.extensions import db
@@ -33,6 +34,7 @@ def submit_image():
     config = current_app.config
     upload = validate_upload(request.get_data(cache=False), config["MAX_IMAGE_BYTES"], config["MAX_IMAGE_PIXELS"])
     prediction_uuid = str(uuid.uuid4())
+    bind_job(prediction_uuid)
 
     try:
         image_url = current_app.extensions["image_store"].save(f"{prediction_uuid}.{upload.extension}", upload.image)
@@ -57,6 +59,7 @@ def submit_image():
 def get_prediction(prediction_uuid: str):
     if not _is_uuid4(prediction_uuid):
         raise ApiError(404, "Not Found", f"{prediction_uuid!r} is not a prediction id (a UUID4).")
+    bind_job(prediction_uuid.lower())
     try:
         row = db.session.get(Prediction, prediction_uuid.lower())
     except SQLAlchemyError:
