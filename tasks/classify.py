@@ -1,5 +1,6 @@
 """Publishing a job, and the worker task that classifies it and records the result."""
 import logging
+import time
 
 from celery import shared_task
 from flask import current_app
@@ -7,6 +8,7 @@ from PIL import UnidentifiedImageError
 from sqlalchemy.exc import OperationalError
 
 from models.preprocessing import prepare
+from tasks.metrics import observe_batch
 from webapp.extensions import db
 from webapp.imagestore import ImageNotFound, ImageStoreUnavailable
 from webapp.predictions.models import DONE, PENDING, Prediction, fail, finish
@@ -61,6 +63,8 @@ def classify_image(self, prediction_uuid: str, image_url: str) -> None:
 
     from tasks.worker_model import get_classifier
 
+    started = time.perf_counter()
     result = get_classifier().classify(image[None])[0]
+    observe_batch(1, time.perf_counter() - started)
     finish(prediction_uuid, status=DONE, prediction=result.label, confidence=result.confidence, top5=result.top5)
     logger.info("prediction %s: %s (%.3f)", prediction_uuid, result.label, result.confidence)

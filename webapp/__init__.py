@@ -49,10 +49,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     import tasks.sweeper  # noqa: F401  registers the sweeper task with this Celery app
 
     from webapp import health
+    from webapp.metrics import init_metrics
     from webapp.predictions import views
 
     app.register_blueprint(views.bp)
     app.register_blueprint(health.bp)
+    init_metrics(app)
     register_error_handlers(app)
     app.teardown_request(lambda _error: unbind_job())  # a job's uuid tags only its own request's lines
     return app

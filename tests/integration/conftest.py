@@ -93,7 +93,10 @@ def service_env(tmp_path_factory, mysql_url, new_queue):
         "IMAGE_STORE_URL": (instance / "images").as_uri(),
         "REPUBLISH_PENDING_AFTER": "30",
         "TF_CPP_MIN_LOG_LEVEL": "2",
+        # Gunicorn and the worker's pool add their metrics up in here, as under `make run`.
+        "PROMETHEUS_MULTIPROC_DIR": str(instance / "metrics"),
     }
+    (instance / "metrics").mkdir()
     subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
                    cwd=PROJECT_ROOT, env=env, check=True, capture_output=True)
     return env
