@@ -48,12 +48,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     import tasks.joblogs  # noqa: F401  the worker's log format and job uuid on task lines
     import tasks.sweeper  # noqa: F401  registers the sweeper task with this Celery app
 
-    from webapp import health
+    from webapp import health, page
     from webapp.metrics import init_metrics
     from webapp.predictions import views
 
     app.register_blueprint(views.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(page.bp)
     init_metrics(app)
     register_error_handlers(app)
     app.teardown_request(lambda _error: unbind_job())  # a job's uuid tags only its own request's lines
