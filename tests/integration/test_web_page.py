@@ -2,6 +2,7 @@
 
 Screenshots go to ``ARTIFACTS_DIR`` (default ``tmp/artifacts``) for a person to look at.
 """
+import base64
 import os
 from pathlib import Path
 
@@ -66,3 +67,16 @@ def test_a_refused_upload_is_explained_in_words(page):
     assert alert.inner_text() == "'data' does not decode to an image."
     assert page.locator("#result").is_hidden()
     page.screenshot(path=ARTIFACTS / "web-page-error.png", full_page=True)
+
+
+def test_an_image_dropped_on_the_zone_is_classified(page):
+    data = base64.b64encode((SAMPLES / "elephant.jpg").read_bytes()).decode()
+    dropped = page.evaluate_handle("""(data) => {
+        const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], "elephant.jpg", {type: "image/jpeg"}));
+        return transfer;
+    }""", data)
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": dropped})
+    page.get_by_role("heading", name="Prediction").wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert page.locator("#prediction").inner_text() in {"tusker", "African elephant", "Indian elephant"}
