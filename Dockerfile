@@ -7,6 +7,6 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
-RUN useradd --create-home app && mkdir -p /data/images && chown app /data/images
+RUN useradd --create-home app && mkdir -p /data/images /metrics && chown app /data/images /metrics
 USER app
 ENV KERAS_HOME=/keras IMAGE_STORE_URL=file:///data/images INSTANCE_PATH=/tmp/instance

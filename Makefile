@@ -12,10 +12,14 @@ MODEL_FILES := mobilenet_7_5_224_tf.h5 imagenet_class_index.json
 
 .PHONY: run test install weights migrate clean
 
+# Web and worker processes write their metrics into one folder that /metrics adds up
+# (prometheus-client's multiprocess mode); figures of an earlier run are removed first.
 run: install weights migrate
 	@auth="$${FLOWER_BASIC_AUTH:-admin:$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(12))')}"; \
+	metrics="$${PROMETHEUS_MULTIPROC_DIR:-$${INSTANCE_PATH:-$(CURDIR)/instance}/metrics}"; \
+	mkdir -p "$$metrics" && rm -f "$$metrics"/*.db; \
 	echo "Flower dashboard: http://127.0.0.1:$${FLOWER_PORT:-5555}  (basic auth $$auth)"; \
-	FLOWER_BASIC_AUTH="$$auth" exec $(BIN)/honcho start --port $(PORT)
+	FLOWER_BASIC_AUTH="$$auth" PROMETHEUS_MULTIPROC_DIR="$$metrics" exec $(BIN)/honcho start --port $(PORT)
 
 test: install weights
 	$(BIN)/pytest

@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from models.preprocessing import prepare
 from tasks.batching import NoLossBatches
+from tasks.metrics import observe_batch
 from webapp.extensions import db
 from webapp.imagestore import ImageNotFound
 from webapp.predictions.models import DONE, FAILED, PENDING, Prediction, utcnow
@@ -34,7 +35,8 @@ def enqueue_classification(prediction_uuid: str, image_url: str, attempt: int = 
                          task_id=prediction_uuid, countdown=countdown or None)
         return True
     except Exception:  # any broker or connection error: the sweeper publishes it again
-        logger.exception("publish failed for %s; it stays pending and will be republished", prediction_uuid)
+        logger.exception("publish failed for %s; it stays pending and will be republished", prediction_uuid,
+                         extra={"uuid": prediction_uuid})
         return False
 
 
@@ -56,7 +58,9 @@ def classify_image(requests) -> bool:
     if inputs:
         from tasks.worker_model import get_classifier
 
+        started = time.perf_counter()
         results = get_classifier().classify(np.stack(list(inputs.values())))
+        observe_batch(len(inputs), time.perf_counter() - started)
         for prediction_uuid, result in zip(inputs, results):
             if not all(math.isfinite(entry["score"]) for entry in result.top5):
                 outcomes[prediction_uuid] = _failure("the model produced no valid scores for this image")
@@ -65,7 +69,8 @@ def classify_image(requests) -> bool:
                                          "confidence": result.confidence, "top5": result.top5, "error": None}
     _record(outcomes)
     for prediction_uuid, outcome in outcomes.items():
-        logger.info("prediction %s: %s", prediction_uuid, outcome["prediction"] or outcome["error"])
+        logger.info("prediction %s: %s", prediction_uuid, outcome["prediction"] or outcome["error"],
+                    extra={"uuid": prediction_uuid})
     return True
 
 
@@ -123,6 +128,7 @@ def _record(outcomes: dict[str, dict]) -> None:
 
 def _look_again_later(prediction_uuid: str, image_url: str, attempt: int) -> None:
     if attempt + 1 >= ROW_VISIBILITY_ATTEMPTS:
-        logger.error("prediction %s never appeared in the database; dropping it", prediction_uuid)
+        logger.error("prediction %s never appeared in the database; dropping it", prediction_uuid,
+                     extra={"uuid": prediction_uuid})
         return
     enqueue_classification(prediction_uuid, image_url, attempt + 1, countdown=0.25 * 2**attempt)

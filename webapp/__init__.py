@@ -4,6 +4,7 @@ import os
 from flask import Flask
 
 from celeryconfig import celery_settings
+from config.logging import unbind_job
 from config.settings import PROJECT_ROOT, load_settings
 from webapp.errors import register_error_handlers
 from webapp.extensions import db, migrate
@@ -50,16 +51,21 @@ def create_app(test_config: dict | None = None) -> Flask:
     from tasks import celery_init_app
 
     celery_init_app(app)
+    import tasks.joblogs  # noqa: F401  the worker's log format and job uuid on task lines
     import tasks.sweeper  # noqa: F401  registers the sweeper task with this Celery app
 
-    from webapp import apidocs, health
+    from webapp import apidocs, health, page
+    from webapp.metrics import init_metrics
     from webapp.predictions import views
 
     app.register_blueprint(views.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(apidocs.bp)
+    app.register_blueprint(page.bp)
     init_rate_limit(app, views.bp)
+    init_metrics(app)
     register_error_handlers(app)
+    app.teardown_request(lambda _error: unbind_job())  # a job's uuid tags only its own request's lines
     return app
 
 

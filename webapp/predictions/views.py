@@ -11,6 +11,7 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from config.logging import bind_job
 from tasks.classify import enqueue_classification
 from webapp.auth import require_api_key
 from webapp.errors import ApiError
@@ -36,6 +37,7 @@ def submit_image():
     config = current_app.config
     upload = validate_upload(_read_body(), config["MAX_IMAGE_BYTES"], config["MAX_IMAGE_PIXELS"])
     prediction_uuid = str(uuid.uuid4())
+    bind_job(prediction_uuid)
 
     try:
         image_url = current_app.extensions["image_store"].save(f"{prediction_uuid}.{upload.extension}", upload.image)
@@ -75,6 +77,7 @@ def _read_body() -> bytes:
 def get_prediction(prediction_uuid: str):
     if not _is_uuid4(prediction_uuid):
         raise ApiError(404, "Not Found", f"{prediction_uuid[:64]!r} is not a prediction id (a UUID4).")
+    bind_job(prediction_uuid.lower())
     try:
         row = db.session.get(Prediction, prediction_uuid.lower())
     except SQLAlchemyError:

@@ -1,0 +1,43 @@
+"""``python -m client batch`` against the real deployment, on a few of the shared images."""
+import shutil
+import subprocess
+import sys
+
+from tests.conftest import SHARED_IMAGES
+from config.settings import PROJECT_ROOT
+
+SUBSET = 6
+
+
+def labelled_subset(folder):
+    lines = (SHARED_IMAGES / "labels.csv").read_text().splitlines()
+    (folder / "labels.csv").write_text("\n".join(lines[:SUBSET + 1]) + "\n")
+    for line in lines[1:SUBSET + 1]:
+        shutil.copy(SHARED_IMAGES / line.split(",")[0], folder)
+    return folder
+
+
+def run_client(*args):
+    return subprocess.run([sys.executable, "-m", "client", "batch", *map(str, args)],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_batch_prints_each_post_and_get_answer_and_accuracy(base_url, tmp_path):
+    folder = labelled_subset(tmp_path)
+    result = run_client(folder, "--url", base_url, "--concurrency", "3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert sum(": POST 202 {\"uuid\":" in line for line in lines) == SUBSET
+    assert sum(": GET 200 {" in line and '"status":"done"' in line for line in lines) == SUBSET
+    assert f"{SUBSET}/{SUBSET} classified in" in result.stdout and "images/s" in result.stdout
+    assert "top-1 accuracy: " in result.stdout and f"/{SUBSET} (" in result.stdout
+    assert "classifying" in result.stderr  # the tqdm progress bar
+
+
+def test_batch_summary_is_one_table(base_url, tmp_path):
+    folder = labelled_subset(tmp_path)
+    result = run_client(folder, "--url", base_url, "--summary")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "POST 202" not in result.stdout
+    assert result.stdout.splitlines()[0].split()[:3] == ["image", "status", "result"]
+    assert sum(" done " in line for line in result.stdout.splitlines()) == SUBSET

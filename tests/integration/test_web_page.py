@@ -1,0 +1,83 @@
+"""The web page in a real browser: Debian's chromium driven by Playwright against the deployment.
+
+Screenshots go to ``ARTIFACTS_DIR`` (default ``tmp/artifacts``) for a person to look at.
+"""
+import base64
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SAMPLES, SHARED_IMAGES
+from config.settings import PROJECT_ROOT
+from tests.integration.conftest import service_missing
+
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR", PROJECT_ROOT / "tmp" / "artifacts"))
+# Playwright's own browser download cannot work offline; it drives the system chromium instead.
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+RESULT_TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def browser_context(tmp_path_factory):
+    if not CHROMIUM.exists():
+        service_missing(f"chromium at {CHROMIUM}", FileNotFoundError("apt-get install chromium"))
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            tmp_path_factory.mktemp("chromium-profile"), executable_path=CHROMIUM, headless=True,
+            args=CHROMIUM_FLAGS, viewport={"width": 1000, "height": 760})
+        yield context
+        context.close()
+
+
+@pytest.fixture
+def page(browser_context, base_url):
+    page = browser_context.new_page()
+    page.goto(base_url + "/")
+    yield page
+    page.close()
+
+
+def test_upload_shows_preview_status_and_top5_bars(page):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "image", "the file chooser is the first stop for the keyboard"
+
+    page.get_by_label("Drop an image here, or choose a file").set_input_files(SAMPLES / "soccer_ball.jpg")
+    assert page.get_by_role("img", name="Preview of soccer_ball.jpg").is_visible()
+    page.get_by_role("heading", name="Prediction").wait_for(timeout=RESULT_TIMEOUT_MS)
+
+    assert page.locator("#prediction").inner_text() == "soccer ball"
+    assert page.get_by_role("status").inner_text() == "Done."
+    rows = page.locator("#top5 li")
+    assert rows.count() == 5
+    assert rows.first.locator(".label").inner_text() == "soccer ball"
+    widths = [row.locator(".fill").evaluate("e => e.getBoundingClientRect().width") for row in rows.all()]
+    assert widths == sorted(widths, reverse=True) and widths[0] > widths[-1]
+    page.screenshot(path=ARTIFACTS / "web-page-result.png", full_page=True)
+
+
+def test_a_refused_upload_is_explained_in_words(page):
+    page.get_by_label("Drop an image here, or choose a file").set_input_files(SHARED_IMAGES / "labels.csv")
+    alert = page.get_by_role("alert")
+    alert.wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert alert.inner_text() == "'data' does not decode to an image."
+    assert page.locator("#result").is_hidden()
+    page.screenshot(path=ARTIFACTS / "web-page-error.png", full_page=True)
+
+
+def test_an_image_dropped_on_the_zone_is_classified(page):
+    data = base64.b64encode((SAMPLES / "elephant.jpg").read_bytes()).decode()
+    dropped = page.evaluate_handle("""(data) => {
+        const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], "elephant.jpg", {type: "image/jpeg"}));
+        return transfer;
+    }""", data)
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": dropped})
+    page.get_by_role("heading", name="Prediction").wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert page.locator("#prediction").inner_text() in {"tusker", "African elephant", "Indian elephant"}

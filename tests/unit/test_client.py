@@ -1,0 +1,72 @@
+"""The batch client's own logic: which files, which labels, accuracy, and what it prints."""
+import pytest
+
+from client.__main__ import parse_args
+from client.report import Outcome, accuracy, exchange_lines, find_images, read_labels, summary_table
+
+UUID = "0b6f1c6e-8f2f-4c8e-9c1a-2f0e6b1f7a11"
+
+
+def done(name, *labels, confidence=0.8):
+    top5 = [{"label": label, "score": 0.1} for label in labels]
+    return Outcome(name=name, post_status=202, post_body={"uuid": UUID}, get_status=200, seconds=1.25,
+                   get_body={"uuid": UUID, "status": "done", "prediction": labels[0], "confidence": confidence,
+                             "top5": top5})
+
+
+def refused(name):
+    return Outcome(name=name, post_status=422, post_body={"status": 422, "detail": "'data' is not valid base64."})
+
+
+def test_find_images_takes_image_files_of_the_folder_only(tmp_path):
+    for name in ("b.JPEG", "a.png", "labels.csv", "notes.txt", "c.webp"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "samples").mkdir()
+    (tmp_path / "samples" / "d.jpg").write_bytes(b"x")
+    assert [p.name for p in find_images(tmp_path)] == ["a.png", "b.JPEG", "c.webp"]
+
+
+def test_labels_come_from_labels_csv_when_there_is_one(tmp_path):
+    assert read_labels(tmp_path) is None
+    (tmp_path / "labels.csv").write_text("filename,class_index,wnid,label\n"
+                                         "x.JPEG,386,n02504458,African_elephant\n")
+    assert read_labels(tmp_path) == {"x.JPEG": "African_elephant"}
+
+
+def test_accuracy_counts_top1_and_top5_over_labelled_images_and_misses_unanswered_ones():
+    outcomes = [done("a", "tusker", "African_elephant"), done("b", "dogsled"), refused("c"), done("unlabelled", "x")]
+    labels = {"a": "African_elephant", "b": "dogsled", "c": "tench"}
+    result = accuracy(outcomes, labels)
+    assert (result.labelled, result.top1, result.top5) == (3, 1, 2)
+    assert str(result) == "top-1 accuracy: 1/3 (33.3%)   top-5 accuracy: 2/3 (66.7%)"
+
+
+def test_each_image_prints_its_post_and_get_answers():
+    lines = exchange_lines(done("a.jpg", "tusker"))
+    assert lines[0] == f'a.jpg: POST 202 {{"uuid":"{UUID}"}}'
+    assert lines[1].startswith(f'a.jpg: GET 200 {{"uuid":"{UUID}","status":"done","prediction":"tusker"')
+    assert exchange_lines(refused("c.jpg")) == ['c.jpg: POST 422 {"status":422,"detail":"\'data\' is not valid base64."}']
+    timed_out = Outcome(name="d.jpg", post_status=202, post_body={"uuid": UUID}, get_status=202,
+                        get_body={"uuid": UUID, "status": "pending"}, error="still pending after 5 s")
+    assert exchange_lines(timed_out)[-1] == "d.jpg: still pending after 5 s"
+    assert timed_out.status == "error"
+
+
+def test_summary_table_aligns_columns_and_marks_hits_against_labels():
+    table = summary_table([done("a.jpg", "tusker", "African_elephant"), refused("c.jpg")],
+                          {"a.jpg": "African_elephant", "c.jpg": "tench"})
+    header, rule, first, second = table.splitlines()
+    assert header.split() == ["image", "status", "result", "confidence", "seconds", "expected", "top-1", "top-5"]
+    assert first.split() == ["a.jpg", "done", "tusker", "0.800", "1.25", "African_elephant", "no", "yes"]
+    assert second.startswith("c.jpg  refused  'data' is not valid base64.")
+    assert second.split()[-3:] == ["tench", "no", "no"]
+    assert header.index("status") == first.index("done") == second.index("refused") == rule.index(" -") + 1
+    assert "expected" not in summary_table([refused("c.jpg")], None)
+
+
+def test_the_command_line_needs_a_folder_and_a_positive_concurrency(tmp_path, capsys):
+    args = parse_args(["batch", str(tmp_path), "--url", "http://127.0.0.1:8000", "--concurrency", "3", "--summary"])
+    assert (args.folder, args.url, args.concurrency, args.summary) == (tmp_path, "http://127.0.0.1:8000", 3, True)
+    for bad in (["batch", str(tmp_path / "missing")], ["batch", str(tmp_path), "--concurrency", "0"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)

@@ -1,0 +1,64 @@
+"""``/metrics`` on SQLite and the in-memory broker: requests, latency, jobs, queue depth, batches."""
+import math
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tasks.metrics import observe_batch
+from tests.conftest import UNREACHABLE_BROKER, b64, image_bytes
+
+
+def scrape(client) -> dict:
+    """{(sample name, sorted labels): value} from one GET /metrics."""
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.get_data(as_text=True))
+            for sample in family.samples}
+
+
+def post(client):
+    return client.post("/inference/image", data=f'{{"data": "{b64(image_bytes())}"}}')
+
+
+def requests_counted(samples, route, status, method="POST"):
+    return samples.get(("http_requests_total", (("method", method), ("route", route), ("status", status))), 0)
+
+
+def test_requests_are_counted_by_route_rule_and_status(client, published):
+    before = scrape(client)
+    post(client)
+    client.get("/predictions/not-a-uuid")
+    samples = scrape(client)
+    assert requests_counted(samples, "/inference/image", "202") == requests_counted(before, "/inference/image",
+                                                                                    "202") + 1
+    # One series for every id, not one per path.
+    assert requests_counted(samples, "/predictions/<prediction_uuid>", "404", "GET") >= 1
+    latency = ("http_request_duration_seconds_count", (("method", "POST"), ("route", "/inference/image")))
+    assert samples[latency] == before.get(latency, 0) + 1
+
+
+def test_jobs_by_status_and_queue_depth_are_read_at_scrape_time(client, published):
+    assert scrape(client)[("prediction_jobs", (("status", "pending"),))] == 0
+    post(client)
+    post(client)
+    samples = scrape(client)
+    assert samples[("prediction_jobs", (("status", "pending"),))] == 2
+    assert samples[("prediction_jobs", (("status", "done"),))] == 0
+    assert samples[("queue_messages", (("queue", "inference"),))] == 2
+    published()
+    assert scrape(client)[("queue_messages", (("queue", "inference"),))] == 0
+
+
+def test_queue_depth_is_unknown_while_the_broker_is_unreachable(make_app):
+    samples = scrape(make_app(UNREACHABLE_BROKER).test_client())
+    assert math.isnan(samples[("queue_messages", (("queue", "inference"),))])
+    assert samples[("prediction_jobs", (("status", "pending"),))] == 0
+
+
+def test_worker_batches_appear_as_histograms(client):
+    before = scrape(client)
+    observe_batch(1, 0.03)
+    samples = scrape(client)
+    assert samples[("inference_batch_size_count", ())] == before[("inference_batch_size_count", ())] + 1
+    assert samples[("inference_batch_seconds_bucket", (("le", "0.05"),))] == \
+        before[("inference_batch_seconds_bucket", (("le", "0.05"),))] + 1

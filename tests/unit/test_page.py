@@ -1,0 +1,23 @@
+"""The page at ``/`` is self-contained: labelled controls, and every asset served by Flask."""
+import re
+
+
+def test_page_has_a_labelled_file_input_and_live_regions(client):
+    response = client.get("/")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    assert re.search(r'<input id="image"[^>]*type="file"', html)
+    assert '<label for="image"' in html
+    assert 'role="status"' in html and 'role="alert"' in html
+    assert 'data-max-bytes="1048576"' in html and 'data-submit-url="/inference/image"' in html
+
+
+def test_every_asset_is_local_no_cdn(client):
+    html = client.get("/").get_data(as_text=True)
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert assets and all(url.startswith("/static/") for url in assets)
+    for url in assets:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert b"http://" not in response.data and b"https://" not in response.data
+        response.close()

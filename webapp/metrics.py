@@ -1,0 +1,99 @@
+"""``GET /metrics`` for Prometheus: requests, latency, jobs by status, queue depth, worker batches.
+
+Request figures are counted per process; with ``PROMETHEUS_MULTIPROC_DIR`` set
+(``make run`` sets it) the figures of every Gunicorn worker and every Celery
+pool process on this host are added up here. Jobs by status and queue depth are
+read from the database and the broker at scrape time, so they are never stale.
+"""
+import logging
+import os
+import time
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from sqlalchemy import func, select
+
+from webapp.extensions import db
+from webapp.predictions.models import DONE, FAILED, PENDING, Prediction
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("metrics", __name__)
+
+REQUESTS = Counter("http_requests_total", "HTTP requests by route and status.", ["method", "route", "status"])
+LATENCY = Histogram("http_request_duration_seconds", "Time to answer an HTTP request.", ["method", "route"])
+
+
+def _route() -> str:
+    """The URL rule, not the path: one series for every /predictions/<uuid>."""
+    return request.url_rule.rule if request.url_rule else "unmatched"
+
+
+def _start_timer():
+    g.metrics_started = time.perf_counter()
+
+
+def _count_request(response: Response) -> Response:
+    route = _route()
+    REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+    if "metrics_started" in g:
+        LATENCY.labels(request.method, route).observe(time.perf_counter() - g.metrics_started)
+    return response
+
+
+class ScrapeTimeCollector:
+    """Jobs by status from the predictions table and messages waiting in the queue."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+
+    def collect(self):
+        jobs = GaugeMetricFamily("prediction_jobs", "Predictions in the database by status.", labels=["status"])
+        counts = dict.fromkeys((PENDING, DONE, FAILED), 0)
+        try:
+            counts.update(db.session.execute(
+                select(Prediction.status, func.count()).group_by(Prediction.status)).all())
+        except Exception:
+            db.session.rollback()
+            logger.warning("metrics: the database is unreachable; job counts unknown")
+            counts = dict.fromkeys(counts, float("nan"))
+        for status, count in sorted(counts.items()):
+            jobs.add_metric([status], count)
+        yield jobs
+
+        celery = self.app.extensions["celery"]
+        queue = celery.conf.task_default_queue
+        depth = GaugeMetricFamily("queue_messages", "Jobs waiting in the broker queue (NaN: broker unreachable).",
+                                  labels=["queue"])
+        depth.add_metric([queue], self._queue_depth(celery, queue))
+        yield depth
+
+    @staticmethod
+    def _queue_depth(celery, queue: str) -> float:
+        # A passive declare never creates the queue; RabbitMQ and kombu's
+        # filesystem and memory transports all answer it with the message count.
+        try:
+            with celery.connection_for_read() as connection:
+                connection.ensure_connection(max_retries=1, timeout=2)
+                return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
+        except Exception as error:
+            logger.warning("metrics: queue depth of %s unknown: %s", queue, error)
+            return float("nan")
+
+
+@bp.get("/metrics")
+def metrics():
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(registry)
+    else:
+        registry.register(REGISTRY)
+    registry.register(ScrapeTimeCollector(current_app._get_current_object()))
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def init_metrics(app: Flask) -> None:
+    app.before_request(_start_timer)
+    app.after_request(_count_request)
+    app.register_blueprint(bp)

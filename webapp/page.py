@@ -1,0 +1,9 @@
+"""``GET /``: the web page, a client of the JSON API in plain HTML, CSS and JS (webapp/static)."""
+from flask import Blueprint, current_app, render_template
+
+bp = Blueprint("page", __name__)
+
+
+@bp.get("/")
+def index():
+    return render_template("index.html", max_image_bytes=current_app.config["MAX_IMAGE_BYTES"])

@@ -1,0 +1,177 @@
+// The page is a client of the JSON API: POST the image, poll its prediction, draw the result.
+"use strict";
+
+const POLL_TIMEOUT_MS = 180000;
+const MAX_POLL_INTERVAL_MS = 1000;
+
+const form = document.getElementById("upload");
+const input = document.getElementById("image");
+const dropzone = document.getElementById("dropzone");
+const figure = document.getElementById("preview-figure");
+const preview = document.getElementById("preview");
+const caption = document.getElementById("preview-caption");
+const statusLine = document.getElementById("status");
+const errorBox = document.getElementById("error");
+const result = document.getElementById("result");
+let currentJob = 0; // a newer upload makes the older one's answers irrelevant
+
+function readableLabel(label) {
+  return label.replace(/_/g, " ");
+}
+
+function percent(score) {
+  return `${(score * 100).toFixed(1)}%`;
+}
+
+function formatBytes(bytes) {
+  return bytes >= 1048576 ? `${(bytes / 1048576).toFixed(1)} MiB` : `${Math.ceil(bytes / 1024)} KiB`;
+}
+
+function setStatus(text, pending) {
+  statusLine.textContent = text;
+  statusLine.classList.toggle("pending", Boolean(pending));
+}
+
+function showError(text) {
+  setStatus("");
+  errorBox.textContent = text;
+  errorBox.hidden = false;
+}
+
+function reset() {
+  errorBox.hidden = true;
+  errorBox.textContent = "";
+  result.hidden = true;
+}
+
+// Problem documents (RFC 9457) say what was wrong in "detail".
+async function problemText(response) {
+  try {
+    const body = await response.json();
+    if (body.detail) return body.detail;
+    if (body.title) return body.title;
+  } catch (_) { /* not JSON: fall through */ }
+  return `The service answered ${response.status} ${response.statusText}.`;
+}
+
+function readAsDataUrl(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function showResult(body) {
+  document.getElementById("prediction").textContent = readableLabel(body.prediction);
+  document.getElementById("confidence").textContent = `${percent(body.confidence)} confident`;
+  const list = document.getElementById("top5");
+  list.replaceChildren(...body.top5.map(({ label, score }) => {
+    const item = document.createElement("li");
+    const name = document.createElement("span");
+    name.className = "label";
+    name.textContent = readableLabel(label);
+    const track = document.createElement("span");
+    track.className = "track";
+    track.setAttribute("aria-hidden", "true"); // the percentage beside it says the same in words
+    const fill = document.createElement("span");
+    fill.className = "fill";
+    fill.style.width = `${Math.max(score * 100, 0.5)}%`;
+    track.append(fill);
+    const value = document.createElement("span");
+    value.className = "score";
+    value.textContent = percent(score);
+    item.append(name, track, value);
+    return item;
+  }));
+  result.hidden = false;
+}
+
+async function waitForPrediction(location, job) {
+  const started = Date.now();
+  while (job === currentJob) {
+    const response = await fetch(location, { headers: { Accept: "application/json" } });
+    if (response.status === 202) {
+      const seconds = Math.round((Date.now() - started) / 1000);
+      setStatus(`Waiting for a worker to classify it… (${seconds} s)`, true);
+      if (Date.now() - started > POLL_TIMEOUT_MS) {
+        throw new Error("No result after 3 minutes; the workers may be busy or stopped. Try again later.");
+      }
+      const retryAfter = Number(response.headers.get("Retry-After")) || 1;
+      await sleep(Math.min(retryAfter * 1000, MAX_POLL_INTERVAL_MS));
+      continue;
+    }
+    if (!response.ok) throw new Error(await problemText(response));
+    return response.json();
+  }
+  return null;
+}
+
+async function classify(file) {
+  const job = ++currentJob;
+  reset();
+  preview.hidden = false;
+  preview.src = URL.createObjectURL(file);
+  preview.alt = `Preview of ${file.name}`;
+  caption.textContent = `${file.name} · ${formatBytes(file.size)}`;
+  figure.hidden = false;
+
+  const maxBytes = Number(form.dataset.maxBytes);
+  if (file.size > maxBytes) {
+    showError(`${file.name} is ${formatBytes(file.size)}; the limit is ${formatBytes(maxBytes)}. Choose a smaller image.`);
+    return;
+  }
+  try {
+    setStatus("Uploading…", true);
+    const data = await readAsDataUrl(file);
+    const response = await fetch(form.dataset.submitUrl, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ name: file.name, data }),
+    });
+    if (response.status !== 202) throw new Error(await problemText(response));
+    const location = response.headers.get("Location") || `/predictions/${(await response.json()).uuid}`;
+    setStatus("Queued; waiting for a worker…", true);
+    const body = await waitForPrediction(location, job);
+    if (body === null) return; // superseded by a newer upload
+    if (body.status === "failed") {
+      showError(`The image could not be classified: ${body.error}`);
+      return;
+    }
+    setStatus("Done.");
+    showResult(body);
+  } catch (error) {
+    if (job !== currentJob) return;
+    const text = error instanceof TypeError ? `Could not reach the service (${error.message}).` : error.message;
+    showError(text);
+  }
+}
+
+// Not every file a browser can send is one it can show (TIFF, or not an image at all).
+preview.addEventListener("error", () => {
+  preview.hidden = true;
+});
+
+input.addEventListener("change", () => {
+  if (input.files.length) classify(input.files[0]);
+});
+
+for (const type of ["dragenter", "dragover"]) {
+  dropzone.addEventListener(type, (event) => {
+    event.preventDefault();
+    dropzone.classList.add("dragging");
+  });
+}
+for (const type of ["dragleave", "drop"]) {
+  dropzone.addEventListener(type, () => dropzone.classList.remove("dragging"));
+}
+dropzone.addEventListener("drop", (event) => {
+  event.preventDefault();
+  const file = event.dataTransfer.files[0];
+  if (file) classify(file);
+});
