@@ -10,6 +10,7 @@ from PIL import UnidentifiedImageError
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import OperationalError
 
+from models.classification import Classification
 from models.preprocessing import prepare
 from tasks.batching import NoLossBatches
 from tasks.metrics import observe_batch
@@ -53,20 +54,9 @@ def classify_image(requests) -> bool:
     for prediction_uuid in jobs.keys() - known:
         _look_again_later(prediction_uuid, jobs[prediction_uuid], attempts[prediction_uuid])
 
-    inputs, failures = _prepare_inputs({u: jobs[u] for u in pending})
-    outcomes = dict(failures)
+    inputs, outcomes = _prepare_inputs({u: jobs[u] for u in pending})
     if inputs:
-        from tasks.worker_model import get_classifier
-
-        started = time.perf_counter()
-        results = get_classifier().classify(np.stack(list(inputs.values())))
-        observe_batch(len(inputs), time.perf_counter() - started)
-        for prediction_uuid, result in zip(inputs, results):
-            if not all(math.isfinite(entry["score"]) for entry in result.top5):
-                outcomes[prediction_uuid] = _failure("the model produced no valid scores for this image")
-                continue
-            outcomes[prediction_uuid] = {"status": DONE, "prediction": result.label,
-                                         "confidence": result.confidence, "top5": result.top5, "error": None}
+        outcomes.update(_classify(inputs))
     _record(outcomes)
     for prediction_uuid, outcome in outcomes.items():
         logger.info("prediction %s: %s", prediction_uuid, outcome["prediction"] or outcome["error"],
@@ -89,6 +79,31 @@ def _prepare_inputs(jobs: dict[str, str]) -> tuple[dict, dict]:
 
 
 OUTCOME_COLUMNS = ("status", "prediction", "confidence", "top5", "error")
+
+
+def _classify(inputs: dict[str, np.ndarray]) -> dict[str, dict]:
+    """One inference call for the batch. If it raises, each image goes alone, so a poison
+    image fails only its own job instead of sending the batch back to the queue forever."""
+    from tasks.worker_model import get_classifier
+
+    started = time.perf_counter()
+    try:
+        results = get_classifier().classify(np.stack(list(inputs.values())))
+    except Exception as error:
+        if len(inputs) == 1:
+            logger.exception("the model failed on %s", *inputs, extra={"uuid": next(iter(inputs))})
+            return {prediction_uuid: _failure(f"the model failed on this image: {error}") for prediction_uuid in inputs}
+        logger.exception("a batch of %d failed; classifying its images one by one", len(inputs))
+        return {u: outcome for u, x in inputs.items() for u, outcome in _classify({u: x}).items()}
+    observe_batch(len(inputs), time.perf_counter() - started)
+    return {prediction_uuid: _outcome(result) for prediction_uuid, result in zip(inputs, results)}
+
+
+def _outcome(result: Classification) -> dict:
+    if not all(math.isfinite(entry["score"]) for entry in result.top5):
+        return _failure("the model produced no valid scores for this image")
+    return {"status": DONE, "prediction": result.label, "confidence": result.confidence,
+            "top5": result.top5, "error": None}
 
 
 def _failure(reason: str) -> dict:

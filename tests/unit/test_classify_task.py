@@ -1,0 +1,96 @@
+"""The batch task's bookkeeping on SQLite: outcomes per job, poison isolation, redelivery.
+
+The network is replaced by a small stand-in classifier so that a "poison" image
+(one that makes the model raise) can be made on purpose; the real model is
+exercised end to end in tests/integration.
+"""
+from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+
+import tasks.worker_model
+from models.classification import describe
+from tests.conftest import b64, image_bytes
+from webapp.extensions import db
+from webapp.predictions.models import Prediction
+
+LABELS = [f"class_{i}" for i in range(1000)]
+POISON_COLOR = (0, 255, 0)
+
+
+class StandInClassifier:
+    """Scores class 7 for every image; raises when a pure green image is in the batch."""
+
+    def __init__(self):
+        self.batch_sizes = []
+
+    def classify(self, batch):
+        self.batch_sizes.append(len(batch))
+        green = np.array([-1.0, 1.0, -1.0], dtype=np.float32)
+        if any(np.allclose(image[0, 0], green) for image in batch):
+            raise RuntimeError("kernel crashed")
+        probabilities = np.full((len(batch), 1000), 0.0001, dtype=np.float32)
+        probabilities[:, 7] = 0.9
+        return [describe(row, LABELS) for row in probabilities]
+
+
+@pytest.fixture
+def classifier(monkeypatch):
+    stand_in = StandInClassifier()
+    monkeypatch.setattr(tasks.worker_model, "_classifier", stand_in)
+    return stand_in
+
+
+def submit(client, color=(200, 30, 30)) -> str:
+    response = client.post("/inference/image", json={"name": "x", "data": b64(image_bytes(fmt="PNG", color=color))})
+    return response.get_json()["uuid"]
+
+
+def run_batch(app, uuids):
+    with app.app_context():
+        urls = {u: db.session.get(Prediction, u).image_url for u in uuids}
+    requests = [SimpleNamespace(args=(u, urls[u]), kwargs={}) for u in uuids]
+    return app.extensions["celery"].tasks["classify_image"](requests)
+
+
+def statuses(app, uuids):
+    with app.app_context():
+        return [db.session.get(Prediction, u).to_json() for u in uuids]
+
+
+def test_a_batch_is_one_model_call_and_every_job_gets_its_result(app, client, classifier):
+    uuids = [submit(client) for _ in range(5)]
+    assert run_batch(app, uuids) is True
+    assert classifier.batch_sizes == [5]
+    assert [row["prediction"] for row in statuses(app, uuids)] == ["class_7"] * 5
+
+
+def test_a_poison_image_fails_alone_and_the_rest_of_its_batch_completes(app, client, classifier):
+    good = [submit(client) for _ in range(3)]
+    poison = submit(client, color=POISON_COLOR)
+    assert run_batch(app, good + [poison]) is True, "the batch is committed, not requeued forever"
+    rows = statuses(app, good + [poison])
+    assert [row["status"] for row in rows] == ["done", "done", "done", "failed"]
+    assert "the model failed on this image: kernel crashed" in rows[3]["error"]
+
+
+def test_a_vanished_image_fails_with_its_reason(app, client, classifier):
+    prediction_uuid = submit(client)
+    with app.app_context():
+        url = db.session.get(Prediction, prediction_uuid).image_url
+    Path(urlparse(url).path).unlink()
+    run_batch(app, [prediction_uuid])
+    [row] = statuses(app, [prediction_uuid])
+    assert row["status"] == "failed" and "no longer exists" in row["error"]
+
+
+def test_redelivered_jobs_are_not_classified_or_written_again(app, client, classifier):
+    prediction_uuid = submit(client)
+    run_batch(app, [prediction_uuid])
+    first = statuses(app, [prediction_uuid])
+    run_batch(app, [prediction_uuid, prediction_uuid])
+    assert classifier.batch_sizes == [1], "a done job is skipped"
+    assert statuses(app, [prediction_uuid]) == first
