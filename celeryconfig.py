@@ -37,9 +37,9 @@ def celery_settings(settings: Settings) -> dict:
         "task_ignore_result": True,
         "task_serializer": "json",
         "accept_content": ["json"],
-        # Lets Flower and `celery events` follow each task.
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # Task events cost a broker publish per job, so they stay off until a monitor asks:
+        # Flower switches them on in the workers it watches (`celery control enable_events`).
+        "worker_send_task_events": False,
         # Imported by the worker only: checks the weights at start, loads the model per child.
         "imports": ("tasks.worker_model",),
         "beat_schedule": {

@@ -5,13 +5,18 @@
 1. limit: preprocessing + LiteRT inference in-process, 2 processes x 1 thread
    (and 1 process x 2 threads), no web, broker or database;
 2. the deployed service (Gunicorn + Celery on MariaDB + RabbitMQ, batched LiteRT);
-3. the naive worker through the same deployed path (batch of 1, Keras);
+3. the naive worker through the same deployed path (bench/naive_worker.py: one task and one
+   ``model.predict`` per image, as the seed did);
+   For each: images/s, POST latency flooded by the clients and paced at the measured
+   throughput (workers saturated), and completion latency (row created → result committed);
 4. one request on an idle service; 5. worker memory.
 Needs MariaDB and RabbitMQ (TEST_MYSQL_URL, TEST_AMQP_URL) and the model weights.
 """
 import argparse
+import base64
 import itertools
 import multiprocessing
+import os
 import statistics
 import subprocess
 import tempfile
@@ -74,13 +79,11 @@ def limit(model_path: Path, count: int, batch_size: int, processes: int, threads
 
 # --- 2-5. the deployed service --------------------------------------------------------------
 
-class LoadResult(dict):
-    pass
-
-
-def load_test(base_url: str, database_url: str, count: int, clients: int) -> LoadResult:
+def load_test(base_url: str, database_url: str, count: int, clients: int, rate: float | None = None) -> dict:
+    """POST ``count`` images from ``clients`` threads (as fast as answered, or at ``rate`` per second)
+    and wait until every job is finished."""
     files = image_files()
-    bodies = [('{"name": "%s", "data": "%s"}' % (p.name, __import__("base64").b64encode(p.read_bytes()).decode()))
+    bodies = [('{"name": "%s", "data": "%s"}' % (p.name, base64.b64encode(p.read_bytes()).decode()))
               for p in files]
     counter = itertools.count()
     lock = threading.Lock()
@@ -93,6 +96,8 @@ def load_test(base_url: str, database_url: str, count: int, clients: int) -> Loa
                 i = next(counter)
             if i >= count:
                 return
+            if rate:
+                time.sleep(max(0.0, begin + i / rate - time.perf_counter()))
             start = time.perf_counter()
             response = session.post(f"{base_url}/inference/image", data=bodies[i % len(bodies)],
                                     headers={"Content-Type": "text/plain"}, timeout=30)
@@ -103,7 +108,10 @@ def load_test(base_url: str, database_url: str, count: int, clients: int) -> Loa
                 uuids.append(response.json()["uuid"])
 
     engine = create_engine(database_url)
-    start = time.perf_counter()
+    with engine.connect() as connection:
+        connection.execute(text("DELETE FROM predictions"))
+        connection.commit()
+    start = begin = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         for future in [pool.submit(client) for _ in range(clients)]:
             future.result()
@@ -117,7 +125,7 @@ def load_test(base_url: str, database_url: str, count: int, clients: int) -> Loa
             "SELECT status, TIMESTAMPDIFF(MICROSECOND, created_at, updated_at) FROM predictions")).all()
     engine.dispose()
     completion = [micros / 1e6 for status, micros in rows]
-    return LoadResult(
+    return dict(
         images=len(uuids), seconds=done, posting_seconds=posted, rate=len(uuids) / done,
         not_done=sum(1 for status, _ in rows if status != "done"),
         post_p50=percentile(post_latencies, 50), post_p99=percentile(post_latencies, 99),
@@ -127,7 +135,7 @@ def load_test(base_url: str, database_url: str, count: int, clients: int) -> Loa
 
 def idle_latency(base_url: str, tries: int = 5) -> float:
     """Median time from POST to a done GET for one request on an otherwise idle service."""
-    body = '{"name": "e.jpg", "data": "%s"}' % __import__("base64").b64encode(
+    body = '{"name": "e.jpg", "data": "%s"}' % base64.b64encode(
         (IMAGES / "samples" / "elephant.jpg").read_bytes()).decode()
     session = requests.Session()
     latencies = []
@@ -152,20 +160,47 @@ def worker_rss_mb(worker_pid: int) -> list[float]:
     return sizes
 
 
-def deployed(label: str, count: int, clients: int, **settings) -> dict:
+def cpu_seconds(pids: list[int], children: bool = True) -> float:
+    """User + system CPU time of these processes and (by default) their child processes."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        tree = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout.split()
+        for member in [pid, *map(int, tree if children else [])]:
+            try:
+                fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def pids_of(name: str) -> list[int]:
+    return [int(p) for p in subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()]
+
+
+def deployed(label: str, count: int, clients: int, worker_app: str = "wsgi:celery_app", **settings) -> dict:
     database_url = create_database("imgsvc_bench")
     queue = f"inference-bench-{uuid.uuid4().hex[:8]}"
     try:
         with tempfile.TemporaryDirectory() as instance:
             env = deployment_env(Path(instance), database_url, queue, **settings)
-            with running_service(env, Path(instance)) as (base_url, worker):
+            with running_service(env, Path(instance), worker_app=worker_app) as (base_url, web, worker):
                 idle = idle_latency(base_url)
                 memory = worker_rss_mb(worker.popen.pid)
-                with create_engine(database_url).connect() as connection:
-                    connection.execute(text("DELETE FROM predictions"))
-                    connection.commit()
+                groups = {"worker": [worker.popen.pid], "web": [web.popen.pid], "MariaDB": pids_of("mariadbd"),
+                          "RabbitMQ": pids_of("beam.smp"), "load generator": [os.getpid()]}
+                def cpu_now():  # this process's children are the web and the worker, counted apart
+                    return {name: cpu_seconds(pids, children=name != "load generator") for name, pids in groups.items()}
+
+                before = cpu_now()
                 result = load_test(base_url, database_url, count, clients)
-                return {"label": label, "idle": idle, "memory": memory, **result}
+                cpu = {name: seconds - before[name] for name, seconds in cpu_now().items()}
+                # POST latency while the workers are saturated: clients pace their requests at the
+                # throughput just measured, so the queue never drains but the web is not flooded.
+                paced = load_test(base_url, database_url, count // 2, clients, rate=result["rate"])
+                return {"label": label, "idle": idle, "memory": memory, "cpu": cpu, **result,
+                        "paced_p50": paced["post_p50"], "paced_p99": paced["post_p99"]}
     finally:
         drop_database(database_url)
         delete_queues([queue])
@@ -192,20 +227,27 @@ def main():
     best_limit = max(limits.values())
 
     service = deployed("deployed: batched LiteRT, 2 processes", args.images, args.clients)
-    naive = deployed("naive: batch of 1, Keras, 2 processes", args.naive_images or args.images, args.clients,
-                     BATCH_MAX_SIZE="1", MODEL_RUNTIME="keras")
+    naive = deployed("naive: task per image, Keras predict", args.naive_images or args.images, args.clients,
+                     worker_app="bench.naive_worker:celery_app")
 
     print("\n(1) limit, in-process decode + preprocess + LiteRT inference")
     for name, rate in limits.items():
         print(f"    {name:<40} {rate:8.1f} images/s")
-    print(f"\n{'':<42}{'images':>7}{'img/s':>9}{'POST p50':>10}{'POST p99':>10}{'done p50':>10}{'done p99':>10}"
-          f"{'idle 1 req':>12}  worker RSS MB (main, pool...)")
+    print(f"\n{'':<42}{'images':>7}{'img/s':>7}{'POST p50/p99':>16}{'paced POST p50/p99':>20}"
+          f"{'done p50/p99':>16}{'idle 1 req':>12}  worker RSS MB (main, pool...)")
     for number, run in (("(2)", service), ("(3)", naive)):
-        print(f"{number} {run['label']:<38}{run['images']:>7}{run['rate']:>9.1f}{run['post_p50'] * 1e3:>8.1f}ms"
-              f"{run['post_p99'] * 1e3:>8.1f}ms{run['done_p50'] * 1e3:>8.0f}ms{run['done_p99'] * 1e3:>8.0f}ms"
+        print(f"{number} {run['label']:<38}{run['images']:>7}{run['rate']:>7.1f}"
+              f"{run['post_p50'] * 1e3:>8.0f}/{run['post_p99'] * 1e3:.0f}ms"
+              f"{run['paced_p50'] * 1e3:>12.0f}/{run['paced_p99'] * 1e3:.0f}ms"
+              f"{run['done_p50'] * 1e3:>9.0f}/{run['done_p99'] * 1e3:.0f}ms"
               f"{run['idle'] * 1e3:>10.0f}ms  {', '.join(f'{m:.0f}' for m in run['memory'])}")
         if run["not_done"]:
             print(f"    !! {run['not_done']} jobs did not end done")
+    print("\nWhere the 2 cores went during each flood (CPU seconds, share of both cores' time):")
+    for number, run in (("(2)", service), ("(3)", naive)):
+        budget = 2 * run["seconds"]
+        shares = ", ".join(f"{name} {seconds:.1f}s ({seconds / budget:.0%})" for name, seconds in run["cpu"].items())
+        print(f"    {number} {shares}, idle {max(0.0, budget - sum(run['cpu'].values())) / budget:.0%}")
     print(f"\n(2)/(1) = {service['rate'] / best_limit:.2f}    (2)/(3) = {service['rate'] / naive['rate']:.1f}")
 
 

@@ -34,6 +34,7 @@ class Settings:
     model_cache_dir: Path
     republish_pending_after: int
     batch_max_size: int
+    worker_niceness: int
     batch_max_wait: float
     api_keys: tuple[str, ...]
     rate_limit: str
@@ -66,6 +67,7 @@ def load_settings(env=None) -> Settings:
         model_cache_dir=Path(env.get("MODEL_CACHE_DIR") or instance_dir / "model-cache"),
         republish_pending_after=_int(env, "REPUBLISH_PENDING_AFTER", 120),
         batch_max_size=_int(env, "BATCH_MAX_SIZE", 32),
+        worker_niceness=_int(env, "WORKER_NICENESS", 10),
         batch_max_wait=float(env.get("BATCH_MAX_WAIT") or 0.005),
         api_keys=tuple(key.strip() for key in env.get("API_KEYS", "").split(",") if key.strip()),
         rate_limit=env.get("RATE_LIMIT", "").strip(),

@@ -5,6 +5,7 @@ weights exist and has a subprocess convert them for LiteRT if needed; each pool
 process then builds its own classifier.
 """
 import logging
+import os
 
 from celery import current_app
 from celery.signals import worker_init, worker_process_init
@@ -26,6 +27,13 @@ def get_classifier():
     if _classifier is None:
         _classifier = runtime.load(*_model_config())
     return _classifier
+
+
+@worker_init.connect
+def yield_cpu_to_the_web(**_):
+    """On a shared host, answering POSTs promptly matters more than the next batch: the pool
+    processes inherit a lower priority and still use every spare cycle."""
+    os.nice(current_app.flask_app.config["WORKER_NICENESS"])
 
 
 @worker_init.connect

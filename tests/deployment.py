@@ -110,9 +110,9 @@ class Process:
         self._file.close()
 
 
-def start_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2) -> Process:
+def start_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2, app: str = "wsgi:celery_app") -> Process:
     worker = Process(
-        [sys.executable, "-m", "celery", "-A", "wsgi:celery_app", "worker", "--loglevel", "INFO",
+        [sys.executable, "-m", "celery", "-A", app, "worker", "--loglevel", "INFO",
          "--concurrency", str(concurrency), "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h",
          "--without-gossip", "--without-mingle"],
         env, log_dir / f"{name}.log",
@@ -122,12 +122,12 @@ def start_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2)
 
 
 @contextmanager
-def running_service(env, log_dir: Path, worker_concurrency: int = 2):
+def running_service(env, log_dir: Path, worker_concurrency: int = 2, worker_app: str = "wsgi:celery_app"):
     """Gunicorn and one Celery worker with ``env``; yields the API's base URL once healthy."""
     port = free_port()
     web = Process([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "wsgi:app"],
                   env, log_dir / "web.log")
-    worker = start_worker(env, log_dir, concurrency=worker_concurrency)
+    worker = start_worker(env, log_dir, concurrency=worker_concurrency, app=worker_app)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -135,7 +135,7 @@ def running_service(env, log_dir: Path, worker_concurrency: int = 2):
             if time.monotonic() > deadline:
                 raise TimeoutError(web.output()[-3000:])
             time.sleep(0.2)
-        yield url, worker
+        yield url, web, worker
     finally:
         web.stop()
         worker.stop()

@@ -27,6 +27,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         MAX_IMAGE_PIXELS=settings.max_image_pixels,
         MODEL_WEIGHTS_PATH=settings.model_weights_path,
         MODEL_RUNTIME=settings.model_runtime,
+        WORKER_NICENESS=settings.worker_niceness,
         MODEL_CACHE_DIR=settings.model_cache_dir,
         REPUBLISH_PENDING_AFTER=settings.republish_pending_after,
         API_KEYS=settings.api_keys,

@@ -62,7 +62,7 @@ def service_env(tmp_path_factory, mysql_url, new_queue):
 
 @pytest.fixture(scope="session")
 def base_url(service_env, tmp_path_factory):
-    with running_service(service_env, tmp_path_factory.mktemp("logs")) as (url, _):
+    with running_service(service_env, tmp_path_factory.mktemp("logs")) as (url, _, _):
         yield url
 
 
@@ -77,7 +77,7 @@ def s3_service_env(service_env, new_queue, s3_endpoint):
 
 @pytest.fixture(scope="session")
 def s3_base_url(s3_service_env, tmp_path_factory):
-    with running_service(s3_service_env, tmp_path_factory.mktemp("s3-logs")) as (url, _):
+    with running_service(s3_service_env, tmp_path_factory.mktemp("s3-logs")) as (url, _, _):
         yield url
 
 

@@ -52,20 +52,27 @@ def parse_body(raw: bytes) -> dict:
 
 def decode_base64(data: str, max_bytes: int) -> bytes:
     """Standard or URL-safe base64, line breaks and a ``data:`` URL prefix allowed."""
+    try:
+        decoded = base64.b64decode(data, validate=True)  # the common case, without copying the string
+    except (binascii.Error, ValueError):
+        decoded = _decode_lenient_base64(data, max_bytes)
+    if not decoded:
+        raise _invalid("'data' is empty.")
+    if len(decoded) > max_bytes:
+        raise _invalid(f"The image is larger than {max_bytes} bytes.", 413)
+    return decoded
+
+
+def _decode_lenient_base64(data: str, max_bytes: int) -> bytes:
     compact = _WHITESPACE.sub("", _DATA_URL_PREFIX.sub("", data, count=1))
     if len(compact) * 3 // 4 > max_bytes + 3:
         raise _invalid(f"The image is larger than {max_bytes} bytes.", 413)
     compact = compact.replace("-", "+").replace("_", "/")
     compact += "=" * (-len(compact) % 4)
     try:
-        decoded = base64.b64decode(compact, validate=True)
+        return base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError):
         raise _invalid("'data' is not valid base64.") from None
-    if not decoded:
-        raise _invalid("'data' is empty.")
-    if len(decoded) > max_bytes:
-        raise _invalid(f"The image is larger than {max_bytes} bytes.", 413)
-    return decoded
 
 
 def check_image(data: bytes, max_pixels: int) -> str:
