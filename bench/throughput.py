@@ -175,6 +175,12 @@ def cpu_seconds(pids: list[int], children: bool = True) -> float:
     return total
 
 
+def machine_busy_seconds() -> float:
+    """CPU time all cores spent on anything but idle and I/O wait, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def pids_of(name: str) -> list[int]:
     return [int(p) for p in subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()]
 
@@ -191,7 +197,8 @@ def deployed(label: str, count: int, clients: int, worker_app: str = "wsgi:celer
                 groups = {"worker": [worker.popen.pid], "web": [web.popen.pid], "MariaDB": pids_of("mariadbd"),
                           "RabbitMQ": pids_of("beam.smp"), "load generator": [os.getpid()]}
                 def cpu_now():  # this process's children are the web and the worker, counted apart
-                    return {name: cpu_seconds(pids, children=name != "load generator") for name, pids in groups.items()}
+                    usage = {name: cpu_seconds(pids, children=name != "load generator") for name, pids in groups.items()}
+                    return {**usage, "other processes": machine_busy_seconds() - sum(usage.values())}
 
                 before = cpu_now()
                 result = load_test(base_url, database_url, count, clients)
@@ -243,11 +250,11 @@ def main():
               f"{run['idle'] * 1e3:>10.0f}ms  {', '.join(f'{m:.0f}' for m in run['memory'])}")
         if run["not_done"]:
             print(f"    !! {run['not_done']} jobs did not end done")
-    print("\nWhere the 2 cores went during each flood (CPU seconds, share of both cores' time):")
+    print("\nWhere the cores went during each flood (CPU seconds, share of all cores' time):")
     for number, run in (("(2)", service), ("(3)", naive)):
-        budget = 2 * run["seconds"]
+        budget = os.cpu_count() * run["seconds"]
         shares = ", ".join(f"{name} {seconds:.1f}s ({seconds / budget:.0%})" for name, seconds in run["cpu"].items())
-        print(f"    {number} {shares}, idle {max(0.0, budget - sum(run['cpu'].values())) / budget:.0%}")
+        print(f"    {number} {shares}, idle {budget - sum(run['cpu'].values()):.1f}s")
     print(f"\n(2)/(1) = {service['rate'] / best_limit:.2f}    (2)/(3) = {service['rate'] / naive['rate']:.1f}")
 
 
