@@ -17,9 +17,23 @@ INPUT_SIZE = (224, 224)
 DRAFT_SIZE = (2 * INPUT_SIZE[0], 2 * INPUT_SIZE[1])
 
 
-def decode_rgb(data: bytes) -> Image.Image:
-    """Decode to an upright RGB image: first frame of an animation, EXIF rotation applied."""
-    with Image.open(io.BytesIO(data)) as image:
+class TooManyPixels(ValueError):
+    """Decoding the image could exhaust the worker's memory, so it is refused from its header."""
+
+
+def decode_rgb(data: bytes, max_pixels: int | None = None) -> Image.Image:
+    """Decode to an upright RGB image: first frame of an animation, EXIF rotation applied.
+
+    With ``max_pixels``, a larger image raises TooManyPixels before any pixel is decoded.
+    """
+    try:
+        opened = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as error:  # beyond Pillow's own limit, refused at open
+        raise TooManyPixels(f"the image has too many pixels: {error}") from None
+    with opened as image:
+        width, height = image.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise TooManyPixels(f"the image is {width}x{height} pixels; the limit is {max_pixels} pixels")
         image.seek(0)
         image.draft("RGB", DRAFT_SIZE)  # JPEG only; a no-op for other formats
         upright = ImageOps.exif_transpose(image)
@@ -32,5 +46,5 @@ def to_model_input(image: Image.Image) -> np.ndarray:
     return np.asarray(resized, dtype=np.float32) / 127.5 - 1.0
 
 
-def prepare(data: bytes) -> np.ndarray:
-    return to_model_input(decode_rgb(data))
+def prepare(data: bytes, max_pixels: int | None = None) -> np.ndarray:
+    return to_model_input(decode_rgb(data, max_pixels))

@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import OperationalError
 
 from models.classification import Classification
-from models.preprocessing import prepare
+from models.preprocessing import TooManyPixels, prepare
 from tasks.batching import NoLossBatches
 from tasks.metrics import observe_batch
 from webapp.extensions import db
@@ -65,13 +65,18 @@ def classify_image(requests) -> bool:
 
 
 def _prepare_inputs(jobs: dict[str, str]) -> tuple[dict, dict]:
-    """Read and preprocess each image; a vanished or undecodable image fails only its own job."""
+    """Read and preprocess each image; a vanished, oversized or undecodable image fails only its own job.
+
+    The web checks the pixel count too, but an image that reaches the worker otherwise
+    (a lower limit here, a row written by hand) must fail, not exhaust the worker's memory.
+    """
     store = current_app.extensions["image_store"]
+    max_pixels = current_app.config["MAX_IMAGE_PIXELS"]
     inputs, failures = {}, {}
     for prediction_uuid, image_url in jobs.items():
         try:
-            inputs[prediction_uuid] = prepare(store.read(image_url))
-        except ImageNotFound as error:
+            inputs[prediction_uuid] = prepare(store.read(image_url), max_pixels)
+        except (ImageNotFound, TooManyPixels) as error:
             failures[prediction_uuid] = _failure(str(error))
         except (UnidentifiedImageError, OSError, ValueError) as error:
             failures[prediction_uuid] = _failure(f"the image could not be decoded: {error}")

@@ -4,6 +4,7 @@ Shared by the integration tests and the benchmarks, which both need a real
 deployment with a database and queue of their own.
 """
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -23,26 +24,34 @@ AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"
 STARTUP_TIMEOUT = 120
 
 
-def create_database(prefix: str) -> str:
-    """A fresh MariaDB database; returns its URL."""
+def create_database(prefix: str, server_url: str = MYSQL_SERVER_URL) -> str:
+    """A fresh MariaDB database on ``server_url``; returns its URL."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    server = create_engine(MYSQL_SERVER_URL, isolation_level="AUTOCOMMIT")
+    server = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with server.connect() as connection:
         connection.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
     server.dispose()
-    return f"{MYSQL_SERVER_URL}/{name}"
+    return f"{server_url}/{name}"
 
 
 def drop_database(url: str) -> None:
-    server = create_engine(MYSQL_SERVER_URL, isolation_level="AUTOCOMMIT")
+    server_url, name = url.rsplit("/", 1)
+    server = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with server.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]}"))
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
     server.dispose()
 
 
 def check_broker() -> None:
     with Connection(AMQP_URL, connect_timeout=3) as connection:
         connection.ensure_connection(max_retries=1)
+
+
+def queue_length(name: str, amqp_url: str = AMQP_URL) -> int:
+    """Messages ready in the queue (not those a worker holds unacked)."""
+    with Connection(amqp_url) as connection:
+        return Queue(name, Exchange(name), routing_key=name).bind(connection.channel()).queue_declare(
+            passive=True).message_count
 
 
 def delete_queues(names) -> None:
@@ -82,10 +91,12 @@ def free_port() -> int:
 class Process:
     """A child process whose output goes to a log file that failing tests can show."""
 
-    def __init__(self, args, env, log: Path):
+    def __init__(self, args, env, log: Path, own_group: bool = False):
         self.log = log
         self._file = log.open("wb")
-        self.popen = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=self._file, stderr=subprocess.STDOUT)
+        # In its own process group, the process and all its children can be killed at once.
+        self.popen = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=self._file, stderr=subprocess.STDOUT,
+                                      start_new_session=own_group)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -100,7 +111,16 @@ class Process:
             time.sleep(0.2)
         raise TimeoutError(f"{text_in_log!r} not seen:\n{self.output()[-3000:]}")
 
+    def kill_group(self):
+        """SIGKILL to the whole process group (needs ``own_group``): a crash, with no chance to clean up."""
+        os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait()
+        self._file.close()
+
     def stop(self):
+        if self.popen.poll() is not None:
+            self._file.close()
+            return
         self.popen.terminate()
         try:
             self.popen.wait(timeout=30)
@@ -110,15 +130,24 @@ class Process:
         self._file.close()
 
 
-def start_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2, app: str = "wsgi:celery_app") -> Process:
+def start_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2, own_group: bool = False,
+                 app: str = "wsgi:celery_app") -> Process:
     worker = Process(
         [sys.executable, "-m", "celery", "-A", app, "worker", "--loglevel", "INFO",
          "--concurrency", str(concurrency), "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h",
          "--without-gossip", "--without-mingle"],
-        env, log_dir / f"{name}.log",
+        env, log_dir / f"{name}.log", own_group,
     )
     worker.wait_for(" ready.")
     return worker
+
+
+def start_beat(env, log_dir: Path) -> Process:
+    """Celery beat, which schedules the sweeper, as the Procfile runs it."""
+    beat = Process([sys.executable, "-m", "celery", "-A", "wsgi:celery_app", "beat", "--loglevel", "INFO",
+                    "--schedule", str(log_dir / "celerybeat-schedule")], env, log_dir / "beat.log")
+    beat.wait_for("beat: Starting")
+    return beat
 
 
 @contextmanager

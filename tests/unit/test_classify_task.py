@@ -94,3 +94,22 @@ def test_redelivered_jobs_are_not_classified_or_written_again(app, client, class
     run_batch(app, [prediction_uuid, prediction_uuid])
     assert classifier.batch_sizes == [1], "a done job is skipped"
     assert statuses(app, [prediction_uuid]) == first
+
+
+def test_oversized_images_fail_alone_before_they_are_decoded(make_app, app, client, classifier):
+    """A bomb beyond Pillow's own limit used to raise out of the batch, which was then requeued forever."""
+    worker_app = make_app(MAX_IMAGE_PIXELS=5000)  # a worker with a lower limit than the web's
+    good, over_limit = submit(client), submit(client)
+    with app.app_context():
+        Path(urlparse(db.session.get(Prediction, over_limit).image_url).path).write_bytes(
+            image_bytes(fmt="PNG", size=(100, 100)))
+        bomb_url = app.extensions["image_store"].save("bomb.png", image_bytes(mode="L", fmt="PNG", size=(20000, 20000)))
+        bomb = "0b0b0b0b-0000-4000-8000-000000000000"
+        db.session.add(Prediction(uuid=bomb, name="bomb.png", image_url=bomb_url))
+        db.session.commit()
+    assert run_batch(worker_app, [good, over_limit, bomb]) is True
+    rows = statuses(app, [good, over_limit, bomb])
+    assert [row["status"] for row in rows] == ["done", "failed", "failed"]
+    assert rows[1]["error"] == "the image is 100x100 pixels; the limit is 5000 pixels"
+    assert rows[2]["error"].startswith("the image has too many pixels")
+    assert classifier.batch_sizes == [1]

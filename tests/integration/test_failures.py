@@ -1,0 +1,275 @@
+"""Nothing accepted is lost when a process dies: real workers killed, real servers stopped and restarted.
+
+The broker and database outages run on private RabbitMQ and MariaDB servers
+(tests/servers.py): the machine's shared ones are never stopped.
+"""
+import base64
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+
+from tests.conftest import SAMPLES
+from tests.deployment import (create_database, deployment_env, drop_database, queue_length, running_service,
+                              start_beat, start_worker)
+from tests.integration.conftest import app_for, service_missing
+from tests.servers import RABBITMQ_BIN, MariaDB, RabbitMQ
+
+IMAGE = SAMPLES / "elephant.jpg"
+DRAIN_TIMEOUT = 240
+
+
+@pytest.fixture
+def own_database():
+    """A database of its own on the shared MariaDB, dropped after the test."""
+    try:
+        url = create_database("imgsvc_failures")
+    except Exception as error:
+        service_missing("MariaDB", error)
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+def own_rabbitmq(tmp_path_factory):
+    if not (RABBITMQ_BIN / "rabbitmq-server").exists():
+        service_missing("rabbitmq-server", FileNotFoundError(RABBITMQ_BIN / "rabbitmq-server"))
+    broker = RabbitMQ(tmp_path_factory.mktemp("rabbitmq"))
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.remove()
+
+
+@pytest.fixture
+def own_mariadb(tmp_path_factory):
+    try:
+        server = MariaDB(tmp_path_factory.mktemp("mariadb"))
+    except Exception as error:
+        service_missing("mariadb-install-db", error)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+def statuses(database_url: str, uuids) -> dict[str, str]:
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT uuid, status FROM predictions")).all()
+    engine.dispose()
+    wanted = set(uuids)
+    return {row.uuid: row.status for row in rows if row.uuid in wanted}
+
+
+def wait_until_finished(database_url: str, uuids, timeout: float = DRAIN_TIMEOUT) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = statuses(database_url, uuids)
+        if len(found) == len(set(uuids)) and "pending" not in found.values():
+            return found
+        if time.monotonic() > deadline:
+            missing = len(set(uuids)) - len(found)
+            pending = sum(status == "pending" for status in found.values())
+            raise AssertionError(f"after {timeout}s: {pending} pending, {missing} without a row")
+        time.sleep(0.5)
+
+
+def queue_jobs(env: dict, count: int) -> list[str]:
+    """Rows and messages as the web makes them (image stored, row committed, then published)."""
+    from tasks.classify import enqueue_classification
+    from webapp.extensions import db
+    from webapp.predictions.models import Prediction
+
+    app = app_for(env)
+    jobs = []
+    with app.app_context():
+        for _ in range(count):
+            job = str(uuid.uuid4())
+            url = app.extensions["image_store"].save(f"{job}.jpg", IMAGE.read_bytes())
+            db.session.add(Prediction(uuid=job, name=IMAGE.name, image_url=url))
+            db.session.commit()
+            assert enqueue_classification(job, url)
+            jobs.append(job)
+    return jobs
+
+
+def count_result_writes(database_url: str) -> None:
+    """A trigger logs every UPDATE of a row, so a result written twice would show up as two lines."""
+    engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text("CREATE TABLE row_writes (uuid VARCHAR(36) NOT NULL, status VARCHAR(16) NOT NULL)"))
+        connection.execute(text("CREATE TRIGGER log_row_writes AFTER UPDATE ON predictions FOR EACH ROW "
+                                "INSERT INTO row_writes VALUES (NEW.uuid, NEW.status)"))
+    engine.dispose()
+
+
+def row_writes(database_url: str) -> list[tuple]:
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT uuid, status FROM row_writes")).all()
+    engine.dispose()
+    return [tuple(row) for row in rows]
+
+
+def finished_at(database_url: str) -> dict:
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT uuid, updated_at FROM predictions")).all()
+    engine.dispose()
+    return dict(rows)
+
+
+def test_worker_killed_mid_batch_loses_nothing_and_each_result_is_written_once(own_database, new_queue, tmp_path):
+    env = deployment_env(tmp_path, own_database, new_queue(), REPUBLISH_PENDING_AFTER="3600")
+    count_result_writes(own_database)
+    jobs = queue_jobs(env, 240)
+
+    doomed = start_worker(env, tmp_path, "doomed", concurrency=1, own_group=True)
+    try:
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while "done" not in statuses(own_database, jobs).values():
+            assert time.monotonic() < deadline, doomed.output()[-3000:]
+            time.sleep(0.05)
+    finally:
+        doomed.kill_group()  # the main process and its pool child, mid-way through the backlog
+    done_at_kill = list(statuses(own_database, jobs).values()).count("done")
+    assert 0 < done_at_kill < len(jobs)
+    print(f"\nkilled with {done_at_kill} of {len(jobs)} done")
+    # Late re-deliveries of finished jobs, as after a crash between commit and ack.
+    finished = [job for job, status in statuses(own_database, jobs).items() if status == "done"]
+    assert len(queue_jobs_again(env, finished)) == len(finished)
+
+    survivor = start_worker(env, tmp_path, "survivor", concurrency=1)
+    try:
+        assert set(wait_until_finished(own_database, jobs).values()) == {"done"}
+        results = finished_at(own_database)
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while queue_length(env["CELERY_QUEUE"]):  # every late re-delivery has reached the worker
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        time.sleep(2)  # and its last batch has run
+    finally:
+        survivor.stop()
+    assert finished_at(own_database) == results, "a re-delivery rewrote a finished row"
+    writes = row_writes(own_database)
+    assert sorted(writes) == sorted((job, "done") for job in jobs), "each row is written exactly once"
+
+
+def queue_jobs_again(env: dict, uuids: list[str]) -> list[str]:
+    """Publish existing jobs again, as the sweeper or a broker re-delivery would."""
+    from tasks.classify import enqueue_classification
+    from webapp.extensions import db
+    from webapp.predictions.models import Prediction
+
+    app = app_for(env)
+    with app.app_context():
+        return [job for job in uuids if enqueue_classification(job, db.session.get(Prediction, job).image_url)]
+
+
+def post_image(base_url: str) -> tuple[int, str | None, float]:
+    """Status, uuid and seconds of one POST."""
+    body = {"name": IMAGE.name, "data": base64.b64encode(IMAGE.read_bytes()).decode()}
+    started = time.monotonic()
+    response = requests.post(f"{base_url}/inference/image", json=body, timeout=30)
+    seconds = time.monotonic() - started
+    return response.status_code, response.json().get("uuid"), seconds
+
+
+def test_rabbitmq_restart_while_clients_post_loses_no_uuid(own_rabbitmq, own_database, tmp_path):
+    env = deployment_env(tmp_path, own_database, "inference", CELERY_BROKER_URL=own_rabbitmq.url,
+                         REPUBLISH_PENDING_AFTER="4")
+    answers, outage = [], {}
+    stop_posting = threading.Event()
+
+    def client():
+        while not stop_posting.is_set():
+            answers.append((time.monotonic(), *post_image(base_url)))
+            time.sleep(0.2)
+
+    with running_service(env, tmp_path, worker_concurrency=1) as (base_url, worker):
+        beat = start_beat(env, tmp_path)
+        clients = [threading.Thread(target=client) for _ in range(2)]
+        try:
+            for thread in clients:
+                thread.start()
+            time.sleep(3)
+            outage["from"] = time.monotonic()
+            own_rabbitmq.stop()
+            time.sleep(6)
+            outage["to"] = time.monotonic()
+            outage["restart_seconds"] = own_rabbitmq.start()
+            time.sleep(3)
+        finally:
+            stop_posting.set()
+            for thread in clients:
+                thread.join()
+        try:
+            accepted = [job for _, status, job, _ in answers if status == 202]
+            assert [status for _, status, _, _ in answers] == [202] * len(answers)
+            during = [seconds for at, _, _, seconds in answers if outage["from"] <= at <= outage["to"]]
+            assert during, "some POSTs were made while the broker was down"
+            assert max(during) < 5, "a POST during the outage is answered quickly"
+            assert set(wait_until_finished(own_database, accepted).values()) == {"done"}
+            assert "republished" in worker.output(), "the sweeper published what the outage left pending"
+        finally:
+            beat.stop()
+    print(f"\n{len(accepted)} accepted, {len(during)} during the outage (slowest {max(during):.2f}s); "
+          f"broker restarted in {outage['restart_seconds']:.1f}s")
+
+
+def test_mariadb_restart_while_workers_run(own_mariadb, new_queue, tmp_path):
+    database = create_database("imgsvc_outage", own_mariadb.url)
+    env = deployment_env(tmp_path, database, new_queue())
+    with running_service(env, tmp_path, worker_concurrency=1) as (base_url, _):
+        accepted = [post_image(base_url)[1] for _ in range(40)]
+        own_mariadb.stop()
+        try:
+            refused = [requests.post(f"{base_url}/inference/image", timeout=30,
+                                     json={"name": "x", "data": base64.b64encode(IMAGE.read_bytes()).decode()})
+                       for _ in range(3)]
+            time.sleep(5)
+        finally:
+            restart_seconds = own_mariadb.start()
+        for response in refused:
+            assert response.status_code == 503
+            assert response.headers["Retry-After"]
+            assert response.headers["Content-Type"] == "application/problem+json"
+            assert "database" in response.json()["detail"]
+        assert set(wait_until_finished(database, accepted).values()) == {"done"}
+        status, job, _ = post_image(base_url)
+        assert status == 202
+        assert wait_until_finished(database, [job]) == {job: "done"}
+    print(f"\nMariaDB restarted in {restart_seconds:.1f}s")
+
+
+def test_poison_jobs_fail_with_a_reason_and_do_not_block_the_real_worker(base_url, service_app, service_env):
+    """An image too large to decode safely, and one deleted from the store, next to a good one."""
+    from tasks.classify import enqueue_classification
+    from tests.conftest import image_bytes
+    from webapp.extensions import db
+    from webapp.predictions.models import Prediction
+
+    store = service_app.extensions["image_store"]
+    images = {"huge": image_bytes(mode="L", fmt="PNG", size=(20000, 20000)), "deleted": IMAGE.read_bytes(),
+              "good": IMAGE.read_bytes()}
+    jobs = {kind: str(uuid.uuid4()) for kind in images}
+    with service_app.app_context():
+        urls = {kind: store.save(f"{jobs[kind]}.img", data) for kind, data in images.items()}
+        Path(urls["deleted"].removeprefix("file://")).unlink()
+        for kind, job in jobs.items():
+            db.session.add(Prediction(uuid=job, name=kind, image_url=urls[kind]))
+        db.session.commit()
+        for kind, job in jobs.items():
+            assert enqueue_classification(job, urls[kind])
+    wait_until_finished(service_env["DATABASE_URL"], jobs.values(), timeout=120)
+    results = {kind: requests.get(f"{base_url}/predictions/{job}", timeout=10).json() for kind, job in jobs.items()}
+    assert results["good"]["status"] == "done"
+    assert results["huge"]["status"] == "failed" and "too many pixels" in results["huge"]["error"]
+    assert results["deleted"]["status"] == "failed" and "no longer exists" in results["deleted"]["error"]

@@ -1,0 +1,128 @@
+"""Private RabbitMQ and MariaDB servers on spare ports, for tests that stop and restart them.
+
+The machine's shared servers (5672, 3306) must never be stopped, so outage tests
+run their own instance, with every file in a temporary folder, and remove it after.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from tests.deployment import free_port
+
+RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")  # the Debian wrapper in /usr/sbin would su to the rabbitmq user
+START_TIMEOUT = 60
+
+
+def wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {port} after {timeout}s:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+class Server:
+    """A server process in its own session, started and stopped on the same data folder."""
+
+    def __init__(self, folder: Path, port: int):
+        self.folder, self.port = folder, port
+        self.process = None
+        self.log = folder / "server.log"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def env(self) -> dict:
+        return dict(os.environ)
+
+    def start(self) -> float:
+        """Start and wait until the port answers; returns the seconds it took."""
+        started = time.monotonic()
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(self.command(), env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+        wait_for_port(self.port, self.process, self.log)
+        return time.monotonic() - started
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class RabbitMQ(Server):
+    """A RabbitMQ node of its own: node name, AMQP and distribution ports, Erlang cookie and files."""
+
+    def __init__(self, folder: Path):
+        super().__init__(folder, free_port())
+        self.node = f"test-{uuid.uuid4().hex[:8]}@localhost"
+        (folder / "enabled_plugins").write_text("[].\n")  # no management plugin: it would take port 15672
+        (folder / "rabbitmq-env.conf").write_text("")  # not /etc/rabbitmq's, which names the shared node
+        # guest may log in from localhost only (RabbitMQ's default), which is all the tests need.
+        (folder / "rabbitmq.conf").write_text("loopback_users.guest = true\n")
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def env(self) -> dict:
+        folder = self.folder
+        return {**os.environ, "HOME": str(folder),  # the Erlang cookie goes here, for rabbitmqctl too
+                "RABBITMQ_CONF_ENV_FILE": str(folder / "rabbitmq-env.conf"),
+                "RABBITMQ_NODENAME": self.node, "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+                "RABBITMQ_NODE_PORT": str(self.port), "RABBITMQ_DIST_PORT": str(free_port()),
+                "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq.conf"),
+                "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
+                "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"), "RABBITMQ_LOG_BASE": str(folder / "log"),
+                "RABBITMQ_PLUGINS_EXPAND_DIR": str(folder / "plugins"),
+                "RABBITMQ_PID_FILE": str(folder / "rabbitmq.pid")}
+
+    def command(self) -> list[str]:
+        return [str(RABBITMQ_BIN / "rabbitmq-server")]
+
+    def stop(self) -> None:
+        """A clean stop through rabbitmqctl, as an operator would; durable messages stay on disk."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        subprocess.run([str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, "stop"], env=self.env(),
+                       capture_output=True, timeout=60)
+        super().stop()
+
+
+class MariaDB(Server):
+    """A mariadbd of its own on a fresh data folder; root logs in over TCP without a password."""
+
+    def __init__(self, folder: Path):
+        super().__init__(folder, free_port())
+        subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={folder / 'data'}", "--user=root",
+                        "--auth-root-authentication-method=normal", "--skip-test-db"],
+                       check=True, capture_output=True, timeout=120)
+
+    @property
+    def url(self) -> str:
+        return f"mysql+mysqldb://root@127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        folder = self.folder
+        return ["mariadbd", "--no-defaults", f"--datadir={folder / 'data'}", "--user=root",
+                f"--port={self.port}", "--bind-address=127.0.0.1", f"--socket={folder / 'mariadb.sock'}",
+                f"--pid-file={folder / 'mariadb.pid'}", "--innodb-buffer-pool-size=32M", "--skip-log-bin"]
