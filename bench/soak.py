@@ -80,7 +80,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="soak-"))
     try:
         env = deployment_env(work, database, queue, REPUBLISH_PENDING_AFTER="30")
-        with running_service(env, work) as (base_url, _):
+        with running_service(env, work) as (base_url, _, _):
             beat = start_beat(env, work)
             try:
                 started = time.monotonic()

@@ -193,7 +193,7 @@ def test_rabbitmq_restart_while_clients_post_loses_no_uuid(own_rabbitmq, own_dat
             answers.append((time.monotonic(), *post_image(base_url)))
             time.sleep(0.2)
 
-    with running_service(env, tmp_path, worker_concurrency=1) as (base_url, worker):
+    with running_service(env, tmp_path, worker_concurrency=1) as (base_url, _, worker):
         beat = start_beat(env, tmp_path)
         clients = [threading.Thread(target=client) for _ in range(2)]
         try:
@@ -227,7 +227,7 @@ def test_rabbitmq_restart_while_clients_post_loses_no_uuid(own_rabbitmq, own_dat
 def test_mariadb_restart_while_workers_run(own_mariadb, new_queue, tmp_path):
     database = create_database("imgsvc_outage", own_mariadb.url)
     env = deployment_env(tmp_path, database, new_queue())
-    with running_service(env, tmp_path, worker_concurrency=1) as (base_url, _):
+    with running_service(env, tmp_path, worker_concurrency=1) as (base_url, _, _):
         accepted = [post_image(base_url)[1] for _ in range(40)]
         own_mariadb.stop()
         try:
