@@ -23,8 +23,8 @@ logger = logging.getLogger(__name__)
 # The web process commits the row before publishing, but a replica or a slow
 # commit may still hide it for a moment: look again this many times, with backoff.
 ROW_VISIBILITY_ATTEMPTS = 8
-# A database outage is waited out for about this long before the batch is requeued.
-WRITE_ATTEMPTS = 8
+# A database outage is waited out for about two minutes (1+2+4+...+30 s) before the batch is requeued.
+DATABASE_ATTEMPTS = 8
 
 
 def enqueue_classification(prediction_uuid: str, image_url: str, attempt: int = 0, countdown: float = 0) -> bool:
@@ -46,12 +46,12 @@ def classify_image(requests) -> bool:
     """Classify every pending job of the batch in one inference call; True once results are committed."""
     jobs = {request.args[0]: request.args[1] for request in requests}
     attempts = {request.args[0]: request.kwargs.get("attempt", 0) for request in requests}
-    pending = set(db.session.scalars(
-        select(Prediction.uuid).where(Prediction.uuid.in_(jobs), Prediction.status == PENDING)
-    ))
-    known = set(db.session.scalars(select(Prediction.uuid).where(Prediction.uuid.in_(jobs))))
+    states = _with_database_retry(lambda: dict(db.session.execute(
+        select(Prediction.uuid, Prediction.status).where(Prediction.uuid.in_(jobs))
+    ).all()))
     db.session.rollback()  # end the read transaction before the slow part
-    for prediction_uuid in jobs.keys() - known:
+    pending = {prediction_uuid for prediction_uuid, status in states.items() if status == PENDING}
+    for prediction_uuid in jobs.keys() - states.keys():
         _look_again_later(prediction_uuid, jobs[prediction_uuid], attempts[prediction_uuid])
 
     inputs, outcomes = _prepare_inputs({u: jobs[u] for u in pending})
@@ -116,11 +116,7 @@ def _failure(reason: str) -> dict:
 
 
 def _record(outcomes: dict[str, dict]) -> None:
-    """Write all outcomes in one transaction, only over rows still pending (redelivery is harmless).
-
-    A database outage is retried with backoff; if it outlasts that, the error
-    propagates and the whole batch is requeued, not acked.
-    """
+    """Write all outcomes in one transaction, only over rows still pending (redelivery is harmless)."""
     if not outcomes:
         return
     table = Prediction.__table__
@@ -132,17 +128,26 @@ def _record(outcomes: dict[str, dict]) -> None:
     now = utcnow()
     rows = [{"b_uuid": job, "b_updated_at": now, **{f"b_{k}": v for k, v in outcome.items()}}
             for job, outcome in outcomes.items()]
-    for attempt in range(WRITE_ATTEMPTS):
+
+    def write():
+        db.session.execute(statement, rows)
+        db.session.commit()
+
+    _with_database_retry(write)
+
+
+def _with_database_retry(operation):
+    """Wait out a database outage with backoff, so a batch neither spins through the queue nor is lost;
+    if the outage outlasts the attempts, the error propagates and the batch is requeued, not acked."""
+    for attempt in range(DATABASE_ATTEMPTS):
         try:
-            db.session.execute(statement, rows)
-            db.session.commit()
-            return
+            return operation()
         except OperationalError:
             db.session.rollback()
-            if attempt == WRITE_ATTEMPTS - 1:
+            if attempt == DATABASE_ATTEMPTS - 1:
                 raise
             delay = min(2**attempt, 30)
-            logger.warning("database write failed; retrying in %ss", delay, exc_info=True)
+            logger.warning("database unavailable; retrying in %ss", delay, exc_info=True)
             time.sleep(delay)
 
 
