@@ -52,7 +52,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from tasks import celery_init_app
 
     celery_init_app(app)
-    import tasks.joblogs  # noqa: F401  the worker's log format and job uuid on task lines
+    import tasks.joblogs  # noqa: F401  the worker logs in the same JSON format
     import tasks.sweeper  # noqa: F401  registers the sweeper task with this Celery app
 
     from webapp import apidocs, health, page
