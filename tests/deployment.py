@@ -82,6 +82,26 @@ def deployment_env(instance: Path, database_url: str, queue: str, **settings) ->
     return env
 
 
+SERVICE_SETTINGS = ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_QUEUE", "INSTANCE_PATH", "IMAGE_STORE_URL",
+                    "S3_ENDPOINT_URL", "S3_CREATE_BUCKET")
+
+
+def app_for(env: dict):
+    """An in-process app configured like the deployment ``env``, for arranging rows directly."""
+    from webapp import create_app
+
+    saved = {key: os.environ.get(key) for key in SERVICE_SETTINGS}
+    os.environ.update({key: env.get(key, "") for key in SERVICE_SETTINGS})
+    try:
+        return create_app()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

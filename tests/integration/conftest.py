@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from tests.deployment import (AMQP_URL, MYSQL_SERVER_URL, check_broker, create_database, delete_queues,
+from tests.deployment import (AMQP_URL, MYSQL_SERVER_URL, app_for, check_broker, create_database, delete_queues,
                               deployment_env, drop_database, running_service)
 
 SERVICES_REQUIRED = os.environ.get("REQUIRE_SERVICES") == "1"
@@ -79,20 +79,6 @@ def s3_service_env(service_env, new_queue, s3_endpoint):
 def s3_base_url(s3_service_env, tmp_path_factory):
     with running_service(s3_service_env, tmp_path_factory.mktemp("s3-logs")) as (url, _, _):
         yield url
-
-
-SERVICE_SETTINGS = ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_QUEUE", "INSTANCE_PATH", "IMAGE_STORE_URL",
-                    "S3_ENDPOINT_URL", "S3_CREATE_BUCKET")
-
-
-def app_for(env: dict):
-    """An in-process app configured like the deployment ``env``, for arranging rows directly."""
-    from webapp import create_app
-
-    with pytest.MonkeyPatch.context() as patch:
-        for key in SERVICE_SETTINGS:
-            patch.setenv(key, env.get(key, ""))
-        return create_app()
 
 
 @pytest.fixture(scope="session")
