@@ -12,7 +12,7 @@ from models.mobilenet import build_keras_model
 from models.preprocessing import prepare
 from models.weights import locate_model_files
 from webapp import create_app
-from webapp.predictions.models import DONE, finish
+from webapp.predictions.models import done_outcome, record_outcomes
 
 flask_app = create_app()
 celery_app = flask_app.extensions["celery"]
@@ -32,4 +32,4 @@ def load_model(**_):
 def classify_image(prediction_uuid: str, image_url: str, attempt: int = 0) -> None:
     image = prepare(flask_app.extensions["image_store"].read(image_url))
     result = describe(_model.predict(image[None], verbose=0)[0], files.labels())
-    finish(prediction_uuid, status=DONE, prediction=result.label, confidence=result.confidence, top5=result.top5)
+    record_outcomes({prediction_uuid: done_outcome(result.label, result.confidence, result.top5)})

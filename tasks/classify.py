@@ -7,7 +7,7 @@ import numpy as np
 from celery import shared_task
 from flask import current_app
 from PIL import UnidentifiedImageError
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from models.classification import Classification
@@ -16,7 +16,7 @@ from tasks.batching import NoLossBatches
 from tasks.metrics import observe_batch
 from webapp.extensions import db
 from webapp.imagestore import ImageNotFound
-from webapp.predictions.models import DONE, FAILED, PENDING, Prediction, utcnow
+from webapp.predictions.models import PENDING, Prediction, done_outcome, failed_outcome, record_outcomes
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def classify_image(requests) -> bool:
     inputs, outcomes = _prepare_inputs({u: jobs[u] for u in pending})
     if inputs:
         outcomes.update(_classify(inputs))
-    _record(outcomes)
+    _with_database_retry(lambda: record_outcomes(outcomes))
     for prediction_uuid, outcome in outcomes.items():
         logger.info("prediction %s: %s", prediction_uuid, outcome["prediction"] or outcome["error"],
                     extra={"uuid": prediction_uuid})
@@ -77,13 +77,10 @@ def _prepare_inputs(jobs: dict[str, str]) -> tuple[dict, dict]:
         try:
             inputs[prediction_uuid] = prepare(store.read(image_url), max_pixels)
         except (ImageNotFound, TooManyPixels) as error:
-            failures[prediction_uuid] = _failure(str(error))
+            failures[prediction_uuid] = failed_outcome(str(error))
         except (UnidentifiedImageError, OSError, ValueError) as error:
-            failures[prediction_uuid] = _failure(f"the image could not be decoded: {error}")
+            failures[prediction_uuid] = failed_outcome(f"the image could not be decoded: {error}")
     return inputs, failures
-
-
-OUTCOME_COLUMNS = ("status", "prediction", "confidence", "top5", "error")
 
 
 def _classify(inputs: dict[str, np.ndarray]) -> dict[str, dict]:
@@ -97,7 +94,7 @@ def _classify(inputs: dict[str, np.ndarray]) -> dict[str, dict]:
     except Exception as error:
         if len(inputs) == 1:
             logger.exception("the model failed on %s", *inputs, extra={"uuid": next(iter(inputs))})
-            return {prediction_uuid: _failure(f"the model failed on this image: {error}") for prediction_uuid in inputs}
+            return {prediction_uuid: failed_outcome(f"the model failed on this image: {error}") for prediction_uuid in inputs}
         logger.exception("a batch of %d failed; classifying its images one by one", len(inputs))
         return {u: outcome for u, x in inputs.items() for u, outcome in _classify({u: x}).items()}
     observe_batch(len(inputs), time.perf_counter() - started)
@@ -106,34 +103,8 @@ def _classify(inputs: dict[str, np.ndarray]) -> dict[str, dict]:
 
 def _outcome(result: Classification) -> dict:
     if not all(math.isfinite(entry["score"]) for entry in result.top5):
-        return _failure("the model produced no valid scores for this image")
-    return {"status": DONE, "prediction": result.label, "confidence": result.confidence,
-            "top5": result.top5, "error": None}
-
-
-def _failure(reason: str) -> dict:
-    return {"status": FAILED, "prediction": None, "confidence": None, "top5": None, "error": reason[:1000]}
-
-
-def _record(outcomes: dict[str, dict]) -> None:
-    """Write all outcomes in one transaction, only over rows still pending (redelivery is harmless)."""
-    if not outcomes:
-        return
-    table = Prediction.__table__
-    statement = (
-        update(table)
-        .where(table.c.uuid == bindparam("b_uuid"), table.c.status == PENDING)
-        .values({column: bindparam(f"b_{column}") for column in (*OUTCOME_COLUMNS, "updated_at")})
-    )
-    now = utcnow()
-    rows = [{"b_uuid": job, "b_updated_at": now, **{f"b_{k}": v for k, v in outcome.items()}}
-            for job, outcome in outcomes.items()]
-
-    def write():
-        db.session.execute(statement, rows)
-        db.session.commit()
-
-    _with_database_retry(write)
+        return failed_outcome("the model produced no valid scores for this image")
+    return done_outcome(result.label, result.confidence, result.top5)
 
 
 def _with_database_retry(operation):

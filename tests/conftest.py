@@ -94,7 +94,6 @@ def b64(data: bytes) -> str:
 @pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory):
     """A real S3 API server on this machine (moto's server mode) on a spare port."""
-    import os
     import socket
     import subprocess
     import sys

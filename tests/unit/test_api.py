@@ -7,7 +7,7 @@ from sqlalchemy import event, text
 
 from tests.conftest import SAMPLES, UNREACHABLE_BROKER, b64, image_bytes
 from webapp.extensions import db
-from webapp.predictions.models import DONE, FAILED, PENDING, Prediction, fail, finish
+from webapp.predictions.models import FAILED, PENDING, Prediction, done_outcome, failed_outcome, record_outcomes
 
 
 def post_image(client, data: bytes, name="photo.jpg", content_type="application/json", path="/inference/image"):
@@ -56,7 +56,7 @@ def test_get_done_answers_prediction_confidence_and_top5(app, client):
     prediction_uuid = post_image(client, image_bytes()).get_json()["uuid"]
     top5 = [{"label": "dogsled", "score": 0.9}, {"label": "malamute", "score": 0.05}]
     with app.app_context():
-        assert finish(prediction_uuid, status=DONE, prediction="dogsled", confidence=0.9, top5=top5)
+        record_outcomes({prediction_uuid: done_outcome("dogsled", 0.9, top5)})
 
     response = client.get(f"/predictions/{prediction_uuid}")
     assert response.status_code == 200
@@ -67,7 +67,7 @@ def test_get_done_answers_prediction_confidence_and_top5(app, client):
 def test_get_failed_answers_200_with_error_so_clients_stop_polling(app, client):
     prediction_uuid = post_image(client, image_bytes()).get_json()["uuid"]
     with app.app_context():
-        assert fail(prediction_uuid, "image file gone")
+        record_outcomes({prediction_uuid: failed_outcome("image file gone")})
     body = client.get(f"/predictions/{prediction_uuid}").get_json()
     assert body == {"uuid": prediction_uuid, "status": FAILED, "error": "image file gone"}
 
@@ -75,10 +75,13 @@ def test_get_failed_answers_200_with_error_so_clients_stop_polling(app, client):
 def test_result_is_recorded_once_even_when_redelivered(app, client):
     prediction_uuid = post_image(client, image_bytes()).get_json()["uuid"]
     with app.app_context():
-        assert finish(prediction_uuid, status=DONE, prediction="dogsled", confidence=0.9, top5=[])
-        assert not finish(prediction_uuid, status=DONE, prediction="pencil_sharpener", confidence=0.1, top5=[])
-        assert not fail(prediction_uuid, "late failure")
-        assert db.session.get(Prediction, prediction_uuid).prediction == "dogsled"
+        record_outcomes({prediction_uuid: done_outcome("dogsled", 0.9, [])})
+        finished_at = db.session.get(Prediction, prediction_uuid).updated_at
+        record_outcomes({prediction_uuid: done_outcome("pencil_sharpener", 0.1, [])})
+        record_outcomes({prediction_uuid: failed_outcome("late failure")})
+        db.session.expire_all()
+        row = db.session.get(Prediction, prediction_uuid)
+        assert (row.status, row.prediction, row.updated_at) == ("done", "dogsled", finished_at)
 
 
 @pytest.mark.parametrize("bad_id", [

@@ -1,7 +1,7 @@
 """The ``predictions`` table: one row per accepted image, kept after it is done."""
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, update
+from sqlalchemy import JSON, DateTime, bindparam, update
 from sqlalchemy.dialects import mysql
 
 from webapp.extensions import db
@@ -39,20 +39,29 @@ class Prediction(db.Model):
         return body
 
 
-def finish(uuid: str, **fields) -> bool:
-    """Record a final outcome once: only a pending row changes, so redelivery is harmless.
+def done_outcome(label: str, confidence: float, top5: list[dict]) -> dict:
+    return {"status": DONE, "prediction": label, "confidence": confidence, "top5": top5, "error": None}
 
-    Returns False when the row was already final (or does not exist).
-    """
-    result = db.session.execute(
-        update(Prediction)
-        .where(Prediction.uuid == uuid, Prediction.status == PENDING)
-        .values(updated_at=utcnow(), **fields)
+
+def failed_outcome(reason: str) -> dict:
+    """A failure with the reason the client will read."""
+    return {"status": FAILED, "prediction": None, "confidence": None, "top5": None, "error": reason[:1000]}
+
+
+def record_outcomes(outcomes: dict[str, dict]) -> None:
+    """Write final outcomes in one transaction, only over rows still pending: a redelivered
+    or re-published job is written once, and a late duplicate changes nothing."""
+    if not outcomes:
+        return
+    table = Prediction.__table__
+    columns = ("status", "prediction", "confidence", "top5", "error", "updated_at")
+    statement = (
+        update(table)
+        .where(table.c.uuid == bindparam("b_uuid"), table.c.status == PENDING)
+        .values({column: bindparam(f"b_{column}") for column in columns})
     )
+    now = utcnow()
+    rows = [{"b_uuid": job, "b_updated_at": now, **{f"b_{key}": value for key, value in outcome.items()}}
+            for job, outcome in outcomes.items()]
+    db.session.execute(statement, rows)
     db.session.commit()
-    return result.rowcount == 1
-
-
-def fail(uuid: str, reason: str) -> bool:
-    """Mark a job failed with a reason the client will read."""
-    return finish(uuid, status=FAILED, error=reason[:1000])
