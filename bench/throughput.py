@@ -31,8 +31,8 @@ import requests
 from sqlalchemy import create_engine, text
 
 from config.settings import PROJECT_ROOT
-from tests.deployment import (app_for, create_database, delete_queues, deployment_env, drop_database,
-                              running_service, start_worker)
+from bench.drain_backlog import drain_rate
+from tests.deployment import create_database, delete_queues, deployment_env, drop_database, running_service
 
 IMAGES = PROJECT_ROOT.parent / "shared" / "images"
 
@@ -214,39 +214,6 @@ def deployed(label: str, count: int, clients: int, worker_app: str = "wsgi:celer
         delete_queues([queue])
 
 
-def drain(count: int) -> float:
-    """Images/s of the deployed worker (2 processes) draining a queued backlog, with no POSTs
-    competing for the cores: the worker's own share of the gap to the limit."""
-    from bench.drain_backlog import queue_backlog
-
-    database_url = create_database("imgsvc_bench")
-    queue = f"inference-bench-{uuid.uuid4().hex[:8]}"
-    try:
-        with tempfile.TemporaryDirectory() as instance:
-            env = deployment_env(Path(instance), database_url, queue)
-            queue_backlog(app_for(env), image_files(), count)
-            worker = start_worker(env, Path(instance))
-            engine = create_engine(database_url)
-            try:
-                with engine.connect() as connection:
-                    def pending():
-                        connection.rollback()
-                        return connection.execute(text("SELECT COUNT(*) FROM predictions WHERE status = 'pending'")).scalar()
-
-                    while pending() == count:
-                        time.sleep(0.005)
-                    start, left = time.perf_counter(), pending()
-                    while pending():
-                        time.sleep(0.01)
-                    return left / (time.perf_counter() - start)
-            finally:
-                engine.dispose()
-                worker.stop()
-    finally:
-        drop_database(database_url)
-        delete_queues([queue])
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=1000)
@@ -268,7 +235,8 @@ def main():
     best_limit = max(limits.values())
 
     service = deployed("deployed: batched LiteRT, 2 processes", args.images, args.clients)
-    backlog_rate = drain(args.images)
+    # The deployed worker (2 processes) alone, no POSTs competing for the cores.
+    backlog_rate = drain_rate(args.images, workers=1, concurrency=2)
     naive = deployed("naive: task per image, Keras predict", args.naive_images or args.images, args.clients,
                      worker_app="bench.naive_worker:celery_app")
 

@@ -150,14 +150,21 @@ class Process:
         self._file.close()
 
 
-def start_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2, own_group: bool = False,
-                 app: str = "wsgi:celery_app") -> Process:
-    worker = Process(
+def launch_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2, own_group: bool = False,
+                  app: str = "wsgi:celery_app") -> Process:
+    """A Celery worker process, not waited for (see ``start_worker``)."""
+    return Process(
         [sys.executable, "-m", "celery", "-A", app, "worker", "--loglevel", "INFO",
          "--concurrency", str(concurrency), "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h",
          "--without-gossip", "--without-mingle"],
         env, log_dir / f"{name}.log", own_group,
     )
+
+
+def start_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2, own_group: bool = False,
+                 app: str = "wsgi:celery_app") -> Process:
+    """A Celery worker process, once it is ready to consume."""
+    worker = launch_worker(env, log_dir, name, concurrency, own_group, app)
     worker.wait_for(" ready.")
     return worker
 
