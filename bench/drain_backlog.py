@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from config.settings import PROJECT_ROOT
-from tests.deployment import (app_for, create_database, delete_queues, deployment_env, drop_database,
+from deploy.harness import (app_for, create_database, delete_queues, deployment_env, drop_database,
                               launch_worker)
 
 SHARED_IMAGES = PROJECT_ROOT.parent / "shared" / "images"

@@ -1,12 +1,12 @@
 """Soak: many POSTs at a steady rate through the real deployment; prints rows = accepted = done, and lost.
 
-Starts Gunicorn, a Celery worker and beat (tests/deployment.py) on a database and
+Starts Gunicorn, a Celery worker and beat (deploy/harness.py) on a database and
 a queue of their own on the MariaDB and RabbitMQ the tests use, sends
 ``--requests`` POSTs at ``--rate`` per second, waits until no job is pending,
 then counts. Exits 1 if any accepted job is lost or not done. Drops its database
 and queue afterwards:
 
-    .venv/bin/python bench/soak.py --requests 5000 --rate 10
+    .venv/bin/python -m bench.soak --requests 5000 --rate 10
 """
 import argparse
 import base64
@@ -20,11 +20,8 @@ from pathlib import Path
 
 import requests
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_ROOT))
-
-from tests.deployment import (create_database, delete_queues, deployment_env, drop_database,  # noqa: E402
-                              running_service, start_beat)
+from config.settings import PROJECT_ROOT
+from deploy.harness import create_database, delete_queues, deployment_env, drop_database, running_service, start_beat
 
 IMAGE = PROJECT_ROOT.parent / "shared" / "images" / "samples" / "elephant.jpg"
 

@@ -32,7 +32,7 @@ from sqlalchemy import create_engine, text
 
 from config.settings import PROJECT_ROOT
 from bench.drain_backlog import drain_rate
-from tests.deployment import create_database, delete_queues, deployment_env, drop_database, running_service
+from deploy.harness import create_database, delete_queues, deployment_env, drop_database, running_service
 
 IMAGES = PROJECT_ROOT.parent / "shared" / "images"
 

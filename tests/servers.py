@@ -12,7 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.deployment import free_port
+from deploy.harness import free_port
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")  # the Debian wrapper in /usr/sbin would su to the rabbitmq user
 START_TIMEOUT = 60

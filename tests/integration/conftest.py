@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from tests.deployment import (AMQP_URL, MYSQL_SERVER_URL, app_for, check_broker, create_database, delete_queues,
+from deploy.harness import (AMQP_URL, MYSQL_SERVER_URL, app_for, check_broker, create_database, delete_queues,
                               deployment_env, drop_database, running_service)
 
 SERVICES_REQUIRED = os.environ.get("REQUIRE_SERVICES") == "1"

@@ -14,7 +14,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from tests.conftest import SAMPLES
-from tests.deployment import (create_database, deployment_env, drop_database, queue_length, running_service,
+from deploy.harness import (create_database, deployment_env, drop_database, queue_length, running_service,
                               start_beat, start_worker)
 from tests.integration.conftest import app_for, service_missing
 from tests.servers import RABBITMQ_BIN, MariaDB, RabbitMQ

@@ -5,7 +5,7 @@ import boto3
 from sqlalchemy import create_engine, text
 
 from tests.conftest import SAMPLES
-from tests.deployment import app_for
+from deploy.harness import app_for
 from tests.integration.test_end_to_end import post, wait_for_result
 
 
