@@ -1,7 +1,7 @@
 """Celery settings: durable queue, late acks, and results kept in the database.
 
-``celery_settings`` turns the environment's settings into Celery's; the Flask
-app factory passes the result to ``celery_init_app``.
+``celery_settings`` derives Celery's options from the service's settings; web and
+worker both build their Celery app from it (``jobs.app.celery_init_app``).
 """
 from kombu import Exchange, Queue
 
@@ -9,9 +9,9 @@ from config.settings import Settings
 
 
 def celery_settings(settings: Settings) -> dict:
-    queue = settings.queue_name
+    queue = settings.CELERY_QUEUE
     return {
-        "broker_url": settings.broker_url,
+        "broker_url": settings.CELERY_BROKER_URL,
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": 4,
         "broker_transport_options": _transport_options(settings),
@@ -30,9 +30,9 @@ def celery_settings(settings: Settings) -> dict:
         # Batches: up to batch_max_size jobs in one inference call, flushed after
         # batch_max_wait seconds at most. Each process may hold two batches'
         # worth of unacked messages: one running, the next one filling.
-        "batch_max_size": settings.batch_max_size,
-        "batch_max_wait": settings.batch_max_wait,
-        "worker_prefetch_multiplier": 2 * settings.batch_max_size,
+        "batch_max_size": settings.BATCH_MAX_SIZE,
+        "batch_max_wait": settings.BATCH_MAX_WAIT,
+        "worker_prefetch_multiplier": 2 * settings.BATCH_MAX_SIZE,
         # Results live in the predictions table, not in a Celery result backend.
         "task_ignore_result": True,
         "task_serializer": "json",
@@ -40,19 +40,17 @@ def celery_settings(settings: Settings) -> dict:
         # Task events cost a broker publish per job, so they stay off until a monitor asks:
         # Flower switches them on in the workers it watches (`celery control enable_events`).
         "worker_send_task_events": False,
-        # Imported by the worker only: checks the weights at start, loads the model per child.
-        "imports": ("tasks.worker_model",),
         "beat_schedule": {
             "republish-stale-pending": {
                 "task": "republish_stale_pending",
-                "schedule": max(settings.republish_pending_after // 2, 5),
+                "schedule": max(settings.REPUBLISH_PENDING_AFTER // 2, 5),
             },
         },
     }
 
 
 def _transport_options(settings: Settings) -> dict:
-    if settings.broker_url.startswith("filesystem://"):
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
         # The embedded broker: messages are files that web and worker share.
         folders = {name: settings.broker_folder / name for name in ("queue", "control")}
         for folder in folders.values():
@@ -64,5 +62,7 @@ def _transport_options(settings: Settings) -> dict:
             "data_folder_out": str(folders["queue"]),
             "control_folder": str(folders["control"]),
         }
-    # RabbitMQ confirms each publish, so a 202 is only sent for a stored message.
-    return {"confirm_publish": True}
+    if settings.CELERY_BROKER_URL.startswith(("amqp", "pyamqp")):
+        # RabbitMQ confirms each publish, so a 202 is only sent for a stored message.
+        return {"confirm_publish": True}
+    return {}

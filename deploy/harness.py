@@ -151,7 +151,7 @@ class Process:
 
 
 def launch_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2, own_group: bool = False,
-                  app: str = "wsgi:celery_app") -> Process:
+                  app: str = "tasks.worker:celery_app") -> Process:
     """A Celery worker process, not waited for (see ``start_worker``)."""
     return Process(
         [sys.executable, "-m", "celery", "-A", app, "worker", "--loglevel", "INFO",
@@ -162,7 +162,7 @@ def launch_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2
 
 
 def start_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2, own_group: bool = False,
-                 app: str = "wsgi:celery_app") -> Process:
+                 app: str = "tasks.worker:celery_app") -> Process:
     """A Celery worker process, once it is ready to consume."""
     worker = launch_worker(env, log_dir, name, concurrency, own_group, app)
     worker.wait_for(" ready.")
@@ -171,14 +171,14 @@ def start_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2,
 
 def start_beat(env, log_dir: Path) -> Process:
     """Celery beat, which schedules the sweeper, as the Procfile runs it."""
-    beat = Process([sys.executable, "-m", "celery", "-A", "wsgi:celery_app", "beat", "--loglevel", "INFO",
+    beat = Process([sys.executable, "-m", "celery", "-A", "tasks.worker:celery_app", "beat", "--loglevel", "INFO",
                     "--schedule", str(log_dir / "celerybeat-schedule")], env, log_dir / "beat.log")
     beat.wait_for("beat: Starting")
     return beat
 
 
 @contextmanager
-def running_service(env, log_dir: Path, worker_concurrency: int = 2, worker_app: str = "wsgi:celery_app"):
+def running_service(env, log_dir: Path, worker_concurrency: int = 2, worker_app: str = "tasks.worker:celery_app"):
     """Gunicorn and one Celery worker with ``env``; yields the API's base URL once healthy."""
     port = free_port()
     web = Process([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "wsgi:app"],

@@ -15,8 +15,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, select
 
-from webapp.extensions import db
-from webapp.predictions.models import DONE, FAILED, PENDING, Prediction
+from jobs.database import db
+from jobs.records import DONE, FAILED, PENDING, Prediction
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("metrics", __name__)

@@ -9,8 +9,17 @@ import uuid
 
 import pytest
 
-from deploy.harness import (AMQP_URL, MYSQL_SERVER_URL, app_for, check_broker, create_database, delete_queues,
-                              deployment_env, drop_database, running_service)
+from deploy.harness import (
+    AMQP_URL,
+    MYSQL_SERVER_URL,
+    app_for,
+    check_broker,
+    create_database,
+    delete_queues,
+    deployment_env,
+    drop_database,
+    running_service,
+)
 
 SERVICES_REQUIRED = os.environ.get("REQUIRE_SERVICES") == "1"
 

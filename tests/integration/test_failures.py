@@ -13,9 +13,16 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
+from deploy.harness import (
+    create_database,
+    deployment_env,
+    drop_database,
+    queue_length,
+    running_service,
+    start_beat,
+    start_worker,
+)
 from tests.conftest import SAMPLES
-from deploy.harness import (create_database, deployment_env, drop_database, queue_length, running_service,
-                              start_beat, start_worker)
 from tests.integration.conftest import app_for, service_missing
 from tests.servers import RABBITMQ_BIN, MariaDB, RabbitMQ
 
@@ -82,22 +89,11 @@ def wait_until_finished(database_url: str, uuids, timeout: float = DRAIN_TIMEOUT
 
 
 def queue_jobs(env: dict, count: int) -> list[str]:
-    """Rows and messages as the web makes them (image stored, row committed, then published)."""
-    from tasks.classify import enqueue_classification
-    from webapp.extensions import db
-    from webapp.predictions.models import Prediction
+    """Jobs made as the web makes them (image stored, row committed, then published)."""
+    from jobs.submit import submit_job
 
-    app = app_for(env)
-    jobs = []
-    with app.app_context():
-        for _ in range(count):
-            job = str(uuid.uuid4())
-            url = app.extensions["image_store"].save(f"{job}.jpg", IMAGE.read_bytes())
-            db.session.add(Prediction(uuid=job, name=IMAGE.name, image_url=url))
-            db.session.commit()
-            assert enqueue_classification(job, url)
-            jobs.append(job)
-    return jobs
+    with app_for(env).app_context():
+        return [submit_job(IMAGE.name, IMAGE.read_bytes(), "jpg") for _ in range(count)]
 
 
 def count_result_writes(database_url: str) -> None:
@@ -164,13 +160,13 @@ def test_worker_killed_mid_batch_loses_nothing_and_each_result_is_written_once(o
 
 def queue_jobs_again(env: dict, uuids: list[str]) -> list[str]:
     """Publish existing jobs again, as the sweeper or a broker re-delivery would."""
-    from tasks.classify import enqueue_classification
-    from webapp.extensions import db
-    from webapp.predictions.models import Prediction
+    from jobs.database import db
+    from jobs.queue import publish_job
+    from jobs.records import Prediction
 
     app = app_for(env)
     with app.app_context():
-        return [job for job in uuids if enqueue_classification(job, db.session.get(Prediction, job).image_url)]
+        return [job for job in uuids if publish_job(job, db.session.get(Prediction, job).image_url)]
 
 
 def post_image(base_url: str) -> tuple[int, str | None, float]:
@@ -251,10 +247,10 @@ def test_mariadb_restart_while_workers_run(own_mariadb, new_queue, tmp_path):
 
 def test_poison_jobs_fail_with_a_reason_and_do_not_block_the_real_worker(base_url, service_app, service_env):
     """An image too large to decode safely, and one deleted from the store, next to a good one."""
-    from tasks.classify import enqueue_classification
+    from jobs.database import db
+    from jobs.queue import publish_job
+    from jobs.records import Prediction
     from tests.conftest import image_bytes
-    from webapp.extensions import db
-    from webapp.predictions.models import Prediction
 
     store = service_app.extensions["image_store"]
     images = {"huge": image_bytes(mode="L", fmt="PNG", size=(20000, 20000)), "deleted": IMAGE.read_bytes(),
@@ -267,7 +263,7 @@ def test_poison_jobs_fail_with_a_reason_and_do_not_block_the_real_worker(base_ur
             db.session.add(Prediction(uuid=job, name=kind, image_url=urls[kind]))
         db.session.commit()
         for kind, job in jobs.items():
-            assert enqueue_classification(job, urls[kind])
+            assert publish_job(job, urls[kind])
     wait_until_finished(service_env["DATABASE_URL"], jobs.values(), timeout=120)
     results = {kind: requests.get(f"{base_url}/predictions/{job}", timeout=10).json() for kind, job in jobs.items()}
     assert results["good"]["status"] == "done"

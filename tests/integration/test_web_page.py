@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLES, SHARED_IMAGES
 from config.settings import PROJECT_ROOT
+from tests.conftest import SAMPLES, SHARED_IMAGES
 from tests.integration.conftest import service_missing
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))

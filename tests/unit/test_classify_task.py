@@ -11,11 +11,12 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 
+import tasks.classify  # noqa: F401  registers the batch task with every Celery app
 import tasks.worker_model
+from jobs.database import db
+from jobs.records import Prediction
 from models.classification import describe
 from tests.conftest import b64, image_bytes
-from webapp.extensions import db
-from webapp.predictions.models import Prediction
 
 LABELS = [f"class_{i}" for i in range(1000)]
 POISON_COLOR = (0, 255, 0)

@@ -3,7 +3,7 @@ import uuid
 
 import pytest
 
-from webapp.imagestore import ImageNotFound, ImageStoreUnavailable, open_image_store
+from jobs.imagestore import ImageNotFound, ImageStoreUnavailable, open_image_store
 
 
 def test_directory_store_round_trip_and_missing_file(tmp_path):

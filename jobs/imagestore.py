@@ -26,6 +26,9 @@ class ImageStore(Protocol):
     def read(self, url: str) -> bytes:
         """Return the bytes behind ``url`` or raise ImageNotFound."""
 
+    def delete(self, url: str) -> None:
+        """Remove the image behind ``url``; a missing one is not an error."""
+
 
 class DirectoryImageStore:
     """Images as files in one directory tree, sharded by the key's first two characters."""
@@ -55,6 +58,11 @@ class DirectoryImageStore:
             raise ImageNotFound(f"image file {path} no longer exists") from None
         except OSError as error:
             raise ImageStoreUnavailable(f"cannot read {path}: {error}") from error
+
+    def delete(self, url: str) -> None:
+        path = Path(unquote(urlparse(url).path)).resolve()
+        if path.is_relative_to(self.root):
+            path.unlink(missing_ok=True)
 
 
 class S3ImageStore:
@@ -114,6 +122,17 @@ class S3ImageStore:
             raise ImageNotFound(f"image object {url} no longer exists") from None
         except (BotoCoreError, ClientError) as error:
             raise ImageStoreUnavailable(f"cannot read {url}: {error}") from error
+
+    def delete(self, url: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        parsed = urlparse(url)
+        if parsed.scheme != "s3" or parsed.netloc != self.bucket:
+            return
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=parsed.path.lstrip("/"))
+        except (BotoCoreError, ClientError) as error:
+            raise ImageStoreUnavailable(f"cannot delete {url}: {error}") from error
 
 
 def open_image_store(url: str, s3_endpoint_url: str = "", s3_create_bucket: bool = False) -> ImageStore:

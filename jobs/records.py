@@ -1,10 +1,14 @@
-"""The ``predictions`` table: one row per accepted image, kept after it is done."""
-from datetime import datetime, timezone
+"""The ``predictions`` table: one row per accepted image, kept after it is done, and its outcomes.
+
+The web creates rows (``jobs.submit``) and reads them; the worker and the
+sweeper end them with ``record_outcomes``.
+"""
+from datetime import UTC, datetime
 
 from sqlalchemy import JSON, DateTime, bindparam, update
 from sqlalchemy.dialects import mysql
 
-from webapp.extensions import db
+from jobs.database import db
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
 # Microseconds on MySQL too (its DATETIME keeps whole seconds by default), so latencies can be measured.
@@ -13,7 +17,7 @@ Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 def utcnow():
     """Naive UTC, the same on MariaDB DATETIME and SQLite."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Prediction(db.Model):
@@ -27,6 +31,8 @@ class Prediction(db.Model):
     confidence = db.Column(db.Double)
     top5 = db.Column(JSON)
     error = db.Column(db.String(1000))
+    # Times the sweeper published the job again (tasks/sweeper.py bounds it).
+    republished = db.Column(db.Integer, nullable=False, default=0, server_default="0")
     created_at = db.Column(Timestamp, nullable=False, default=utcnow)
     updated_at = db.Column(Timestamp, nullable=False, default=utcnow, onupdate=utcnow, index=True)
 

@@ -1,0 +1,15 @@
+"""The worker's entry point: ``celery -A tasks.worker:celery_app worker`` (also beat and flower).
+
+Like ``make_celery.py`` in Flask's ``examples/celery``: the shared base app
+(settings, database, image store, Celery) plus the worker's own tasks and
+signal handlers, and none of the web's routes.
+"""
+from jobs.app import create_base_app
+
+flask_app = create_base_app(__name__)
+celery_app = flask_app.extensions["celery"]
+
+import tasks.classify  # noqa: E402,F401  registers the batch task
+import tasks.joblogs  # noqa: E402,F401  JSON log lines, as the web writes them
+import tasks.sweeper  # noqa: E402,F401  registers the sweeper that beat schedules
+import tasks.worker_model  # noqa: E402,F401  checks the weights at start, loads the model per pool process
