@@ -3,6 +3,7 @@
 Shared by the integration tests and the benchmarks, which both need a real
 deployment with a database and queue of their own.
 """
+import dataclasses
 import os
 import signal
 import socket
@@ -17,7 +18,7 @@ import requests
 from kombu import Connection, Exchange, Queue
 from sqlalchemy import create_engine, text
 
-from config.settings import PROJECT_ROOT
+from config.settings import PROJECT_ROOT, Settings
 
 MYSQL_SERVER_URL = os.environ.get("TEST_MYSQL_URL", "mysql+mysqldb://root@127.0.0.1:3306")
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -57,7 +58,7 @@ def queue_length(name: str, amqp_url: str = AMQP_URL) -> int:
 def delete_queues(names) -> None:
     with Connection(AMQP_URL) as connection:
         channel = connection.channel()
-        for name in names:
+        for name in [*names, *(f"{name}.dead" for name in names)]:
             Queue(name, Exchange(name), routing_key=name).bind(channel).delete()
             Exchange(name).bind(channel).delete()
 
@@ -82,16 +83,13 @@ def deployment_env(instance: Path, database_url: str, queue: str, **settings) ->
     return env
 
 
-SERVICE_SETTINGS = ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_QUEUE", "INSTANCE_PATH", "IMAGE_STORE_URL",
-                    "S3_ENDPOINT_URL", "S3_CREATE_BUCKET")
-
-
 def app_for(env: dict):
     """An in-process app configured like the deployment ``env``, for arranging rows directly."""
     from webapp import create_app
 
-    saved = {key: os.environ.get(key) for key in SERVICE_SETTINGS}
-    os.environ.update({key: env.get(key, "") for key in SERVICE_SETTINGS})
+    settings = [field.name for field in dataclasses.fields(Settings)]
+    saved = {key: os.environ.get(key) for key in settings}
+    os.environ.update({key: env.get(key, "") for key in settings})
     try:
         return create_app()
     finally:

@@ -158,6 +158,33 @@ def test_worker_killed_mid_batch_loses_nothing_and_each_result_is_written_once(o
     assert sorted(writes) == sorted((job, "done") for job in jobs), "each row is written exactly once"
 
 
+def test_an_image_that_kills_its_worker_fails_after_the_delivery_limit_and_its_batch_completes(
+        own_database, new_queue, tmp_path):
+    from jobs.submit import submit_job
+    from tests.crashing_worker import CRASH_MARKER
+
+    env = deployment_env(tmp_path, own_database, new_queue(), MAX_DELIVERIES="3", REPUBLISH_PENDING_AFTER="3600")
+    count_result_writes(own_database)
+    with app_for(env).app_context():  # all queued before the worker starts, so they arrive as one batch
+        crasher = submit_job("crash.jpg", IMAGE.read_bytes() + CRASH_MARKER, "jpg")
+        neighbours = [submit_job(IMAGE.name, IMAGE.read_bytes(), "jpg") for _ in range(7)]
+    worker = start_worker(env, tmp_path, "crashing", concurrency=1, app="tests.crashing_worker:celery_app")
+    try:
+        final = wait_until_finished(own_database, [crasher, *neighbours], timeout=180)
+    finally:
+        worker.stop()
+    assert final == {crasher: "failed", **dict.fromkeys(neighbours, "done")}, worker.output()[-3000:]
+    with app_for(env).app_context():
+        from jobs.database import db
+        from jobs.records import Prediction
+
+        assert "gave up after 3 deliveries" in db.session.get(Prediction, crasher).error
+    assert sorted(row_writes(own_database)) == sorted([(crasher, "failed"), *((job, "done") for job in neighbours)])
+    assert queue_length(env["CELERY_QUEUE"]) == 0
+    lost_runs = worker.output().count("not committed (WorkerLostError")
+    assert lost_runs == 3, "the batch of eight, then the crasher alone on each redelivery until the limit"
+
+
 def queue_jobs_again(env: dict, uuids: list[str]) -> list[str]:
     """Publish existing jobs again, as the sweeper or a broker re-delivery would."""
     from jobs.database import db
