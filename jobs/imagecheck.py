@@ -21,8 +21,11 @@ from PIL import Image
 DEFAULT_MAX_PIXELS = 4096 * 3072
 # Pillow's WebP decoder keeps two RGBA canvases besides the decoded image: about 15 bytes a pixel.
 DEFAULT_MAX_WEBP_PIXELS = 6_000_000
-# libjpeg walks every coefficient block once per scan; encoders write at most a dozen or so scans.
+# libjpeg walks every coefficient block once per scan (about 4 ms a scan at 12.6 MP); encoders write
+# at most a dozen or so scans.
 DEFAULT_MAX_JPEG_SCANS = 64
+# Pillow's RLE BMP decoder is Python, one loop turn per pixel (a 13 KB file pads 12.6 MP in 1 s).
+DEFAULT_MAX_BMP_RLE_PIXELS = 2048 * 2048
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff"}
 _JPEG_SOF = {0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive"}
@@ -50,6 +53,7 @@ class ImageLimits:
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_jpeg_scans: int = DEFAULT_MAX_JPEG_SCANS
     max_webp_pixels: int = DEFAULT_MAX_WEBP_PIXELS
+    max_bmp_rle_pixels: int = DEFAULT_MAX_BMP_RLE_PIXELS
 
 
 @dataclass(frozen=True)
@@ -295,6 +299,8 @@ def _bmp_size(data: bytes, limits: ImageLimits) -> tuple[int, int]:
         raise ImageRefused("This kind of BMP is not supported.", 415)
     if tile.codec_name == "raw" and tile.offset + tile.args[1] * abs(height) > len(data):
         raise _truncated("BMP", "its pixel rows run past the end of the file")
+    if tile.codec_name == "bmp_rle":
+        _check_pixels("run-length compressed BMP", "image", width, abs(height), limits.max_bmp_rle_pixels)
     return image.size
 
 
