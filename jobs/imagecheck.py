@@ -14,29 +14,30 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-# Limits measured by `python -m bench.decode_budget` (Pillow 13, 2-core machine): the worst image
-# each admits decodes through models.preprocessing.prepare in 0.2-0.5 s of CPU and under ~100 MB.
-# 4096x3072 (12.6 MP) takes a 4032x3024 phone photo; a PNG or BMP of that size costs 3 bytes a
-# pixel to decode, an RGBA PNG or a CMYK progressive JPEG about 8.
+# Limits measured by `python -m bench.decode_budget` (Pillow 13, 2-core machine): the worst image each
+# admits decodes through models.preprocessing.prepare in at most 0.4 s of CPU and ~100 MB of peak RSS.
+# 4096x3072 (12.6 MP) takes a 4032x3024 phone photo. At that size an RGBA PNG or TIFF and a 4:4:4 CMYK
+# progressive JPEG peak at ~100 MB (8 bytes a pixel), a GIF at 62 MB, a baseline JPEG at 9 MB.
 DEFAULT_MAX_PIXELS = 4096 * 3072
-# Pillow's WebP decoder keeps two RGBA canvases besides the decoded image: about 15 bytes a pixel.
+# Pillow's WebP decoder keeps two RGBA canvases besides the decoded image: about 16 bytes a pixel
+# (97 MB at 6 MP).
 DEFAULT_MAX_WEBP_PIXELS = 6_000_000
-# libjpeg walks every coefficient block once per scan (about 4 ms a scan at 12.6 MP); encoders write
-# at most a dozen or so scans.
+# libjpeg walks every coefficient block once per scan (about 4 ms a scan at 12.6 MP: 0.33 s for 64);
+# encoders write a dozen or so.
 DEFAULT_MAX_JPEG_SCANS = 64
-# Pillow's RLE BMP decoder is Python, one loop turn per pixel (a 13 KB file pads 12.6 MP in 1 s).
+# Pillow's RLE BMP decoder is Python, one loop turn per pixel: a 13 KB file pads 12.6 MP in 1 s,
+# 4.2 MP in 0.37 s.
 DEFAULT_MAX_BMP_RLE_PIXELS = 2048 * 2048
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff"}
-_JPEG_SOF = {0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive"}
+_JPEG_SOF = {0xC0, 0xC1, 0xC2}  # baseline, extended and progressive Huffman: what Pillow's libjpeg reads
 _JPEG_OTHER_SOF = {0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _JPEG_STANDALONE = {0x01, *range(0xD0, 0xD8)}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_DEPTHS = {0: {1, 2, 4, 8, 16}, 2: {8, 16}, 3: {1, 2, 4, 8}, 4: {8, 16}, 6: {8, 16}}
 _MAX_CHUNKS = 4096  # chunks, segments or GIF blocks walked before the first image data
 _TIFF_COMPRESSIONS = {1: "none", 5: "LZW", 8: "deflate", 32946: "deflate", 32773: "PackBits"}
-_TIFF_INTEGER_TYPES = {3: ("H", 2), 4: ("I", 4)}  # SHORT, LONG
-_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+_TIFF_INTEGER_TYPES = {3: "H", 4: "I"}  # SHORT, LONG
 
 
 class ImageRefused(ValueError):
@@ -209,7 +210,8 @@ def _gif_size(data: bytes, limits: ImageLimits) -> tuple[int, int]:
     width, height, flags = struct.unpack_from("<HHB", data, 6)
     if width * height > limits.max_pixels:  # a 0x0 screen is allowed: Pillow grows it to the first frame
         _check_pixels("GIF", "canvas", width, height, limits.max_pixels)
-    pos, end = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0), len(data)
+    colour_table = 3 << ((flags & 7) + 1) if flags & 0x80 else 0
+    pos, end = 13 + colour_table, len(data)
     blocks = 0
     while pos < end and blocks < _MAX_CHUNKS * 16:
         introducer = data[pos]
@@ -319,7 +321,8 @@ def _tiff_size(data: bytes, limits: ImageLimits) -> tuple[int, int]:
     _check_pixels("TIFF", "image", width, height, limits.max_pixels)
     compression = number(259, 1)
     if compression not in _TIFF_COMPRESSIONS:
-        raise ImageRefused(f"TIFF compression {compression} is not supported; use none, LZW, deflate or PackBits.", 415)
+        raise ImageRefused(f"TIFF compression {compression} is not supported; use one of "
+                           f"{', '.join(sorted(set(_TIFF_COMPRESSIONS.values())))}.", 415)
     planes = number(277, 1) if number(284, 1) == 2 else 1
     if 322 in tags or 324 in tags:
         tile_width, tile_height = number(322), number(323)
@@ -340,8 +343,8 @@ def _tiff_size(data: bytes, limits: ImageLimits) -> tuple[int, int]:
     return _pillow_header(data, "TIFF").size
 
 
-def _tiff_ifd(data: bytes, order: str) -> dict[int, tuple[int, int, int]]:
-    """Tag -> (type, count, offset of the value) for the first IFD."""
+def _tiff_ifd(data: bytes, order: str) -> dict[int, int]:
+    """Tag -> where its 12-byte entry starts, for the first IFD (what Pillow decodes; other IFDs are ignored)."""
     if len(data) < 8:
         raise _truncated("TIFF", "it ends inside its header")
     ifd = struct.unpack_from(order + "I", data, 4)[0]
@@ -350,25 +353,21 @@ def _tiff_ifd(data: bytes, order: str) -> dict[int, tuple[int, int, int]]:
     entries = struct.unpack_from(order + "H", data, ifd)[0]
     if ifd + 2 + 12 * entries > len(data):
         raise _truncated("TIFF", "its first directory runs past the end of the file")
-    tags = {}
-    for pos in range(ifd + 2, ifd + 2 + 12 * entries, 12):
-        tag, kind, count = struct.unpack_from(order + "HHI", data, pos)
-        size = _TIFF_TYPE_SIZES.get(kind, 1) * count
-        value_at = pos + 8 if size <= 4 else struct.unpack_from(order + "I", data, pos + 8)[0]
-        if value_at + size > len(data):
-            raise _truncated("TIFF", f"the value of tag {tag} lies outside the file")
-        tags[tag] = (kind, count, value_at)
-    return tags
+    return {struct.unpack_from(order + "H", data, pos)[0]: pos for pos in range(ifd + 2, ifd + 2 + 12 * entries, 12)}
 
 
-def _tiff_integers(data: bytes, order: str, tags: dict, tag: int) -> tuple[int, ...] | None:
+def _tiff_integers(data: bytes, order: str, tags: dict[int, int], tag: int) -> tuple[int, ...] | None:
+    """The tag's values, which must be SHORTs or LONGs lying within the file; None if the tag is absent."""
     if tag not in tags:
         return None
-    kind, count, value_at = tags[tag]
+    kind, count = struct.unpack_from(order + "HI", data, tags[tag] + 2)
     if kind not in _TIFF_INTEGER_TYPES or count == 0:
         raise ImageRefused(f"The TIFF's tag {tag} must hold integers (SHORT or LONG), not type {kind}.")
-    code, _ = _TIFF_INTEGER_TYPES[kind]
-    return struct.unpack_from(f"{order}{count}{code}", data, value_at)
+    size = count * (2 if kind == 3 else 4)
+    value_at = tags[tag] + 8 if size <= 4 else struct.unpack_from(order + "I", data, tags[tag] + 8)[0]
+    if value_at + size > len(data):
+        raise _truncated("TIFF", f"the value of tag {tag} lies outside the file")
+    return struct.unpack_from(f"{order}{count}{_TIFF_INTEGER_TYPES[kind]}", data, value_at)
 
 
 def _pillow_header(data: bytes, fmt: str) -> Image.Image:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -149,7 +149,7 @@ SEEDS = [save(photo((40, 30)), fmt, **options) for fmt, options in [
 def mutated_images(draw) -> bytes:
     data = bytearray(draw(st.sampled_from(SEEDS)))
     for _ in range(draw(st.integers(1, 4))):
-        at = draw(st.integers(0, len(data)))
+        at = draw(st.integers(min(4, len(data)), len(data)))  # the magic bytes mostly kept: 415s teach little
         kind = draw(st.sampled_from(["flip", "set", "truncate", "insert", "delete"]))
         if kind == "flip" and at < len(data):
             data[at] ^= 1 << draw(st.integers(0, 7))
@@ -169,14 +169,17 @@ def mutated_images(draw) -> bytes:
           suppress_health_check=[HealthCheck.too_slow])
 def test_fuzz_the_check_only_refuses_and_what_it_admits_decodes_or_fails_cleanly(data):
     try:
-        inspect_image(data, FUZZ_LIMITS)
+        facts = inspect_image(data, FUZZ_LIMITS)
     except ImageRefused as refused:
         assert refused.status in (415, 422)
+        event(f"refused {refused.status}")
         return
     try:
         array = prepare(data)
     except Exception:  # noqa: BLE001 - any exception is a clean failure; a hang or a crash is not
+        event(f"{facts.format} admitted, failed")
         return
+    event(f"{facts.format} admitted, decoded")
     assert array.shape == (224, 224, 3) and array.dtype == np.float32
 
 
