@@ -32,7 +32,7 @@ class TooManyPixels(ValueError):
 
 
 class UndecodableImage(ValueError):
-    """The image could not be decoded; whatever the decoder raised, the job fails with this reason."""
+    """The image could not be decoded; whatever the decoder raised, the job fails with its message."""
 
 
 def decode_rgb(data: bytes, max_pixels: int | None = None) -> Image.Image:
@@ -46,7 +46,7 @@ def decode_rgb(data: bytes, max_pixels: int | None = None) -> Image.Image:
     except Image.DecompressionBombError as error:  # beyond Pillow's own limit, refused at open
         raise TooManyPixels(f"the image has too many pixels: {error}") from None
     except Exception as error:
-        raise UndecodableImage(f"the image could not be decoded: {error}") from None
+        raise UndecodableImage(_reason(error)) from None
     width, height = image.size
     if max_pixels is not None and width * height > max_pixels:
         raise TooManyPixels(f"the image is {width}x{height} pixels; the limit is {max_pixels} pixels")
@@ -57,7 +57,11 @@ def decode_rgb(data: bytes, max_pixels: int | None = None) -> Image.Image:
         upright = _upright(image)
         return upright if upright.mode == "RGB" else upright.convert("RGB")
     except Exception as error:  # Pillow's decoders raise OSError, SyntaxError, struct.error, ...
-        raise UndecodableImage(f"the image could not be decoded: {error}") from None
+        raise UndecodableImage(_reason(error)) from None
+
+
+def _reason(error: Exception) -> str:
+    return str(error) or type(error).__name__
 
 
 def _upright(image: Image.Image) -> Image.Image:
