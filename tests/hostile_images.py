@@ -90,14 +90,14 @@ def png_exif_not_tiff() -> bytes:
 
 # --- JPEG -----------------------------------------------------------------------------------------
 
-def _repeat_last_scan(data: bytes, scans: int) -> bytes:
+def repeat_last_scan(data: bytes, scans: int) -> bytes:
     last = data.rindex(b"\xff\xda")
     return data[:-2] + data[last:-2] * (scans - data.count(b"\xff\xda")) + b"\xff\xd9"
 
 
 def jpeg_scan_bomb() -> bytes:
     """A progressive JPEG whose last scan repeats 8,000 times: libjpeg walks every block once per scan."""
-    return _repeat_last_scan(save(Image.new("L", (1024, 1024), 90), "JPEG", progressive=True), 8000)
+    return repeat_last_scan(save(Image.new("L", (1024, 1024), 90), "JPEG", progressive=True), 8000)
 
 
 def jpeg_progressive() -> bytes:

@@ -17,7 +17,7 @@ from PIL import Image
 
 from jobs.imagecheck import ImageFacts, ImageLimits, ImageRefused, inspect_image
 from models.preprocessing import UndecodableImage, decode_rgb, prepare
-from tests.hostile_images import CORPUS, _repeat_last_scan, jpeg_exif_orientation_6, \
+from tests.hostile_images import CORPUS, repeat_last_scan, jpeg_exif_orientation_6, \
     jpeg_exif_orientation_6_wrong_tag_type, photo, png, save
 
 LIMITS = ImageLimits()
@@ -117,7 +117,7 @@ def test_the_scan_limit_counts_scans_not_exif_thumbnails():
                           exif=b"Exif\0\0" + b"II*\0\x08\0\0\0\0\0\0\0\0\0" + progressive)  # raw JPEG bytes inside
     scans = progressive.count(b"\xff\xda")
     assert inspect_image(with_thumbnail, ImageLimits(max_jpeg_scans=scans)).format == "JPEG"
-    repeated = _repeat_last_scan(progressive, scans + 5)
+    repeated = repeat_last_scan(progressive, scans + 5)
     assert inspect_image(repeated, ImageLimits(max_jpeg_scans=scans + 5)).format == "JPEG"
     with pytest.raises(ImageRefused, match=f"{scans + 5} scans; the limit is {scans + 4}"):
         inspect_image(repeated, ImageLimits(max_jpeg_scans=scans + 4))
