@@ -9,6 +9,7 @@ from config.logging import unbind_job
 from jobs.app import create_base_app
 from webapp.errors import register_error_handlers
 from webapp.ratelimit import init_rate_limit
+from webapp.security import init_security_headers
 
 # Base64 grows data by 4/3; leave room for the JSON around it.
 JSON_OVERHEAD_BYTES = 64 * 1024
@@ -29,5 +30,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     init_rate_limit(app, views.bp)
     init_metrics(app)
     register_error_handlers(app)
+    init_security_headers(app)
     app.teardown_request(lambda _error: unbind_job())  # a job's uuid tags only its own request's lines
     return app

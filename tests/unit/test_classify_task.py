@@ -85,7 +85,7 @@ def test_a_vanished_image_fails_with_its_reason(app, client, classifier):
     Path(urlparse(url).path).unlink()
     run_batch(app, [prediction_uuid])
     [row] = statuses(app, [prediction_uuid])
-    assert row["status"] == "failed" and "no longer exists" in row["error"]
+    assert row["status"] == "failed" and row["error"] == f"image {Path(urlparse(url).path).name} no longer exists"
 
 
 def test_redelivered_jobs_are_not_classified_or_written_again(app, client, classifier):
