@@ -14,17 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-# Limits measured by `python -m bench.decode_budget` (Pillow 13, 2-core machine): the worst image each
-# admits decodes through models.preprocessing.prepare in at most 0.4 s of CPU and ~100 MB of peak RSS.
-# 4096x3072 (12.6 MP) takes a 4032x3024 phone photo. At that size an RGBA PNG or TIFF and a 4:4:4 CMYK
-# progressive JPEG peak at ~100 MB (8 bytes a pixel), a GIF at 62 MB, a baseline JPEG at 9 MB.
-DEFAULT_MAX_PIXELS = 4096 * 3072
+from config.settings import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_JPEG_SCANS
+
+# The pixel and scan limits are settings (MAX_IMAGE_PIXELS, MAX_JPEG_SCANS; defaults and the
+# measurements behind them in config/settings.py). The two below follow from decoder internals.
 # Pillow's WebP decoder keeps two RGBA canvases besides the decoded image: about 16 bytes a pixel
 # (97 MB at 6 MP).
 DEFAULT_MAX_WEBP_PIXELS = 6_000_000
-# libjpeg walks every coefficient block once per scan (about 4 ms a scan at 12.6 MP: 0.33 s for 64);
-# encoders write a dozen or so.
-DEFAULT_MAX_JPEG_SCANS = 64
 # Pillow's RLE BMP decoder is Python, one loop turn per pixel: a 13 KB file pads 12.6 MP in 1 s,
 # 4.2 MP in 0.37 s.
 DEFAULT_MAX_BMP_RLE_PIXELS = 2048 * 2048
@@ -51,7 +47,7 @@ class ImageRefused(ValueError):
 
 @dataclass(frozen=True)
 class ImageLimits:
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     max_jpeg_scans: int = DEFAULT_MAX_JPEG_SCANS
     max_webp_pixels: int = DEFAULT_MAX_WEBP_PIXELS
     max_bmp_rle_pixels: int = DEFAULT_MAX_BMP_RLE_PIXELS
@@ -63,6 +59,11 @@ class ImageFacts:
     extension: str
     width: int
     height: int
+
+
+def configured_limits(config) -> ImageLimits:
+    """The limits the service runs with (web and worker read the same settings)."""
+    return ImageLimits(max_pixels=config["MAX_IMAGE_PIXELS"], max_jpeg_scans=config["MAX_JPEG_SCANS"])
 
 
 def inspect_image(data: bytes, limits: ImageLimits) -> ImageFacts:
@@ -198,7 +199,7 @@ def _check_apng_frame(body: bytes, width: int, height: int) -> None:
     if len(body) < 26:
         raise _truncated("PNG", "an animation frame header is too short")
     _, frame_width, frame_height, x, y = struct.unpack_from(">IIIII", body)
-    if not (0 < frame_width and 0 < frame_height and x + frame_width <= width and y + frame_height <= height):
+    if not (frame_width > 0 and frame_height > 0 and x + frame_width <= width and y + frame_height <= height):
         raise ImageRefused(f"An animation frame of the PNG ({frame_width}x{frame_height} at {x},{y}) "
                            f"lies outside its {width}x{height} canvas.")
 

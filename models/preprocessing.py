@@ -27,29 +27,21 @@ _UPRIGHT = {
 }
 
 
-class TooManyPixels(ValueError):
-    """Decoding the image could exhaust the worker's memory, so it is refused from its header."""
-
-
 class UndecodableImage(ValueError):
     """The image could not be decoded; whatever the decoder raised, the job fails with its message."""
 
 
-def decode_rgb(data: bytes, max_pixels: int | None = None) -> Image.Image:
+def decode_rgb(data: bytes) -> Image.Image:
     """Decode to an upright RGB image: first frame of an animation, EXIF rotation applied.
 
-    With ``max_pixels``, a larger image raises TooManyPixels before any pixel is decoded.
-    No copy is made beyond what rotation and mode conversion need: memory is the worker's budget.
+    Call it only on data that ``jobs.imagecheck.inspect_image`` admitted: that check bounds the
+    pixels and scans, so the decode stays within its time and memory budget. No copy is made
+    beyond what rotation and mode conversion need.
     """
     try:
         image = Image.open(io.BytesIO(data))  # a BytesIO holds no resource: no close needed
-    except Image.DecompressionBombError as error:  # beyond Pillow's own limit, refused at open
-        raise TooManyPixels(f"the image has too many pixels: {error}") from None
     except Exception as error:
         raise UndecodableImage(_reason(error)) from None
-    width, height = image.size
-    if max_pixels is not None and width * height > max_pixels:
-        raise TooManyPixels(f"the image is {width}x{height} pixels; the limit is {max_pixels} pixels")
     try:
         image.seek(0)
         image.draft("RGB", DRAFT_SIZE)  # JPEG only; a no-op for other formats
@@ -79,5 +71,5 @@ def to_model_input(image: Image.Image) -> np.ndarray:
     return np.asarray(resized, dtype=np.float32) / 127.5 - 1.0
 
 
-def prepare(data: bytes, max_pixels: int | None = None) -> np.ndarray:
-    return to_model_input(decode_rgb(data, max_pixels))
+def prepare(data: bytes) -> np.ndarray:
+    return to_model_input(decode_rgb(data))

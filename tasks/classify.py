@@ -16,11 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from jobs.database import db
+from jobs.imagecheck import ImageRefused, configured_limits, inspect_image
 from jobs.imagestore import ImageNotFound
 from jobs.queue import CLASSIFY_TASK
 from jobs.records import PENDING, Prediction, done_outcome, failed_outcome, record_outcomes
 from models.classification import Classification
-from models.preprocessing import TooManyPixels, prepare
+from models.preprocessing import prepare
 from tasks.batching import NoLossBatches, deliveries
 from tasks.metrics import observe_batch
 
@@ -76,14 +77,24 @@ def _pending_jobs(jobs: dict[str, str]) -> set[str]:
 
 
 def _prepare_inputs(jobs: dict[str, str], failures: dict[str, dict]) -> dict[str, np.ndarray]:
-    """Read and preprocess each image; any error fails only its own job (added to ``failures``)."""
+    """Read, check and preprocess each image; any error fails only its own job (added to ``failures``).
+
+    The web checked the image's structure already; it is checked again here because a file may
+    reach the worker otherwise (limits lowered since, a row written by hand), and the check costs
+    microseconds while the decode it guards could cost gigabytes.
+    """
     store = current_app.extensions["image_store"]
+    limits = configured_limits(current_app.config)
     inputs = {}
     for prediction_uuid, image_url in jobs.items():
         try:
-            inputs[prediction_uuid] = prepare(store.read(image_url), current_app.config["MAX_IMAGE_PIXELS"])
-        except (ImageNotFound, TooManyPixels) as error:
+            data = store.read(image_url)
+            inspect_image(data, limits)
+            inputs[prediction_uuid] = prepare(data)
+        except ImageNotFound as error:
             failures[prediction_uuid] = failed_outcome(str(error))
+        except ImageRefused as error:
+            failures[prediction_uuid] = failed_outcome(error.message)
         except Exception as error:  # hostile files raise anything: SyntaxError, struct.error, MemoryError...
             logger.warning("image of %s not decodable", prediction_uuid, exc_info=True,
                            extra={"uuid": prediction_uuid})

@@ -111,6 +111,6 @@ def test_oversized_images_fail_alone_before_they_are_decoded(make_app, app, clie
     assert run_batch(worker_app, [good, over_limit, bomb]) is True
     rows = statuses(app, [good, over_limit, bomb])
     assert [row["status"] for row in rows] == ["done", "failed", "failed"]
-    assert rows[1]["error"] == "the image is 100x100 pixels; the limit is 5000 pixels"
-    assert rows[2]["error"].startswith("the image has too many pixels")
+    assert rows[1]["error"] == "The PNG image is 100x100 pixels; the limit is 5000 pixels."
+    assert rows[2]["error"] == "The PNG image is 20000x20000 pixels; the limit is 5000 pixels."
     assert classifier.batch_sizes == [1]

@@ -17,8 +17,15 @@ from PIL import Image
 
 from jobs.imagecheck import ImageFacts, ImageLimits, ImageRefused, inspect_image
 from models.preprocessing import UndecodableImage, decode_rgb, prepare
-from tests.hostile_images import CORPUS, repeat_last_scan, jpeg_exif_orientation_6, \
-    jpeg_exif_orientation_6_wrong_tag_type, photo, png, save
+from tests.hostile_images import (
+    CORPUS,
+    jpeg_exif_orientation_6,
+    jpeg_exif_orientation_6_wrong_tag_type,
+    photo,
+    png,
+    repeat_last_scan,
+    save,
+)
 
 LIMITS = ImageLimits()
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "images" / "samples"
@@ -51,7 +58,7 @@ def test_admitted_corpus_entries_classify_or_fail_with_a_reason(entry, corpus):
     if entry.expected == "done":
         array = prepare(corpus[entry.name])
         assert array.shape == (224, 224, 3) and array.dtype == np.float32
-        assert -1.0 <= array.min() and array.max() <= 1.0
+        assert array.min() >= -1.0 and array.max() <= 1.0
     else:
         with pytest.raises(UndecodableImage, match=r"\w"):  # a ValueError with a reason: the worker fails the job
             prepare(corpus[entry.name])

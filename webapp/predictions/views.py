@@ -8,6 +8,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from config.logging import bind_job
 from jobs.database import db
+from jobs.imagecheck import configured_limits
 from jobs.imagestore import ImageStoreUnavailable
 from jobs.records import PENDING, Prediction
 from jobs.submit import DatabaseUnavailable, submit_job
@@ -30,7 +31,7 @@ def _unavailable(what: str) -> ApiError:
 @bp.post("/inference/image", strict_slashes=False)
 def submit_image():
     config = current_app.config
-    upload = validate_upload(_read_body(), config["MAX_IMAGE_BYTES"], config["MAX_IMAGE_PIXELS"])
+    upload = validate_upload(_read_body(), config["MAX_IMAGE_BYTES"], configured_limits(config))
     try:
         prediction_uuid = submit_job(upload.name, upload.image, upload.extension)
     except ImageStoreUnavailable:
