@@ -219,7 +219,7 @@ def running_service(env, log_dir: Path, worker_concurrency: int = 2, worker_app:
 def _healthy(url: str) -> bool:
     try:
         return requests.get(f"{url}/health", timeout=2).status_code == 200
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # not listening yet, or Gunicorn still booting
         return False
 
 
