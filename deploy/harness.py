@@ -1,4 +1,4 @@
-"""Running the deployment locally: Gunicorn and Celery workers on MariaDB and RabbitMQ.
+"""Running the deployment locally: nginx, Gunicorn and Celery workers on MariaDB and RabbitMQ.
 
 Shared by the integration tests and the benchmarks, which both need a real
 deployment with a database and queue of their own.
@@ -111,7 +111,7 @@ class Process:
 
     def __init__(self, args, env, log: Path, own_group: bool = False):
         self.log = log
-        self._file = log.open("wb")
+        self._file = log.open("ab")  # appends, like nginx's access log opened on the same file
         # In its own process group, the process and all its children can be killed at once.
         self.popen = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=self._file, stderr=subprocess.STDOUT,
                                       start_new_session=own_group)
@@ -176,29 +176,48 @@ def start_beat(env, log_dir: Path) -> Process:
 
 
 @contextmanager
-def running_service(env, log_dir: Path, worker_concurrency: int = 2, worker_app: str = "tasks.worker:celery_app"):
-    """Gunicorn and one Celery worker with ``env``; yields the API's base URL once healthy."""
+def running_web(env, log_dir: Path):
+    """Gunicorn behind the proxy (nginx), started as the Procfile starts them; yields the proxy's URL,
+    the Gunicorn process and the proxy process once the API answers through the proxy.
+
+    Gunicorn's socket and the proxy's files go in ``log_dir``, not the instance folder, so that two
+    services of one instance (the S3 tests run a second) stay apart.
+    """
     port = free_port()
-    web = Process([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "wsgi:app"],
+    env = {**env, "WEB_BIND": env.get("WEB_BIND") or f"unix:{log_dir / 'web.sock'}"}
+    web = Process([sys.executable, "-m", "gunicorn", "--bind", env["WEB_BIND"], "--workers", "2", "wsgi:app"],
                   env, log_dir / "web.log")
-    worker = start_worker(env, log_dir, concurrency=worker_concurrency, app=worker_app)
+    proxy = Process([sys.executable, "-m", "deploy.proxy"], {**env, "PORT": str(port), "INSTANCE_PATH": str(log_dir)},
+                    log_dir / "proxy.log")
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not _healthy(url):
-            if time.monotonic() > deadline:
-                raise TimeoutError(web.output()[-3000:])
+            if time.monotonic() > deadline or web.popen.poll() is not None or proxy.popen.poll() is not None:
+                raise RuntimeError(f"no healthy API behind {url}:\n{web.output()[-2000:]}\n{proxy.output()[-2000:]}")
             time.sleep(0.2)
-        yield url, web, worker
+        yield url, web, proxy
     finally:
+        proxy.stop()
         web.stop()
+
+
+@contextmanager
+def running_service(env, log_dir: Path, worker_concurrency: int = 2, worker_app: str = "tasks.worker:celery_app"):
+    """The proxy, Gunicorn and one Celery worker with ``env``; yields the proxy's URL once healthy."""
+    worker = launch_worker(env, log_dir, concurrency=worker_concurrency, app=worker_app)
+    try:
+        with running_web(env, log_dir) as (url, web, _):
+            worker.wait_for(" ready.")
+            yield url, web, worker
+    finally:
         worker.stop()
 
 
 def _healthy(url: str) -> bool:
     try:
         return requests.get(f"{url}/health", timeout=2).status_code == 200
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # not listening yet, or Gunicorn still booting
         return False
 
 
