@@ -84,10 +84,12 @@ def main():
                 through = cpu_per_request(proxy_url, args.requests, groups)
                 direct = cpu_per_request(direct_url, args.requests, groups)
                 for label, result in (("through nginx", through), ("direct", direct)):
-                    per_request = {name: f"{seconds / args.requests * 1e6:.0f} µs" for name, seconds in result["cpu"].items()}
+                    per_request = {name: f"{seconds / args.requests * 1e6:.0f} µs"
+                                   for name, seconds in result["cpu"].items()}
                     print(f"{args.requests} GET /health {label:13}: CPU per request {per_request}; "
                           f"latency p50 {result['p50'] * 1e3:.1f} ms, p99 {result['p99'] * 1e3:.1f} ms")
-                for label, url in (("through nginx", proxy_url), ("direct", direct_url)):  # direct leaves Gunicorn stuck
+                # Direct last: it leaves Gunicorn stuck.
+                for label, url in (("through nginx", proxy_url), ("direct", direct_url)):
                     answered, probes, slowest = health_under_slow_clients(url, args.slow)
                     print(f"{args.slow} slow clients, /health {label:13}: {answered}/{probes} probes answered 200, "
                           f"slowest {slowest * 1e3:.0f} ms")

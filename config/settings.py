@@ -56,6 +56,14 @@ class Settings:
         """Where the embedded filesystem broker keeps its messages."""
         return self.INSTANCE_PATH / "broker"
 
+    @property
+    def max_request_bytes(self) -> int:
+        """The largest request body: a base64 image (4/3 of its bytes) plus room for the JSON around it.
+
+        The app (``MAX_CONTENT_LENGTH``) and the proxy (``client_max_body_size``) both use it.
+        """
+        return self.MAX_IMAGE_BYTES * 4 // 3 + 64 * 1024
+
     def as_config(self) -> dict:
         """The settings as Flask config keys (the same names)."""
         return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}

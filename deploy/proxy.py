@@ -21,7 +21,6 @@ from config.settings import PROJECT_ROOT, load_settings
 
 TEMPLATES = Path(__file__).resolve().parent / "nginx"
 PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
-JSON_OVERHEAD_BYTES = 64 * 1024  # as webapp/__init__.py; tests/unit/test_proxy.py checks they agree
 # Seconds, and requests in progress per client address.
 DEFAULTS = {
     "PROXY_HEADER_TIMEOUT": 10,
@@ -35,7 +34,7 @@ DEFAULTS = {
 
 def web_bind(env: Mapping) -> str:
     """Gunicorn's address, as the Procfile's ``web`` binds it: ``WEB_BIND``, else a socket in the instance folder."""
-    return env.get("WEB_BIND") or f"unix:{load_settings(env).instance_dir / 'web.sock'}"
+    return env.get("WEB_BIND") or f"unix:{load_settings(env).INSTANCE_PATH / 'web.sock'}"
 
 
 def template_values(env: Mapping) -> dict[str, str]:
@@ -50,8 +49,8 @@ def template_values(env: Mapping) -> dict[str, str]:
         **values,
         "PROXY_LISTEN": f"[{bind}]:{port}" if ":" in bind else f"{bind}:{port}",
         "PROXY_UPSTREAM": upstream,
-        "PROXY_MAX_BODY_BYTES": str(settings.max_image_bytes * 4 // 3 + JSON_OVERHEAD_BYTES),
-        "PROXY_USER": _user_directive(settings.instance_dir),
+        "PROXY_MAX_BODY_BYTES": str(settings.max_request_bytes),
+        "PROXY_USER": _user_directive(settings.INSTANCE_PATH),
     }
 
 
@@ -71,7 +70,7 @@ def render(template: str, values: Mapping[str, str]) -> str:
 
 def main() -> None:
     load_dotenv(PROJECT_ROOT / ".env", override=False)
-    prefix = load_settings(os.environ).instance_dir / "proxy"
+    prefix = load_settings(os.environ).INSTANCE_PATH / "proxy"
     prefix.mkdir(parents=True, exist_ok=True)
     values = template_values(os.environ)
     for name in ("main", "api"):

@@ -11,13 +11,10 @@ from webapp.errors import register_error_handlers
 from webapp.ratelimit import init_rate_limit
 from webapp.security import init_security_headers
 
-# Base64 grows data by 4/3; leave room for the JSON around it.
-JSON_OVERHEAD_BYTES = 64 * 1024
-
 
 def create_app(test_config: dict | None = None) -> Flask:
     app = create_base_app(__name__, test_config)
-    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_IMAGE_BYTES"] * 4 // 3 + JSON_OVERHEAD_BYTES
+    app.config["MAX_CONTENT_LENGTH"] = app.extensions["settings"].max_request_bytes
 
     from webapp import apidocs, health, page
     from webapp.metrics import init_metrics
