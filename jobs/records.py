@@ -5,7 +5,7 @@ sweeper end them with ``record_outcomes``.
 """
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, DateTime, bindparam, update
+from sqlalchemy import JSON, DateTime, bindparam, insert, select, update
 from sqlalchemy.dialects import mysql
 
 from jobs.database import db
@@ -37,12 +37,33 @@ class Prediction(db.Model):
     updated_at = db.Column(Timestamp, nullable=False, default=utcnow, onupdate=utcnow, index=True)
 
     def to_json(self) -> dict:
-        body = {"uuid": self.uuid, "status": self.status}
-        if self.status == DONE:
-            body.update(prediction=self.prediction, confidence=self.confidence, top5=self.top5)
-        elif self.status == FAILED:
-            body["error"] = self.error
-        return body
+        return prediction_json(self)
+
+
+def prediction_json(row) -> dict:
+    """What the API shows of a row, from an ORM object or a Core row alike."""
+    body = {"uuid": row.uuid, "status": row.status}
+    if row.status == DONE:
+        body.update(prediction=row.prediction, confidence=row.confidence, top5=row.top5)
+    elif row.status == FAILED:
+        body["error"] = row.error
+    return body
+
+
+def find_prediction(prediction_uuid: str):
+    """The row, read with one Core query on a pooled connection (a GET's whole database cost), or None."""
+    table = Prediction.__table__
+    with db.engine.connect() as connection:
+        return connection.execute(select(table).where(table.c.uuid == prediction_uuid)).first()
+
+
+def insert_prediction(prediction_uuid: str, name: str, image_url: str) -> None:
+    """Record a new pending job: one Core INSERT in its own transaction, no ORM unit of work."""
+    now = utcnow()
+    with db.engine.begin() as connection:
+        connection.execute(insert(Prediction.__table__).values(
+            uuid=prediction_uuid, name=name, image_url=image_url, status=PENDING, republished=0,
+            created_at=now, updated_at=now))
 
 
 def done_outcome(label: str, confidence: float, top5: list[dict]) -> dict:

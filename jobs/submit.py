@@ -10,9 +10,9 @@ import uuid
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
-from jobs.database import db
+from jobs.imagestore import ImageStoreUnavailable
 from jobs.queue import publish_job
-from jobs.records import PENDING, Prediction
+from jobs.records import insert_prediction
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +30,17 @@ def submit_job(name: str, image: bytes, extension: str) -> str:
     store = current_app.extensions["image_store"]
     image_url = store.save(f"{prediction_uuid}.{extension}", image)
     try:
-        db.session.add(Prediction(uuid=prediction_uuid, name=name, image_url=image_url, status=PENDING))
-        db.session.commit()
+        insert_prediction(prediction_uuid, name, image_url)
     except SQLAlchemyError as error:
-        db.session.rollback()
         logger.exception("could not record %s", prediction_uuid, extra={"uuid": prediction_uuid})
-        store.delete(image_url)
+        _remove(store, image_url)
         raise DatabaseUnavailable(str(error)) from None
     publish_job(prediction_uuid, image_url)
     return prediction_uuid
+
+
+def _remove(store, image_url: str) -> None:
+    try:
+        store.delete(image_url)
+    except ImageStoreUnavailable:  # the retention sweep removes it later
+        logger.warning("could not remove %s after its row was refused", image_url, exc_info=True)

@@ -8,12 +8,14 @@ from flask import Flask
 from config.logging import unbind_job
 from jobs.app import create_base_app
 from webapp.errors import register_error_handlers
+from webapp.jsonprovider import OrjsonProvider
 from webapp.ratelimit import init_rate_limit
 from webapp.security import init_security_headers
 
 
 def create_app(test_config: dict | None = None) -> Flask:
     app = create_base_app(__name__, test_config)
+    app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = app.extensions["settings"].max_request_bytes
 
     from webapp import apidocs, health, page

@@ -5,9 +5,10 @@ gets a 4xx it can act on and nothing malformed reaches the queue.
 """
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass
+
+import orjson
 
 from jobs.imagecheck import ImageLimits, ImageRefused, inspect_image
 from webapp.errors import ApiError
@@ -34,13 +35,9 @@ def parse_body(raw: bytes) -> dict:
     if not raw.strip():
         raise _invalid("The request body is empty; send a JSON object with 'name' and 'data'.", 400)
     try:
-        body = json.loads(raw)
-    except UnicodeDecodeError:
-        raise _invalid("The request body is not valid UTF-8.", 400) from None
-    except RecursionError:
-        raise _invalid("The request body is nested too deeply to be a request.", 400) from None
-    except ValueError:
-        raise _invalid("The request body is not valid JSON.", 400) from None
+        body = orjson.loads(raw)  # strict: invalid UTF-8, lone surrogates and deep nesting are errors
+    except orjson.JSONDecodeError as error:
+        raise _invalid(f"The request body is not valid JSON: {error}.", 400) from None
     if not isinstance(body, dict):
         raise _invalid("The request body must be a JSON object with 'name' and 'data'.", 400)
     return body

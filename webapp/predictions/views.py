@@ -7,10 +7,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from config.logging import bind_job
-from jobs.database import db
 from jobs.imagecheck import configured_limits
 from jobs.imagestore import ImageStoreUnavailable
-from jobs.records import PENDING, Prediction
+from jobs.records import PENDING, find_prediction, prediction_json
 from jobs.submit import DatabaseUnavailable, submit_job
 from webapp.auth import require_api_key
 from webapp.errors import ApiError
@@ -65,15 +64,14 @@ def get_prediction(prediction_uuid: str):
         raise ApiError(404, "Not Found", f"{prediction_uuid[:64]!r} is not a prediction id (a UUID4).")
     bind_job(prediction_uuid.lower())
     try:
-        row = db.session.get(Prediction, prediction_uuid.lower())
+        row = find_prediction(prediction_uuid.lower())
     except SQLAlchemyError:
-        db.session.rollback()
         raise _unavailable("database") from None
     if row is None:
         raise ApiError(404, "Not Found", f"No prediction has id {prediction_uuid}.")
     if row.status == PENDING:
-        return jsonify(row.to_json()), 202, {"Retry-After": RETRY_AFTER_SECONDS}
-    return jsonify(row.to_json()), 200
+        return jsonify(prediction_json(row)), 202, {"Retry-After": RETRY_AFTER_SECONDS}
+    return jsonify(prediction_json(row)), 200
 
 
 def _is_uuid4(value: str) -> bool:
