@@ -12,7 +12,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 SWAGGER_UI := vendor/swagger-ui
 MODEL_FILES := mobilenet_7_5_224_tf.h5 imagenet_class_index.json
 
-.PHONY: run test install weights migrate clean
+.PHONY: run test lint install weights migrate clean
 
 # Web and worker processes write their metrics into one folder that /metrics adds up
 # (prometheus-client's multiprocess mode); figures of an earlier run are removed first.
@@ -25,6 +25,9 @@ run: install weights migrate
 
 test: install weights
 	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
 
 install: $(VENV)/.installed $(SWAGGER_UI)/VERSION
 	@./scripts/install-system-deps.sh  # also for a venv made before nginx was needed; a no-op when all is there
