@@ -19,21 +19,22 @@ from urllib.parse import urlsplit
 
 import requests
 
-from bench.throughput import cpu_seconds, percentile
+from bench.cpu import tree_cpu_seconds
+from bench.throughput import percentile
 from deploy.harness import create_database, delete_queues, deployment_env, drop_database, free_port, running_web
 
 
-def cpu_per_request(url: str, count: int, groups: dict[str, list[int]]) -> dict:
+def cpu_per_request(url: str, count: int, groups: dict[str, int]) -> dict:
     """CPU seconds each group of processes (with their children) spent on ``count`` GETs of /health."""
     session = requests.Session()
     session.get(f"{url}/health", timeout=5)  # the connection is open before the clock starts
-    before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+    before = {name: tree_cpu_seconds(pid) for name, pid in groups.items()}
     latencies = []
     for _ in range(count):
         began = time.perf_counter()
         assert session.get(f"{url}/health", timeout=5).status_code == 200
         latencies.append(time.perf_counter() - began)
-    return {"cpu": {name: cpu_seconds(pids) - before[name] for name, pids in groups.items()},
+    return {"cpu": {name: tree_cpu_seconds(pid) - before[name] for name, pid in groups.items()},
             "p50": percentile(latencies, 50), "p99": percentile(latencies, 99)}
 
 
@@ -80,7 +81,7 @@ def main():
             env = deployment_env(Path(instance), database_url, queue, WEB_BIND=f"127.0.0.1:{free_port()}")
             with running_web(env, Path(instance)) as (proxy_url, web, proxy):
                 direct_url = f"http://{env['WEB_BIND']}"
-                groups = {"nginx": [proxy.popen.pid], "gunicorn": [web.popen.pid]}
+                groups = {"nginx": proxy.popen.pid, "gunicorn": web.popen.pid}
                 through = cpu_per_request(proxy_url, args.requests, groups)
                 direct = cpu_per_request(direct_url, args.requests, groups)
                 for label, result in (("through nginx", through), ("direct", direct)):

@@ -1,16 +1,25 @@
-"""Throughput, latency and memory: the machine's limit, the deployed service and the naive worker, in one run.
+"""Throughput, latency, memory and CPU per request: the machine's limit, the deployed service, the
+service as shipped (``make run``) and the naive worker, in one run.
 
-    .venv/bin/python -m bench.throughput [--images 1000] [--clients 16]
+    .venv/bin/python -m bench.throughput [--images 1000] [--clients 16] [--quick] [--profile]
 
 1. limit: preprocessing + LiteRT inference in-process, 2 processes x 1 thread
-   (and 1 process x 2 threads), no web, broker or database;
-2. the deployed service (Gunicorn + Celery on MariaDB + RabbitMQ, batched LiteRT);
+   (and 1 process x 2 threads), no web, broker or database, with its CPU per image;
+2. the deployed service (nginx + Gunicorn + Celery on MariaDB + RabbitMQ, batched LiteRT; the test
+   harness's processes), flooded with POSTs, then GETs of finished jobs in a phase of their own;
+   2b. its worker draining a queued backlog;
+   as shipped: ``make run``'s processes (honcho and the Procfile: proxy, web, worker, beat and Flower
+   with task events on) driven by the batch client (``client.batch``), which POSTs from 16 threads
+   and polls each job until it is done; then with Retry-After honoured and with a tight 50 ms poll;
 3. the naive worker through the same deployed path (bench/naive_worker.py: one task and one
    ``model.predict`` per image, as the seed did);
    For each: images/s, POST latency flooded by the clients and paced at the measured
    throughput (workers saturated), and completion latency (row created → result committed);
-4. one request on an idle service; 5. worker memory.
-Needs MariaDB and RabbitMQ (TEST_MYSQL_URL, TEST_AMQP_URL) and the model weights.
+4. one request on an idle service; 5. worker memory;
+6. CPU time of each process group (bench/cpu.py) per POST, per GET and per image, against targets.
+``--profile`` samples Gunicorn's workers with py-spy under a POST flood and a GET flood
+(raw stacks in instance/profiles/). Needs MariaDB and RabbitMQ (TEST_MYSQL_URL, TEST_AMQP_URL)
+and the model weights.
 """
 import argparse
 import base64
@@ -30,11 +39,26 @@ import numpy as np
 import requests
 from sqlalchemy import create_engine, text
 
+from bench import profile_web
+from bench.as_shipped import batch_client, running_honcho
+from bench.cpu import LOAD_GENERATOR, OTHER, CpuMeter, listener_pid
 from bench.drain_backlog import drain_rate
+from client.batch import POLL_INTERVAL
 from config.settings import PROJECT_ROOT
-from deploy.harness import create_database, delete_queues, deployment_env, drop_database, running_service
+from deploy.harness import (
+    AMQP_URL,
+    MYSQL_SERVER_URL,
+    create_database,
+    delete_queues,
+    deployment_env,
+    drop_database,
+    running_service,
+)
 
 IMAGES = PROJECT_ROOT.parent / "shared" / "images"
+PROFILES = PROJECT_ROOT / "instance" / "profiles"
+GROUPS = ("nginx", "Gunicorn", "worker", "beat", "flower", "honcho", "RabbitMQ", "MariaDB", LOAD_GENERATOR, OTHER)
+RETRY_AFTER_ONLY = 3600.0  # a poll interval longer than any Retry-After: the client waits what the server says
 
 
 def image_files() -> list[Path]:
@@ -58,34 +82,39 @@ def _limit_worker(args):
     interpreter.resize_tensor_input(index_in, [batch_size, 224, 224, 3])
     interpreter.allocate_tensors()
     blobs = [p.read_bytes() for p in paths]
-    start = time.perf_counter()
+    start, cpu, images = time.perf_counter(), time.process_time(), 0
     for i in range(0, len(blobs) - batch_size + 1, batch_size):
         batch = np.stack([prepare(b) for b in blobs[i:i + batch_size]])
         interpreter.set_tensor(index_in, batch)
         interpreter.invoke()
-    return time.perf_counter() - start
+        images += batch_size
+    return time.perf_counter() - start, time.process_time() - cpu, images
 
 
-def limit(model_path: Path, count: int, batch_size: int, processes: int, threads: int) -> float:
-    """Images/s of decode + preprocess + inference with ``processes`` x ``threads``."""
+def limit(model_path: Path, count: int, batch_size: int, processes: int, threads: int) -> dict:
+    """Images/s of decode + preprocess + inference with ``processes`` x ``threads``, and CPU-ms per image."""
     paths = list(itertools.islice(itertools.cycle(image_files()), count))
     shards = [paths[i::processes] for i in range(processes)]
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         pool.map(_limit_worker, [(model_path, None, shards[0][:batch_size], batch_size, threads)] * processes)
         start = time.perf_counter()
-        pool.map(_limit_worker, [(model_path, None, shard, batch_size, threads) for shard in shards])
+        results = pool.map(_limit_worker, [(model_path, None, shard, batch_size, threads) for shard in shards])
         elapsed = time.perf_counter() - start
-    return (len(paths) // batch_size * batch_size) / elapsed
+    images = sum(result[2] for result in results)
+    return {"rate": images / elapsed, "cpu_ms": sum(result[1] for result in results) / images * 1e3}
 
 
 # --- 2-5. the deployed service --------------------------------------------------------------
 
+def image_bodies() -> list[str]:
+    return [('{"name": "%s", "data": "%s"}' % (p.name, base64.b64encode(p.read_bytes()).decode()))
+            for p in image_files()]
+
+
 def load_test(base_url: str, database_url: str, count: int, clients: int, rate: float | None = None) -> dict:
     """POST ``count`` images from ``clients`` threads (as fast as answered, or at ``rate`` per second)
     and wait until every job is finished."""
-    files = image_files()
-    bodies = [('{"name": "%s", "data": "%s"}' % (p.name, base64.b64encode(p.read_bytes()).decode()))
-              for p in files]
+    bodies = image_bodies()
     counter = itertools.count()
     lock = threading.Lock()
     post_latencies, uuids = [], []
@@ -127,11 +156,51 @@ def load_test(base_url: str, database_url: str, count: int, clients: int, rate: 
     engine.dispose()
     completion = [micros / 1e6 for status, micros in rows]
     return dict(
-        images=len(uuids), seconds=done, posting_seconds=posted, rate=len(uuids) / done,
+        images=len(uuids), seconds=done, posting_seconds=posted, rate=len(uuids) / done, uuids=uuids,
         not_done=sum(1 for status, _ in rows if status != "done"),
         post_p50=percentile(post_latencies, 50), post_p99=percentile(post_latencies, 99),
         done_p50=percentile(completion, 50), done_p99=percentile(completion, 99),
     )
+
+
+def hammer(clients: int, send, count: int | None = None, stop: threading.Event | None = None) -> list[float]:
+    """``send(session, i)`` from ``clients`` threads, ``count`` times in all or until ``stop`` is set;
+    returns the latencies."""
+    counter, lock, latencies = itertools.count(), threading.Lock(), []
+
+    def client():
+        session = requests.Session()
+        while not (stop and stop.is_set()):
+            with lock:
+                i = next(counter)
+            if count is not None and i >= count:
+                return
+            start = time.perf_counter()
+            send(session, i)
+            with lock:
+                latencies.append(time.perf_counter() - start)
+
+    with ThreadPoolExecutor(clients) as pool:
+        for future in [pool.submit(client) for _ in range(clients)]:
+            future.result()
+    return latencies
+
+
+def get_finished(base_url: str, uuids: list[str]):
+    def send(session, i):
+        response = session.get(f"{base_url}/predictions/{uuids[i % len(uuids)]}", timeout=30)
+        assert response.status_code == 200, response.text
+    return send
+
+
+def post_images(base_url: str):
+    bodies = image_bodies()
+
+    def send(session, i):
+        response = session.post(f"{base_url}/inference/image", data=bodies[i % len(bodies)],
+                                headers={"Content-Type": "text/plain"}, timeout=30)
+        assert response.status_code == 202, response.text
+    return send
 
 
 def idle_latency(base_url: str, tries: int = 5) -> float:
@@ -161,32 +230,15 @@ def worker_rss_mb(worker_pid: int) -> list[float]:
     return sizes
 
 
-def cpu_seconds(pids: list[int], children: bool = True) -> float:
-    """User + system CPU time of these processes and (by default) their child processes."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        tree = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout.split()
-        for member in [pid, *map(int, tree if children else [])]:
-            try:
-                fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
-            except FileNotFoundError:
-                continue
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
+def measured(meter: CpuMeter, run, *args, **kwargs):
+    """``run(*args, **kwargs)`` and the CPU seconds each process group spent meanwhile."""
+    before = meter.snapshot()
+    result = run(*args, **kwargs)
+    return result, meter.spent(before, meter.snapshot())
 
 
-def machine_busy_seconds() -> float:
-    """CPU time all cores spent on anything but idle and I/O wait, from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def pids_of(name: str) -> list[int]:
-    return [int(p) for p in subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()]
-
-
-def deployed(label: str, count: int, clients: int, worker_app: str = "tasks.worker:celery_app", **settings) -> dict:
+def deployed(label: str, count: int, clients: int, meter: CpuMeter, worker_app: str = "tasks.worker:celery_app",
+             gets: int = 0, profile_seconds: int = 0, **settings) -> dict:
     database_url = create_database("imgsvc_bench")
     queue = f"inference-bench-{uuid.uuid4().hex[:8]}"
     try:
@@ -195,55 +247,123 @@ def deployed(label: str, count: int, clients: int, worker_app: str = "tasks.work
             with running_service(env, Path(instance), worker_app=worker_app) as (base_url, web, worker):
                 idle = idle_latency(base_url)
                 memory = worker_rss_mb(worker.popen.pid)
-                groups = {"worker": [worker.popen.pid], "web": [web.popen.pid], "MariaDB": pids_of("mariadbd"),
-                          "RabbitMQ": pids_of("beam.smp"), "load generator": [os.getpid()]}
-                def cpu_now():  # this process's children are the web and the worker, counted apart
-                    usage = {name: cpu_seconds(pids, children=name != "load generator")
-                             for name, pids in groups.items()}
-                    return {**usage, "other processes": machine_busy_seconds() - sum(usage.values())}
-
-                before = cpu_now()
-                result = load_test(base_url, database_url, count, clients)
-                cpu = {name: seconds - before[name] for name, seconds in cpu_now().items()}
+                result, cpu = measured(meter, load_test, base_url, database_url, count, clients)
+                get_phase = None
+                if gets:  # GETs of finished jobs on their own, so their cost is not mixed with POSTs'
+                    latencies, get_cpu = measured(meter, hammer, clients, get_finished(base_url, result["uuids"]),
+                                                  count=gets)
+                    get_phase = {"requests": gets, "cpu": get_cpu, "p50": percentile(latencies, 50),
+                                 "p99": percentile(latencies, 99)}
                 # POST latency while the workers are saturated: clients pace their requests at the
                 # throughput just measured, so the queue never drains but the web is not flooded.
                 paced = load_test(base_url, database_url, count // 2, clients, rate=result["rate"])
-                return {"label": label, "idle": idle, "memory": memory, "cpu": cpu, **result,
-                        "paced_p50": paced["post_p50"], "paced_p99": paced["post_p99"]}
+                profiles = None
+                if profile_seconds:
+                    workers = profile_web.children(web.popen.pid)
+                    profiles = {
+                        kind: profile_web.record(workers, profile_seconds, PROFILES, f"web-{kind}",
+                                                 lambda stop, send=send: hammer(clients, send, stop=stop))
+                        for kind, send in (("POST", post_images(base_url)),
+                                           ("GET", get_finished(base_url, paced["uuids"])))}
+                return {"label": label, "idle": idle, "memory": memory, "cpu": cpu, "gets": get_phase,
+                        "profiles": profiles, **result, "paced_p50": paced["post_p50"], "paced_p99": paced["post_p99"]}
     finally:
         drop_database(database_url)
         delete_queues([queue])
 
 
+def as_shipped(count: int, clients: int, meter: CpuMeter, poll_images: int) -> dict:
+    """``make run``'s processes under the batch client: as users run it, then two other ways of polling."""
+    database_url = create_database("imgsvc_bench")
+    queue = f"inference-bench-{uuid.uuid4().hex[:8]}"
+    files = image_files()
+    try:
+        with tempfile.TemporaryDirectory() as instance:
+            env = deployment_env(Path(instance), database_url, queue)
+            with running_honcho(env, Path(instance)) as (url, _):
+                batch_client(url, files, 2 * clients, clients)  # warm-up, as the idle requests warm up (2)
+                runs = {}
+                for mode, interval, images in (
+                        (f"batch client (GET every {POLL_INTERVAL * 1e3:.0f} ms at most)", POLL_INTERVAL, count),
+                        ("Retry-After honoured", RETRY_AFTER_ONLY, poll_images),
+                        ("tight 50 ms poll", 0.05, poll_images)):
+                    result, cpu = measured(meter, batch_client, url, files, images, clients, interval)
+                    runs[mode] = {**result, "cpu": cpu}
+                return runs
+    finally:
+        drop_database(database_url)
+        delete_queues([queue])
+
+
+# --- 6. the report --------------------------------------------------------------------------
+
+def per_image_ms(cpu: dict, images: int) -> dict:
+    costs = {name: cpu.get(name, 0.0) / images * 1e3 for name in GROUPS}
+    return {**costs, "total": sum(costs.values())}
+
+
+def target(name: str, value: float, shown: str, bound: float, at_least: bool, unit: str = "") -> tuple:
+    """A row of the targets table: the figure, its target and whether it is met."""
+    met = value >= bound if at_least else value <= bound
+    return name, shown, f"{'≥' if at_least else '≤'} {bound:g}{unit}", "yes" if met else "**no**"
+
+
+def print_profile(kind: str, files: list[Path]) -> None:
+    total, own, inclusive = profile_web.summarize(files)
+    print(f"\n    py-spy, Gunicorn workers under a {kind} flood: {total} samples "
+          f"({', '.join(profile_web.relative(f) for f in files)})")
+    print("      top frames by own samples:")
+    for frame, samples in own:
+        print(f"        {samples / total:6.1%}  {frame}")
+    print("      the project's frames by inclusive samples:")
+    for frame, samples in inclusive:
+        print(f"        {samples / total:6.1%}  {frame}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--images", type=int, default=None, help="images per flood (default 1000, --quick 300)")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--naive-images", type=int, default=None, help="images for the naive worker (default --images)")
+    parser.add_argument("--gets", type=int, default=None, help="GETs of finished jobs (default 2000, --quick 500)")
+    parser.add_argument("--quick", action="store_true", help="a smaller run (about 4 minutes)")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy each Gunicorn worker for 10 s under a POST and a GET flood (instance/profiles/)")
     args = parser.parse_args()
+    images = args.images or (300 if args.quick else 1000)
+    naive_images = args.naive_images or (150 if args.quick else images)
+    gets = args.gets or (500 if args.quick else 2000)
+    poll_images = max(args.clients, images // 5)
+    meter = CpuMeter({"MariaDB": listener_pid(MYSQL_SERVER_URL), "RabbitMQ": listener_pid(AMQP_URL)})
 
     from models.litert import convert, converted_path
     from models.weights import locate_model_files
 
     files = locate_model_files()
+    limit_images = 416 if args.quick else 1040
     with tempfile.TemporaryDirectory() as cache:
         model_path = converted_path(files, Path(cache))
         convert(files, model_path)
         limits = {}
         for batch_size in (1, 8, 32):
-            limits[f"2 processes x 1 thread, batch {batch_size}"] = limit(model_path, 1040, batch_size, 2, 1)
-        limits["1 process x 2 threads, batch 32"] = limit(model_path, 1040, 32, 1, 2)
-    best_limit = max(limits.values())
+            limits[f"2 processes x 1 thread, batch {batch_size}"] = limit(model_path, limit_images, batch_size, 2, 1)
+        limits["1 process x 2 threads, batch 32"] = limit(model_path, limit_images, 32, 1, 2)
+    best_limit = max(run["rate"] for run in limits.values())
+    # The deployed worker classifies image by image with a one-thread interpreter in each of 2 processes.
+    limit_cpu_ms = limits["2 processes x 1 thread, batch 1"]["cpu_ms"]
 
-    service = deployed("deployed: batched LiteRT, 2 processes", args.images, args.clients)
+    service = deployed("deployed: batched LiteRT, 2 processes", images, args.clients, meter, gets=gets,
+                       profile_seconds=10 if args.profile else 0)
     # The deployed worker (2 processes) alone, no POSTs competing for the cores.
-    backlog_rate = drain_rate(args.images, workers=1, concurrency=2)
-    naive = deployed("naive: task per image, Keras predict", args.naive_images or args.images, args.clients,
+    backlog_rate = drain_rate(images, workers=1, concurrency=2)
+    shipped_runs = as_shipped(images, args.clients, meter, poll_images)
+    shipped = next(iter(shipped_runs.values()))
+    naive = deployed("naive: task per image, Keras predict", naive_images, args.clients, meter,
                      worker_app="bench.naive_worker:celery_app")
 
     print("\n(1) limit, in-process decode + preprocess + LiteRT inference")
-    for name, rate in limits.items():
-        print(f"    {name:<40} {rate:8.1f} images/s")
+    for name, run in limits.items():
+        print(f"    {name:<40} {run['rate']:8.1f} images/s  {run['cpu_ms']:5.1f} CPU-ms per image")
     print(f"\n{'':<42}{'images':>7}{'img/s':>7}{'POST p50/p99':>16}{'paced POST p50/p99':>20}"
           f"{'done p50/p99':>16}{'idle 1 req':>12}  worker RSS MB (main, pool...)")
     for number, run in (("(2)", service), ("(3)", naive)):
@@ -257,11 +377,98 @@ def main():
     print("\nWhere the cores went during each flood (CPU seconds, share of all cores' time):")
     for number, run in (("(2)", service), ("(3)", naive)):
         budget = os.cpu_count() * run["seconds"]
-        shares = ", ".join(f"{name} {seconds:.1f}s ({seconds / budget:.0%})" for name, seconds in run["cpu"].items())
+        shares = ", ".join(f"{name} {seconds:.1f}s ({seconds / budget:.0%})" for name, seconds in run["cpu"].items()
+                           if abs(seconds) >= 0.05)
         print(f"    {number} {shares}, idle {budget - sum(run['cpu'].values()):.1f}s")
-    print(f"\n(2b) the deployed worker draining {args.images} queued jobs, no POSTs competing: "
+    print(f"\n(2b) the deployed worker draining {images} queued jobs, no POSTs competing: "
           f"{backlog_rate:.1f} images/s = {backlog_rate / best_limit:.2f} of the limit")
-    print(f"\n(2)/(1) = {service['rate'] / best_limit:.2f}    (2)/(3) = {service['rate'] / naive['rate']:.1f}")
+
+    print(f"\nas shipped: make run's processes (honcho: nginx, Gunicorn, worker, beat, Flower with events on), "
+          f"{args.clients} batch-client threads, each POSTing an image and polling it until done:")
+    get_ms = service["gets"]["cpu"]["Gunicorn"] / service["gets"]["requests"] * 1e3
+    for mode, run in shipped_runs.items():
+        web_ms = run["cpu"]["Gunicorn"] / run["images"] * 1e3
+        print(f"    {mode:<44} {run['images']:>5} images {run['rate']:6.1f} img/s = {run['rate'] / best_limit:.2f}"
+              f" of the limit; job p50/p99 {run['p50'] * 1e3:.0f}/{run['p99'] * 1e3:.0f} ms; "
+              f"{run['gets'] / run['images']:.1f} GETs per image = {run['gets'] / run['images'] * get_ms:.2f} "
+              f"web CPU-ms of polling per image; web {web_ms:.2f} CPU-ms per image in all"
+              + (f"; !! {run['not_done']} not done" if run["not_done"] else ""))
+
+    rows = {"(2) deployed": (service, service["images"]), "as shipped": (shipped, shipped["images"]),
+            "(3) naive": (naive, naive["images"])}
+    per_image = {name: per_image_ms(run["cpu"], count) for name, (run, count) in rows.items()}
+    post_ms = per_image["(2) deployed"]["Gunicorn"]
+    nginx_get_ms = service["gets"]["cpu"]["nginx"] / service["gets"]["requests"] * 1e3
+    worker_ms = per_image["(2) deployed"]["worker"]
+    shipped_worker_ms = per_image["as shipped"]["worker"]
+    print("\nCPU-ms per image by process group during each flood (from /proc; \"other\" is the rest of this "
+          "shared machine):")
+    widths = {name: max(10, len(name) + 2) for name in (*GROUPS, "total")}
+    print(f"    {'':<14}" + "".join(f"{name:>{width}}" for name, width in widths.items()))
+    for name, costs in per_image.items():
+        print(f"    {name:<14}" + "".join(f"{costs[group]:>{width}.2f}" for group, width in widths.items()))
+    print(f"\nweb (Gunicorn): {post_ms:.2f} CPU-ms per POST (the (2) flood), {get_ms:.2f} per GET "
+          f"({service['gets']['requests']} GETs of finished jobs from {args.clients} threads, latency "
+          f"p50/p99 {service['gets']['p50'] * 1e3:.1f}/{service['gets']['p99'] * 1e3:.1f} ms); nginx "
+          f"{per_image['(2) deployed']['nginx']:.2f} per POST, {nginx_get_ms:.2f} per GET")
+    print(f"worker: {worker_ms:.2f} CPU-ms per image deployed, {shipped_worker_ms:.2f} as shipped (task events on); "
+          f"the limit {limit_cpu_ms:.2f} (2 processes x 1 thread, batch 1) → overhead "
+          f"{worker_ms - limit_cpu_ms:.2f} deployed, {shipped_worker_ms - limit_cpu_ms:.2f} as shipped")
+
+    if service["profiles"]:
+        for kind, profile_files in service["profiles"].items():
+            print_profile(kind, profile_files)
+
+    ratios = {"deployed/limit": service["rate"] / best_limit, "as shipped/limit": shipped["rate"] / best_limit,
+              "deployed/naive": service["rate"] / naive["rate"]}
+    print(f"\n(2)/(1) = {ratios['deployed/limit']:.2f}    as shipped/(1) = {ratios['as shipped/limit']:.2f}    "
+          f"(2)/(3) = {ratios['deployed/naive']:.1f}")
+
+    overhead = worker_ms - limit_cpu_ms
+    targets = [
+        target("deployed / limit", ratios["deployed/limit"], f"{ratios['deployed/limit']:.2f}", 0.6, True),
+        target("as shipped / limit", ratios["as shipped/limit"], f"{ratios['as shipped/limit']:.2f}", 0.5, True),
+        target("deployed / naive", ratios["deployed/naive"], f"{ratios['deployed/naive']:.1f}", 8, True),
+        target("web CPU per POST", post_ms, f"{post_ms:.2f} ms", 2, False, " ms"),
+        target("web CPU per GET", get_ms, f"{get_ms:.2f} ms", 0.5, False, " ms"),
+        target("worker overhead per image (worker − limit CPU)", overhead,
+               f"{worker_ms:.2f} − {limit_cpu_ms:.2f} = {overhead:.2f} ms", 1, False, " ms"),
+        target("POST p99, workers saturated (paced)", service["paced_p99"] * 1e3,
+               f"{service['paced_p99'] * 1e3:.0f} ms", 50, False, " ms"),
+        target("idle single request", service["idle"] * 1e3, f"{service['idle'] * 1e3:.0f} ms", 50, False, " ms"),
+    ]
+    print("\n--- markdown for the README ---\n")
+    print("| | images/s | of the limit | POST p50/p99 (flood) | POST p50/p99 (paced, workers saturated) "
+          "| completion p50/p99 | idle request | RSS per pool process |")
+    print("|---|---|---|---|---|---|---|---|")
+    rates = " / ".join(f"{limits[f'2 processes x 1 thread, batch {b}']['rate']:.0f}" for b in (1, 8, 32))
+    print(f"| (1) limit, 2 processes x 1 thread, batch 1 / 8 / 32 | {rates} | | | | | | |")
+    print(f"| (1) limit, 1 process x 2 threads, batch 32 | {limits['1 process x 2 threads, batch 32']['rate']:.0f} "
+          "| | | | | | |")
+    for run in (service, naive):
+        print(f"| {'(2)' if run is service else '(3)'} {run['label']} | {run['rate']:.1f} | "
+              f"{run['rate'] / best_limit:.2f} | {run['post_p50'] * 1e3:.0f} / {run['post_p99'] * 1e3:.0f} ms | "
+              f"{run['paced_p50'] * 1e3:.0f} / {run['paced_p99'] * 1e3:.0f} ms | {run['done_p50']:.1f} / "
+              f"{run['done_p99']:.1f} s | {run['idle'] * 1e3:.0f} ms | "
+              f"{', '.join(f'{m:.0f}' for m in run['memory'][1:])} MB |")
+        if run is service:
+            print(f"| (2b) the same worker draining {images} queued jobs | {backlog_rate:.0f} | "
+                  f"{backlog_rate / best_limit:.2f} | | | | | |")
+            for mode, shipped_run in shipped_runs.items():
+                print(f"| as shipped (`make run`), {mode} | {shipped_run['rate']:.1f} | "
+                      f"{shipped_run['rate'] / best_limit:.2f} | | | job {shipped_run['p50']:.2f} / "
+                      f"{shipped_run['p99']:.2f} s | | |")
+    print("\nCPU-ms per image by process group during each flood (\"other\": the rest of the machine):\n")
+    print("| | " + " | ".join((*GROUPS, "total")) + " |")
+    print("|---" * (len(GROUPS) + 2) + "|")
+    for name, costs in per_image.items():
+        print(f"| {name} | " + " | ".join(f"{costs[group]:.2f}" for group in (*GROUPS, "total")) + " |")
+    print("\n| figure | measured | target | met |")
+    print("|---|---|---|---|")
+    for row in targets:
+        print("| " + " | ".join(row) + " |")
+    print(f"| polling GETs per image, as shipped (batch client) | {shipped['gets'] / shipped['images']:.1f} "
+          f"= {shipped['gets'] / shipped['images'] * get_ms:.2f} web CPU-ms | | |")
 
 
 if __name__ == "__main__":

@@ -28,8 +28,9 @@ def _body(response: requests.Response):
         return response.text
 
 
-def classify_one(base_url: str, path: Path, timeout: float) -> Outcome:
-    """POST the image, then GET its prediction until it is no longer pending (or ``timeout`` passes)."""
+def classify_one(base_url: str, path: Path, timeout: float, poll_interval: float = POLL_INTERVAL) -> Outcome:
+    """POST the image, then GET its prediction until it is no longer pending (or ``timeout`` passes),
+    waiting the server's Retry-After or ``poll_interval`` between GETs, whichever is shorter."""
     outcome = Outcome(name=path.name)
     started = time.perf_counter()
     session = _session()
@@ -43,14 +44,15 @@ def classify_one(base_url: str, path: Path, timeout: float) -> Outcome:
         deadline = started + timeout
         while True:
             response = session.get(location, timeout=30)
+            outcome.gets += 1
             outcome.get_status, outcome.get_body = response.status_code, _body(response)
             if response.status_code != 202:
                 return outcome
             if time.perf_counter() > deadline:
                 outcome.error = f"still pending after {timeout:.0f} s"
                 return outcome
-            retry_after = float(response.headers.get("Retry-After") or POLL_INTERVAL)
-            time.sleep(min(retry_after, POLL_INTERVAL))
+            retry_after = float(response.headers.get("Retry-After") or poll_interval)
+            time.sleep(min(retry_after, poll_interval))
     except (requests.RequestException, OSError) as error:
         outcome.error = f"{type(error).__name__}: {error}"
         return outcome

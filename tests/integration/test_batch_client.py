@@ -3,6 +3,7 @@ import shutil
 import subprocess
 import sys
 
+from client.batch import classify_one
 from config.settings import PROJECT_ROOT
 from tests.conftest import SHARED_IMAGES
 
@@ -41,3 +42,11 @@ def test_batch_summary_is_one_table(base_url, tmp_path):
     assert "POST 202" not in result.stdout
     assert result.stdout.splitlines()[0].split()[:3] == ["image", "status", "result"]
     assert sum(" done " in line for line in result.stdout.splitlines()) == SUBSET
+
+
+def test_classify_one_counts_its_gets_and_waits_between_them(base_url):
+    image = sorted(SHARED_IMAGES.glob("*.JPEG"))[0]
+    outcome = classify_one(base_url, image, timeout=60, poll_interval=0.2)
+    assert outcome.status == "done", outcome
+    assert outcome.gets >= 1
+    assert outcome.seconds >= (outcome.gets - 1) * 0.2
