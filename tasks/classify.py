@@ -73,6 +73,10 @@ def _pending_jobs(jobs: dict[str, str]) -> set[str]:
     for prediction_uuid in jobs.keys() - states.keys():
         logger.error("prediction %s has no row; dropping its message", prediction_uuid,
                      extra={"uuid": prediction_uuid})
+    for prediction_uuid, status in states.items():
+        if status != PENDING:
+            logger.info("prediction %s already %s; redelivery ignored", prediction_uuid, status,
+                        extra={"uuid": prediction_uuid})
     return {prediction_uuid for prediction_uuid, status in states.items() if status == PENDING}
 
 
