@@ -204,3 +204,42 @@ def _healthy(url: str) -> bool:
         return False
 
 
+
+
+def start_waiter(env, log_dir: Path) -> tuple[Process, str]:
+    """The waiter (``webapp.waiter``) on a spare port, once it answers; returns it and its base URL."""
+    port = free_port()
+    waiter = Process([sys.executable, "-m", "webapp.waiter", "--port", str(port)], env, log_dir / "waiter.log")
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        try:
+            requests.get(f"{url}/predictions/{uuid.uuid4()}", timeout=2)
+            return waiter, url
+        except requests.ConnectionError:
+            if time.monotonic() > deadline or waiter.popen.poll() is not None:
+                raise RuntimeError(f"waiter did not start:\n{waiter.output()[-3000:]}") from None
+            time.sleep(0.1)
+
+
+def start_webhook_worker(env, log_dir: Path) -> Process:
+    """The webhook worker as the Procfile runs it: a thread pool on the webhooks queue only."""
+    worker = Process([sys.executable, "-m", "celery", "-A", "tasks.webhook_worker:celery_app", "worker",
+                      "--pool", "threads", "--concurrency", "4", "--loglevel", "INFO",
+                      "--hostname", f"webhooks-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle"],
+                     env, log_dir / "webhooks.log")
+    worker.wait_for(" ready.")
+    return worker
+
+
+def delete_notify_entities(queue: str, delays=()) -> None:
+    """What the waiting and webhook features add beside ``queue``: its events exchange, webhooks and delay queues."""
+    from jobs.events import events_exchange_name
+    from jobs.webhooks import delay_queue, webhook_queue
+
+    with Connection(AMQP_URL) as connection:
+        channel = connection.channel()
+        Exchange(events_exchange_name(queue)).bind(channel).delete()
+        for entity in (webhook_queue(queue), *(delay_queue(queue, delay) for delay in delays)):
+            entity.bind(channel).delete()
+        webhook_queue(queue).exchange.bind(channel).delete()

@@ -9,7 +9,9 @@ once the inference queue is a quorum queue Celery reroutes countdowns through it
 native-delayed-delivery exchanges only for topic exchanges. So on RabbitMQ a retry is
 published to a delay queue of its own (``<queue>.webhooks.delay-<s>s``, one per delay, so
 no message waits behind a longer one) whose ``x-message-ttl`` dead-letters it back into
-the webhooks queue when due; the broker holds it, no worker does. Other brokers (the
+the webhooks queue when due; the broker holds it, no worker does. The delay queues are
+durable and never expire (an ``x-expires`` would drop the messages inside); with delays
+doubling up to LONGEST_DELAY there are about seven. Other brokers (the
 embedded filesystem one) have no TTL or dead-lettering, and use a plain countdown.
 """
 from flask import current_app
@@ -20,8 +22,7 @@ from jobs.database import db
 from jobs.records import Prediction, Timestamp, utcnow
 
 DELIVER_TASK = "deliver_webhook"
-LONGEST_DELAY = 600  # seconds between two attempts at most, well inside consumer_timeout
-DELAY_QUEUE_IDLE_EXPIRY = 3600  # seconds an unused delay queue lives on after its last message
+LONGEST_DELAY = 600  # seconds between two attempts at most, so there are few delay queues
 
 
 class WebhookDelivery(db.Model):
@@ -55,7 +56,6 @@ def delay_queue(base_queue: str, seconds: int) -> Queue:
         "x-message-ttl": seconds * 1000,
         "x-dead-letter-exchange": target.exchange.name,
         "x-dead-letter-routing-key": target.routing_key,
-        "x-expires": (seconds + DELAY_QUEUE_IDLE_EXPIRY) * 1000,
     })
 
 
