@@ -198,7 +198,6 @@ def problem(error: ApiError) -> web.Response:
 def make_app(settings: Settings) -> web.Application:
     waiter = Waiter(settings)
     app = web.Application()
-    app["waiter"] = waiter
     app.router.add_get("/predictions/{uuid}", waiter.get_prediction)
     app.router.add_get("/predictions/{uuid}/", waiter.get_prediction)
     app.on_startup.append(waiter.start)
