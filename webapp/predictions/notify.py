@@ -10,7 +10,7 @@ from webapp.errors import ApiError
 
 CALLBACK_HEADER = "X-Callback-URL"
 MAX_WAIT_SECONDS = 30
-_WAIT = re.compile(r"^\d{1,2}(\.\d{1,3})?$")
+_WAIT = re.compile(r"^\d{1,2}(\.\d{1,6})?$")
 
 
 def is_uuid4(value: str) -> bool:
