@@ -102,7 +102,10 @@ class Waiter:
     async def poll(self) -> None:
         while True:
             await asyncio.sleep(POLL_BEHIND_EVENTS if self.subscribed else POLL_WITHOUT_EVENTS)
-            await self.resolve(list(self.waiting))
+            try:
+                await self.resolve(list(self.waiting))
+            except Exception:  # the loop must outlive any one failure
+                logger.exception("checking the waited-on jobs failed")
 
     async def listen(self) -> None:
         """Consume completion events from RabbitMQ, subscribing again whenever the connection drops."""
