@@ -185,3 +185,15 @@ def test_the_delivery_task_gives_up_once_the_retry_budget_is_spent(make_app):
         [attempt] = db.session.query(WebhookDelivery).all()
     assert attempt.status_code is None and "ConnectionRefusedError" in attempt.error
     assert queued_deliveries(app, webhook_queue("inference").name) == []
+
+
+def test_a_job_the_sweeper_gives_up_on_gets_its_webhook_too(make_app):
+    import tasks.sweeper  # noqa: F401  registers the worker's sweeper with every Celery app
+
+    app = make_app(WEBHOOK_SECRET=SECRET, MAX_DELIVERIES=0)
+    prediction_uuid = post(app.test_client(), callback_url="https://8.8.8.8/hook").get_json()["uuid"]
+    with app.app_context():
+        assert app.extensions["celery"].tasks["republish_stale_pending"]() == 1
+        assert db.session.get(Prediction, prediction_uuid).status == "failed"
+    [message] = queued_deliveries(app, webhook_queue("inference").name)
+    assert message.payload[0] == [prediction_uuid, 1]
