@@ -6,6 +6,7 @@ worker both build their Celery app from it (``jobs.app.celery_init_app``).
 from kombu import Exchange, Queue
 
 from config.settings import Settings
+from jobs.webhooks import REQUEUE_TASK, webhook_queue
 
 
 def celery_settings(settings: Settings) -> dict:
@@ -44,6 +45,12 @@ def celery_settings(settings: Settings) -> dict:
             "republish-stale-pending": {
                 "task": "republish_stale_pending",
                 "schedule": max(settings.REPUBLISH_PENDING_AFTER // 2, 5),
+            },
+            # Run by the webhook worker (tasks/webhooks.py), on its own queue.
+            "requeue-unsent-webhooks": {
+                "task": REQUEUE_TASK,
+                "schedule": 60,
+                "options": {"queue": webhook_queue(queue)},
             },
         },
     }

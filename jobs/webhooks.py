@@ -22,6 +22,7 @@ from jobs.database import db
 from jobs.records import Prediction, Timestamp, utcnow
 
 DELIVER_TASK = "deliver_webhook"
+REQUEUE_TASK = "requeue_unsent_webhooks"
 LONGEST_DELAY = 600  # seconds between two attempts at most, so there are few delay queues
 
 

@@ -3,13 +3,19 @@
 Runs in the webhook worker (``tasks.webhook_worker``), a thread pool on its own queue, so
 receivers' slowness costs waiting threads, not the inference processes. A failed attempt
 is published again after a growing delay (``jobs.webhooks``) until ``WEBHOOK_RETRY_SECONDS``
-after the first attempt, then given up. Delivery is at least once: a job whose webhook was
-already accepted (2xx) is not sent again, but a crash between the receiver's answer and its
-record sends it twice, so receivers should treat the uuid as the key.
+after the first attempt, then given up. Delivery is at least once: an attempt is skipped when
+the webhook was already accepted (2xx) or this attempt, or a later one, is already recorded (a
+duplicate message); a crash between the receiver's answer and its record sends it twice, so
+receivers should treat the uuid as the key.
+
+``requeue_unsent_webhooks`` (beat, every minute) catches a first delivery that was never queued
+(the broker refused the publish just as the job ended): an ended job with a callback and no
+attempt UNSENT_AFTER seconds after its end is queued again.
 """
 import json
 import logging
 import time
+from datetime import timedelta
 from http.client import HTTPException
 
 from celery import shared_task
@@ -20,11 +26,13 @@ from jobs.callbacks import CallbackRefused, vet_callback_url
 from jobs.database import db
 from jobs.records import PENDING, Prediction, utcnow
 from jobs.signing import SIGNATURE_HEADER, sign
-from jobs.webhooks import DELIVER_TASK, WebhookDelivery, retry_delay, send_delivery
+from jobs.webhooks import DELIVER_TASK, REQUEUE_TASK, WebhookDelivery, retry_delay, send_delivery
 from tasks import webhook_http
 
 logger = logging.getLogger(__name__)
 USER_AGENT = "imgsvc-webhooks/1"
+UNSENT_AFTER = 300  # seconds after a job's end with no attempt recorded before its delivery is queued again
+REQUEUE_LIMIT = 500
 
 
 @shared_task(name=DELIVER_TASK, acks_late=True)
@@ -34,8 +42,8 @@ def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
     row = db.session.get(Prediction, prediction_uuid)
     if row is None or not row.callback_url or row.status == PENDING:
         return "nothing to deliver"
-    if _already_delivered(prediction_uuid):
-        return "already delivered"
+    if _superseded(prediction_uuid, attempt):
+        return "already delivered or attempted"
     body = json.dumps(row.to_json(), separators=(",", ":")).encode()
     callback_url = row.callback_url
     first_attempt_at = db.session.scalar(
@@ -77,6 +85,25 @@ def _attempt(callback_url: str, body: bytes, prediction_uuid: str, attempt: int,
         return None, f"{type(error).__name__}: {error}"[:500]
 
 
-def _already_delivered(prediction_uuid: str) -> bool:
+def _superseded(prediction_uuid: str, attempt: int) -> bool:
+    """Accepted already, or this attempt (or a later one) was made: this message is a duplicate."""
     return db.session.scalar(select(func.count()).select_from(WebhookDelivery).where(
-        WebhookDelivery.uuid == prediction_uuid, WebhookDelivery.status_code.between(200, 299))) > 0
+        WebhookDelivery.uuid == prediction_uuid,
+        WebhookDelivery.status_code.between(200, 299) | (WebhookDelivery.attempt >= attempt))) > 0
+
+
+@shared_task(name=REQUEUE_TASK)
+def requeue_unsent_webhooks() -> int:
+    """Queue the first delivery of ended jobs that have a callback but no attempt after UNSENT_AFTER."""
+    now = utcnow()
+    attempted = select(WebhookDelivery.id).where(WebhookDelivery.uuid == Prediction.uuid).exists()
+    unsent = db.session.scalars(select(Prediction.uuid).where(
+        Prediction.callback_url.is_not(None), Prediction.status != PENDING, ~attempted,
+        Prediction.updated_at.between(now - timedelta(seconds=current_app.config["WEBHOOK_RETRY_SECONDS"]),
+                                      now - timedelta(seconds=UNSENT_AFTER))).limit(REQUEUE_LIMIT)).all()
+    db.session.rollback()
+    for prediction_uuid in unsent:
+        send_delivery(prediction_uuid, attempt=1, delay=0)
+    if unsent:
+        logger.warning("queued again the unsent webhooks of %d jobs", len(unsent))
+    return len(unsent)

@@ -197,3 +197,45 @@ def test_a_job_the_sweeper_gives_up_on_gets_its_webhook_too(make_app):
         assert db.session.get(Prediction, prediction_uuid).status == "failed"
     [message] = queued_deliveries(app, webhook_queue("inference").name)
     assert message.payload[0] == [prediction_uuid, 1]
+
+
+def test_a_duplicate_delivery_message_is_skipped_once_its_attempt_is_recorded(make_app):
+    from tasks.webhooks import deliver_webhook
+
+    app = make_app(WEBHOOK_SECRET=SECRET, WEBHOOK_ALLOW_PRIVATE=True)
+    receiver = Receiver(503)
+    try:
+        prediction_uuid = post(app.test_client(), callback_url=receiver.url).get_json()["uuid"]
+        with app.app_context():
+            record_outcomes({prediction_uuid: failed_outcome("x")})
+            assert deliver_webhook.run(prediction_uuid, 1).startswith("attempt 1 failed")
+            assert deliver_webhook.run(prediction_uuid, 1) == "already delivered or attempted"
+    finally:
+        receiver.close()
+    assert len(receiver.received) == 1
+    [retry] = queued_deliveries(app, webhook_queue("inference").name)  # the first run's retry; none from the duplicate
+    assert retry.payload[0] == [prediction_uuid, 2]
+
+
+def test_an_ended_job_whose_delivery_was_never_queued_is_queued_by_the_sweep(make_app):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from jobs.records import utcnow
+    from tasks.webhooks import UNSENT_AFTER, requeue_unsent_webhooks
+
+    app = make_app(WEBHOOK_SECRET=SECRET)
+    client = app.test_client()
+    lost, recent = (post(client, callback_url="https://8.8.8.8/hook").get_json()["uuid"] for _ in range(2))
+    with app.app_context():
+        record_outcomes({lost: failed_outcome("x"), recent: failed_outcome("x")})
+        db.session.execute(update(Prediction).where(Prediction.uuid == lost)
+                           .values(updated_at=utcnow() - timedelta(seconds=UNSENT_AFTER + 60)))
+        db.session.commit()
+        assert requeue_unsent_webhooks.run() == 1
+        db.session.add(WebhookDelivery(uuid=lost, attempt=1, status_code=500, duration=0.1))
+        db.session.commit()
+        assert requeue_unsent_webhooks.run() == 0
+    [message] = queued_deliveries(app, webhook_queue("inference").name)
+    assert message.payload[0] == [lost, 1]
