@@ -55,11 +55,14 @@ def queue_length(name: str, amqp_url: str = AMQP_URL) -> int:
 
 
 def delete_queues(names) -> None:
+    """The queues and exchanges named, and what the notification features add beside each."""
     with Connection(AMQP_URL) as connection:
         channel = connection.channel()
         for name in names:
             Queue(name, Exchange(name), routing_key=name).bind(channel).delete()
             Exchange(name).bind(channel).delete()
+    for name in names:
+        delete_notify_entities(name)
 
 
 def deployment_env(instance: Path, database_url: str, queue: str, **settings) -> dict:
@@ -232,10 +235,13 @@ def start_webhook_worker(env, log_dir: Path) -> Process:
     return worker
 
 
-def delete_notify_entities(queue: str, delays=()) -> None:
-    """What the waiting and webhook features add beside ``queue``: its events exchange, webhooks and delay queues."""
+def delete_notify_entities(queue: str) -> None:
+    """What the waiting and webhook features add beside ``queue``: its events exchange, its webhooks
+    queue, and the delay queues of the default retry schedule and of the tests' (first retry 1 s)."""
     from jobs.events import events_exchange_name
-    from jobs.webhooks import delay_queue, webhook_queue
+    from jobs.webhooks import delay_queue, retry_schedule, webhook_queue
+
+    delays = sorted(set(retry_schedule(1, 3600)) | set(retry_schedule(10, 3600)))
 
     with Connection(AMQP_URL) as connection:
         channel = connection.channel()

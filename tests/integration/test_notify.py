@@ -14,7 +14,6 @@ from sqlalchemy import create_engine, text
 from deploy.harness import (
     Process,
     app_for,
-    delete_notify_entities,
     deployment_env,
     free_port,
     running_service,
@@ -22,7 +21,6 @@ from deploy.harness import (
     start_webhook_worker,
 )
 from jobs.signing import SIGNATURE_HEADER, verify
-from jobs.webhooks import retry_schedule
 from tests.conftest import SAMPLES
 
 SECRET = "integration-webhook-secret"
@@ -31,11 +29,9 @@ DEADLINE = 60
 
 @pytest.fixture(scope="module")
 def notify_env(tmp_path_factory, mysql_url, new_queue):
-    queue = new_queue()
-    env = deployment_env(tmp_path_factory.mktemp("notify"), mysql_url, queue, REPUBLISH_PENDING_AFTER="30",
-                         WEBHOOK_SECRET=SECRET, WEBHOOK_ALLOW_PRIVATE="1", WEBHOOK_FIRST_RETRY="1")
-    yield env
-    delete_notify_entities(queue, retry_schedule(1, 3600))
+    # new_queue deletes the webhooks and delay queues and the events exchange beside the queue after the session.
+    return deployment_env(tmp_path_factory.mktemp("notify"), mysql_url, new_queue(), REPUBLISH_PENDING_AFTER="30",
+                          WEBHOOK_SECRET=SECRET, WEBHOOK_ALLOW_PRIVATE="1", WEBHOOK_FIRST_RETRY="1")
 
 
 @pytest.fixture(scope="module")
