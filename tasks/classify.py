@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from jobs.database import db
+from jobs.endings import announce_ended
 from jobs.imagecheck import ImageRefused, configured_limits, inspect_image
 from jobs.imagestore import ImageNotFound
 from jobs.queue import CLASSIFY_TASK
@@ -50,6 +51,7 @@ def classify_batch(requests) -> bool:
     if inputs:
         outcomes.update(_classify(inputs))
     _with_database_retry(lambda: record_outcomes(outcomes))
+    announce_ended({prediction_uuid: outcome["status"] for prediction_uuid, outcome in outcomes.items()})
     for prediction_uuid, outcome in outcomes.items():
         logger.info("prediction %s: %s", prediction_uuid, outcome["prediction"] or outcome["error"],
                     extra={"uuid": prediction_uuid})
@@ -73,6 +75,10 @@ def _pending_jobs(jobs: dict[str, str]) -> set[str]:
     for prediction_uuid in jobs.keys() - states.keys():
         logger.error("prediction %s has no row; dropping its message", prediction_uuid,
                      extra={"uuid": prediction_uuid})
+    for prediction_uuid, status in states.items():
+        if status != PENDING:
+            logger.info("prediction %s already %s; redelivery ignored", prediction_uuid, status,
+                        extra={"uuid": prediction_uuid})
     return {prediction_uuid for prediction_uuid, status in states.items() if status == PENDING}
 
 

@@ -84,7 +84,7 @@ def test_a_refused_upload_is_explained_in_words(page):
     page.get_by_label("Drop an image here, or choose a file").set_input_files(SHARED_IMAGES / "labels.csv")
     alert = page.get_by_role("alert")
     alert.wait_for(timeout=RESULT_TIMEOUT_MS)
-    assert alert.inner_text() == "'data' does not decode to an image."
+    assert alert.inner_text() == "This is not a supported image format; send a JPEG, PNG, GIF, WebP, BMP or TIFF."
     assert page.locator("#result").is_hidden()
     page.screenshot(path=ARTIFACTS / "web-page-error.png", full_page=True)
 

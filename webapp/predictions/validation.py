@@ -23,6 +23,7 @@ class Upload:
     name: str
     image: bytes
     extension: str
+    callback_url: object = None  # as sent; vetted by webapp.predictions.notify
 
 
 def _invalid(detail: str, status: int = 422) -> ApiError:
@@ -104,4 +105,5 @@ def validate_upload(raw: bytes, max_bytes: int, limits: ImageLimits) -> Upload:
     if not isinstance(data, str):
         raise _invalid("'data' must be a base64 string.")
     image = decode_base64(data, max_bytes)
-    return Upload(name=name, image=image, extension=check_image(image, limits))
+    return Upload(name=name, image=image, extension=check_image(image, limits),
+                  callback_url=body.get("callback_url"))
