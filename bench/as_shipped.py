@@ -1,16 +1,19 @@
 """The service as ``make run`` starts it (honcho and the Procfile), driven as users drive it (the batch client).
 
-honcho runs every Procfile line: the proxy (nginx), the web (Gunicorn), the worker, beat and Flower.
-Flower switches task events on in the worker, which then publishes one per job, so it is part
-of what a job costs here. The client is ``client.batch.classify_one``: each thread POSTs an image,
-GETs it until it is no longer pending, then takes the next image.
+honcho runs every Procfile line: the proxy (nginx), the web (Gunicorn), the waiter, the worker, the
+webhooks worker, beat and Flower. Flower switches task events on in the worker, which then publishes
+one per job, so it is part of what a job costs here. The client is ``client.batch.classify_one``:
+each thread POSTs an image, GETs it until it is no longer pending, then takes the next image;
+``long_poll_one`` does the same with ``?wait=``, which the waiter answers when the job ends.
 """
+import base64
 import itertools
 import os
 import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -20,10 +23,13 @@ import numpy as np
 import requests
 
 from client.batch import POLL_INTERVAL, classify_one
+from client.report import Outcome
 from deploy.harness import STARTUP_TIMEOUT, Process, free_port
 
-# What the worker logs once Flower has switched its task events on.
+# What the worker logs once Flower has switched its task events on, and the waiter once it hears of ended jobs.
 EVENTS_ON = "Events of group {task} enabled by remote"
+WAITER_LISTENING = "listening for completion events"
+_sessions = threading.local()
 
 
 @contextmanager
@@ -35,8 +41,8 @@ def running_honcho(env: dict, instance: Path):
     empty_env_file = instance / "no.env"
     empty_env_file.touch()
     env = {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-           "FLOWER_PORT": str(free_port()), "FLOWER_BASIC_AUTH": f"bench:{secrets.token_urlsafe(12)}",
-           "LOG_LEVEL": "INFO"}
+           "FLOWER_PORT": str(free_port()), "WAITER_PORT": str(free_port()),
+           "FLOWER_BASIC_AUTH": f"bench:{secrets.token_urlsafe(12)}", "LOG_LEVEL": "INFO"}
     env.pop("WEB_BIND", None)
     honcho = Process([str(Path(sys.executable).parent / "honcho"), "--env", str(empty_env_file), "--no-colour",
                       "start", "--port", str(port)], env, instance / "honcho.log", own_group=True)
@@ -53,7 +59,7 @@ def running_honcho(env: dict, instance: Path):
 
 
 def _ready(url: str, log: str) -> bool:
-    if " ready." not in log or "beat: Starting" not in log or EVENTS_ON not in log:
+    if any(line not in log for line in (" ready.", "beat: Starting", EVENTS_ON, WAITER_LISTENING)):
         return False
     try:
         return requests.get(f"{url}/health", timeout=2).status_code == 200
@@ -75,13 +81,33 @@ def _stop(honcho: Process) -> None:
 
 
 def batch_client(url: str, files: list[Path], count: int, clients: int, poll_interval: float = POLL_INTERVAL) -> dict:
-    """``count`` images (``files`` cycled) through ``classify_one`` from ``clients`` threads."""
+    """``count`` images (``files`` cycled) through ``classify_one`` from ``clients`` threads, or through
+    ``long_poll_one`` when ``poll_interval`` is None."""
     paths = list(itertools.islice(itertools.cycle(files), count))
     start = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        outcomes = list(pool.map(lambda path: classify_one(url, path, 120, poll_interval), paths))
+        outcomes = list(pool.map(lambda path: long_poll_one(url, path) if poll_interval is None
+                                 else classify_one(url, path, 120, poll_interval), paths))
     seconds = time.perf_counter() - start
     latencies = [outcome.seconds for outcome in outcomes]
     return dict(images=count, seconds=seconds, rate=count / seconds, gets=sum(o.gets for o in outcomes),
                 not_done=sum(1 for o in outcomes if o.status != "done"),
                 p50=float(np.percentile(latencies, 50)), p99=float(np.percentile(latencies, 99)))
+
+
+def long_poll_one(base_url: str, path: Path, wait: int = 30) -> Outcome:
+    """POST the image, then ``GET …?wait=`` (answered by the waiter when the job ends) until it is not pending."""
+    if not hasattr(_sessions, "session"):
+        _sessions.session = requests.Session()
+    session, outcome, started = _sessions.session, Outcome(name=path.name), time.perf_counter()
+    payload = {"name": path.name, "data": base64.b64encode(path.read_bytes()).decode("ascii")}
+    response = session.post(f"{base_url}/inference/image", json=payload, timeout=30)
+    outcome.post_status, outcome.post_body = response.status_code, response.json()
+    while response.status_code == 202:
+        response = session.get(f"{base_url}/predictions/{outcome.post_body['uuid']}?wait={wait}", timeout=wait + 30)
+        outcome.gets += 1
+        outcome.get_status, outcome.get_body = response.status_code, response.json()
+        if response.status_code != 202:
+            break
+    outcome.seconds = time.perf_counter() - started
+    return outcome

@@ -22,6 +22,8 @@ GROUPS = (
     ("nginx", re.compile(r"^nginx")),
     ("flower", re.compile(r"\bcelery .* flower\b")),
     ("beat", re.compile(r"\bcelery .* beat\b")),
+    ("webhooks", re.compile(r"\bwebhook_worker\b")),
+    ("waiter", re.compile(r"\bwebapp\.waiter\b")),
     ("worker", re.compile(r"\bcelery .* worker\b")),
     ("Gunicorn", re.compile(r"\bgunicorn\b")),
     ("honcho", re.compile(r"\bhoncho\b")),

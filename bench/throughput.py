@@ -8,9 +8,10 @@ service as shipped (``make run``) and the naive worker, in one run.
 2. the deployed service (nginx + Gunicorn + Celery on MariaDB + RabbitMQ, batched LiteRT; the test
    harness's processes), flooded with POSTs, then GETs of finished jobs in a phase of their own;
    2b. its worker draining a queued backlog;
-   as shipped: ``make run``'s processes (honcho and the Procfile: proxy, web, worker, beat and Flower
-   with task events on) driven by the batch client (``client.batch``), which POSTs from 16 threads
-   and polls each job until it is done; then with Retry-After honoured and with a tight 50 ms poll;
+   as shipped: ``make run``'s processes (honcho and the Procfile: proxy, web, waiter, worker,
+   webhooks worker, beat and Flower with task events on) driven by the batch client
+   (``client.batch``), which POSTs from 16 threads and polls each job until it is done; then with
+   Retry-After honoured, with a tight 50 ms poll, and with the ``?wait=`` long poll;
 3. the naive worker through the same deployed path (bench/naive_worker.py: one task and one
    ``model.predict`` per image, as the seed did);
    For each: images/s, POST latency flooded by the clients and paced at the measured
@@ -57,7 +58,8 @@ from deploy.harness import (
 
 IMAGES = PROJECT_ROOT.parent / "shared" / "images"
 PROFILES = PROJECT_ROOT / "instance" / "profiles"
-GROUPS = ("nginx", "Gunicorn", "worker", "beat", "flower", "honcho", "RabbitMQ", "MariaDB", LOAD_GENERATOR, OTHER)
+GROUPS = ("nginx", "Gunicorn", "waiter", "worker", "webhooks", "beat", "flower", "honcho", "RabbitMQ", "MariaDB",
+          LOAD_GENERATOR, OTHER)
 SERVICE = "service"  # every group but the load generator and the rest of the machine
 RETRY_AFTER_ONLY = 3600.0  # a poll interval longer than any Retry-After: the client waits what the server says
 
@@ -287,7 +289,8 @@ def as_shipped(count: int, clients: int, meter: CpuMeter, poll_images: int) -> d
                 for mode, interval, images in (
                         (f"batch client (GET every {POLL_INTERVAL * 1e3:.0f} ms at most)", POLL_INTERVAL, count),
                         ("Retry-After honoured", RETRY_AFTER_ONLY, poll_images),
-                        ("tight 50 ms poll", 0.05, poll_images)):
+                        ("tight 50 ms poll", 0.05, poll_images),
+                        ("long poll (?wait=30, the waiter)", None, poll_images)):
                     result, cpu = measured(meter, batch_client, url, files, images, clients, interval)
                     runs[mode] = {**result, "cpu": cpu}
                 return runs
@@ -385,15 +388,17 @@ def main():
     print(f"\n(2b) the deployed worker draining {images} queued jobs, no POSTs competing: "
           f"{backlog_rate:.1f} images/s = {backlog_rate / best_limit:.2f} of the limit")
 
-    print(f"\nas shipped: make run's processes (honcho: nginx, Gunicorn, worker, beat, Flower with events on), "
-          f"{args.clients} batch-client threads, each POSTing an image and polling it until done:")
+    print(f"\nas shipped: make run's processes (honcho and the Procfile; Flower with events on), "
+          f"{args.clients} client threads, each POSTing an image and waiting for it until done:")
     get_ms = service["gets"]["cpu"]["Gunicorn"] / service["gets"]["requests"] * 1e3
     for mode, run in shipped_runs.items():
-        web_ms = run["cpu"]["Gunicorn"] / run["images"] * 1e3
+        gets = run["gets"] / run["images"]
+        polling = "" if "wait" in mode else f" = {gets * get_ms:.2f} web CPU-ms of polling"
         print(f"    {mode:<44} {run['images']:>5} images {run['rate']:6.1f} img/s = {run['rate'] / best_limit:.2f}"
-              f" of the limit; job p50/p99 {run['p50'] * 1e3:.0f}/{run['p99'] * 1e3:.0f} ms; "
-              f"{run['gets'] / run['images']:.1f} GETs per image = {run['gets'] / run['images'] * get_ms:.2f} "
-              f"web CPU-ms of polling per image; web {web_ms:.2f} CPU-ms per image in all"
+              f" of the limit; job p50/p99 {run['p50'] * 1e3:.0f}/{run['p99'] * 1e3:.0f} ms; {gets:.1f} GETs per "
+              f"image{polling}; CPU-ms per image: web {run['cpu']['Gunicorn'] / run['images'] * 1e3:.2f}, waiter "
+              f"{run['cpu'].get('waiter', 0.0) / run['images'] * 1e3:.2f}, nginx "
+              f"{run['cpu']['nginx'] / run['images'] * 1e3:.2f}"
               + (f"; !! {run['not_done']} not done" if run["not_done"] else ""))
 
     rows = {"(2) deployed": (service, service["images"]), "as shipped": (shipped, shipped["images"]),
