@@ -3,7 +3,8 @@
 ``py-spy record --gil --format raw`` samples only the thread holding the GIL, so a sample is
 Python running on a core, not a thread waiting on MariaDB or RabbitMQ, and writes collapsed stacks
 (``frame;frame;... count``) that flamegraph.pl or speedscope draw. ``summarize`` ranks frames by
-own samples (the stack's last frame) and the project's own functions by inclusive samples.
+own samples (the stack's last frame) and by their package, and the project's own functions by
+inclusive samples.
 """
 import os
 import re
@@ -16,7 +17,10 @@ from pathlib import Path
 from config.settings import PROJECT_ROOT
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
-PROJECT_FILE = re.compile(r"\((?:\S*/)?(?:webapp|jobs|config|wsgi)\b[^)]*\)")
+# A frame's package: "(sqlalchemy/sql/base.py)" → sqlalchemy, "(<frozen os>)" → os,
+# "(<sqlalchemy generated …>)" → sqlalchemy, "(<string>)" → string.
+PACKAGE = re.compile(r"\(<?(?:frozen )?(\w+)")
+PROJECT_FILE = re.compile(r"\((?:webapp|jobs|config)/[^)]*\)$|\(wsgi\.py[:)]")  # py-spy names them from the root
 
 
 def children(pid: int) -> list[int]:
@@ -43,7 +47,7 @@ def record(pids: list[int], seconds: int, out_dir: Path, label: str, load) -> li
         for pid in pids:
             outputs.append(out_dir / f"{label}-{pid}.txt")
             spies.append(subprocess.Popen(
-                [str(PY_SPY), "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "100",
+                [str(PY_SPY), "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "250",
                  "--gil", "--format", "raw", "--output", str(outputs[-1])],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
         for spy in spies:
@@ -56,9 +60,10 @@ def record(pids: list[int], seconds: int, out_dir: Path, label: str, load) -> li
     return outputs
 
 
-def summarize(files: list[Path], top: int = 12) -> tuple[int, list[tuple[str, int]], list[tuple[str, int]]]:
-    """(samples, frames by own samples, the project's frames by inclusive samples), line numbers dropped."""
-    own, inclusive, total = Counter(), Counter(), 0
+def summarize(files: list[Path], top: int = 12) -> tuple[int, list, list, list]:
+    """(samples, frames by own samples, own samples by package, the project's frames by inclusive samples),
+    line numbers dropped."""
+    own, packages, inclusive, total = Counter(), Counter(), Counter(), 0
     for path in files:
         for line in path.read_text().splitlines():
             stack, _, count = line.rpartition(" ")
@@ -68,10 +73,11 @@ def summarize(files: list[Path], top: int = 12) -> tuple[int, list[tuple[str, in
             samples = int(count)
             total += samples
             own[frames[-1]] += samples
+            packages[PACKAGE.search(frames[-1]).group(1)] += samples
             for frame in set(frames):
                 if PROJECT_FILE.search(frame):
                     inclusive[frame] += samples
-    return total, own.most_common(top), inclusive.most_common(top)
+    return total, own.most_common(top), packages.most_common(top), inclusive.most_common(top)
 
 
 def relative(path: Path) -> str:

@@ -314,12 +314,13 @@ def target(name: str, value: float, shown: str, bound: float, at_least: bool, un
 
 
 def print_profile(kind: str, files: list[Path]) -> None:
-    total, own, inclusive = profile_web.summarize(files)
+    total, own, packages, inclusive = profile_web.summarize(files)
     print(f"\n    py-spy, Gunicorn workers under a {kind} flood: {total} samples "
           f"({', '.join(profile_web.relative(f) for f in files)})")
     print("      top frames by own samples:")
     for frame, samples in own:
         print(f"        {samples / total:6.1%}  {frame}")
+    print("      own samples by package: " + ", ".join(f"{name} {samples / total:.0%}" for name, samples in packages))
     print("      the project's frames by inclusive samples:")
     for frame, samples in inclusive:
         print(f"        {samples / total:6.1%}  {frame}")

@@ -32,13 +32,14 @@ def test_a_group_keeps_the_cpu_of_children_that_exited():
     assert spent[LOAD_GENERATOR] < spent["Gunicorn"]
 
 
-def test_profile_summary_ranks_own_and_project_frames(tmp_path):
+def test_profile_summary_ranks_frames_packages_and_project_frames(tmp_path):
     raw = tmp_path / "web.txt"
     raw.write_text("handle (gunicorn/w.py:1);get_prediction (webapp/predictions/views.py:60);ping (db.py:9) 6\n"
                    "handle (gunicorn/w.py:1);get_prediction (webapp/predictions/views.py:61) 3\n"
                    "handle (gunicorn/w.py:2);write (gunicorn/util.py:5) 1\n")
-    total, own, inclusive = summarize([raw])
+    total, own, packages, inclusive = summarize([raw])
     assert total == 10
     assert own == [("ping (db.py)", 6), ("get_prediction (webapp/predictions/views.py)", 3),
                    ("write (gunicorn/util.py)", 1)]
+    assert packages == [("db", 6), ("webapp", 3), ("gunicorn", 1)]
     assert inclusive == [("get_prediction (webapp/predictions/views.py)", 9)]
