@@ -82,14 +82,6 @@ def check_image(data: bytes, limits: ImageLimits) -> str:
         raise ApiError(error.status, title, error.message) from None
 
 
-def _is_valid_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
-
-
 def validate_upload(raw: bytes, max_bytes: int, limits: ImageLimits) -> Upload:
     body = parse_body(raw)
     name = body.get("name", "")
@@ -97,8 +89,7 @@ def validate_upload(raw: bytes, max_bytes: int, limits: ImageLimits) -> Upload:
         raise _invalid("'name' must be a string.")
     if len(name) > MAX_NAME_LENGTH:
         raise _invalid(f"'name' is longer than {MAX_NAME_LENGTH} characters.")
-    if not _is_valid_unicode(name):
-        raise _invalid("'name' is not valid Unicode text (it holds a lone surrogate).")
+
     data = body.get("data")
     if data is None:
         raise _invalid("'data' is missing; send the image as a base64 string.")
