@@ -57,21 +57,25 @@ def client(app):
     return app.test_client()
 
 
+def drain_queue(app, queue_name: str) -> list:
+    """Takes (and acks) every message waiting in ``queue_name`` on the app's broker."""
+    messages = []
+    with app.extensions["celery"].connection_for_read() as connection:
+        queue = connection.SimpleQueue(queue_name)
+        while True:
+            try:
+                message = queue.get(block=False)
+            except queue.Empty:
+                return messages
+            messages.append(message)
+            message.ack()
+
+
 @pytest.fixture
 def published(app):
-    """Drains the in-memory broker queue and returns the messages published to it."""
+    """Drains the in-memory broker's job queue and returns the messages published to it."""
     def drain():
-        messages = []
-        celery = app.extensions["celery"]
-        with celery.connection_for_read() as connection:
-            queue = connection.SimpleQueue(celery.conf.task_default_queue)
-            while True:
-                try:
-                    message = queue.get(block=False)
-                except queue.Empty:
-                    return messages
-                messages.append(message)
-                message.ack()
+        return drain_queue(app, app.extensions["celery"].conf.task_default_queue)
     drain()
     return drain
 
