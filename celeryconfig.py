@@ -7,6 +7,8 @@ from kombu import Exchange, Queue
 
 from config.settings import Settings
 
+RETENTION_SWEEP_SECONDS = 300
+
 
 def celery_settings(settings: Settings) -> dict:
     queue = settings.CELERY_QUEUE
@@ -45,6 +47,8 @@ def celery_settings(settings: Settings) -> dict:
                 "task": "republish_stale_pending",
                 "schedule": max(settings.REPUBLISH_PENDING_AFTER // 2, 5),
             },
+            # Old jobs (RETENTION_DAYS), expired idempotency keys and orphan images, a chunk at a time.
+            "purge-expired": {"task": "purge_expired", "schedule": RETENTION_SWEEP_SECONDS},
         },
     }
 

@@ -42,6 +42,9 @@ class Settings:
     API_KEYS: tuple[str, ...]
     RATE_LIMIT: str
     RATE_LIMIT_STORAGE_URL: str
+    IDEMPOTENCY_TTL_SECONDS: int
+    RETENTION_DAYS: int | None
+    ORPHAN_GRACE_SECONDS: int
 
     @property
     def broker_folder(self) -> Path:
@@ -93,4 +96,7 @@ def load_settings(env=None) -> Settings:
         API_KEYS=tuple(key.strip() for key in env.get("API_KEYS", "").split(",") if key.strip()),
         RATE_LIMIT=env.get("RATE_LIMIT", "").strip(),
         RATE_LIMIT_STORAGE_URL=env.get("RATE_LIMIT_STORAGE_URL") or "memory://",
+        IDEMPOTENCY_TTL_SECONDS=_int(env, "IDEMPOTENCY_TTL_SECONDS", 24 * 3600),
+        RETENTION_DAYS=_int(env, "RETENTION_DAYS", None),
+        ORPHAN_GRACE_SECONDS=_int(env, "ORPHAN_GRACE_SECONDS", 3600),
     )

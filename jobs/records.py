@@ -10,7 +10,9 @@ from sqlalchemy.dialects import mysql
 
 from jobs.database import db
 
-PENDING, DONE, FAILED = "pending", "done", "failed"
+PENDING, DONE, FAILED, CANCELLED = "pending", "done", "failed", "cancelled"
+# What a done row says about the model that produced it (filled by the worker, see models.runtime.describe).
+MODEL_FIELDS = ("model_name", "model_runtime", "weights_sha256", "converted_sha256")
 # Microseconds on MySQL too (its DATETIME keeps whole seconds by default), so latencies can be measured.
 Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
@@ -33,15 +35,26 @@ class Prediction(db.Model):
     error = db.Column(db.String(1000))
     # Times the sweeper published the job again (tasks/sweeper.py bounds it).
     republished = db.Column(db.Integer, nullable=False, default=0, server_default="0")
-    created_at = db.Column(Timestamp, nullable=False, default=utcnow)
+    created_at = db.Column(Timestamp, nullable=False, default=utcnow, index=True)
     updated_at = db.Column(Timestamp, nullable=False, default=utcnow, onupdate=utcnow, index=True)
+    # Provenance: when the job ended and, for a done job, which model produced the answer.
+    finished_at = db.Column(Timestamp)
+    model_name = db.Column(db.String(64))
+    model_runtime = db.Column(db.String(16))
+    weights_sha256 = db.Column(db.String(64))
+    converted_sha256 = db.Column(db.String(64))
 
     def to_json(self) -> dict:
         body = {"uuid": self.uuid, "status": self.status}
         if self.status == DONE:
             body.update(prediction=self.prediction, confidence=self.confidence, top5=self.top5)
+            if self.model_name is not None:  # rows done before provenance was recorded have none
+                body["model"] = {"name": self.model_name, "runtime": self.model_runtime,
+                                 "weights_sha256": self.weights_sha256, "converted_sha256": self.converted_sha256}
         elif self.status == FAILED:
             body["error"] = self.error
+        if self.finished_at is not None:
+            body["finished_at"] = self.finished_at.isoformat(timespec="microseconds") + "Z"
         return body
 
 
@@ -54,20 +67,34 @@ def failed_outcome(reason: str) -> dict:
     return {"status": FAILED, "prediction": None, "confidence": None, "top5": None, "error": reason[:1000]}
 
 
-def record_outcomes(outcomes: dict[str, dict]) -> None:
+def record_outcomes(outcomes: dict[str, dict], model: dict | None = None) -> None:
     """Write final outcomes in one transaction, only over rows still pending: a redelivered
-    or re-published job is written once, and a late duplicate changes nothing."""
+    or re-published job is written once, a late duplicate changes nothing, and a cancelled
+    job stays cancelled. Done outcomes record ``model`` (``MODEL_FIELDS``) as their provenance."""
     if not outcomes:
         return
     table = Prediction.__table__
-    columns = ("status", "prediction", "confidence", "top5", "error", "updated_at")
+    columns = ("status", "prediction", "confidence", "top5", "error", "updated_at", "finished_at", *MODEL_FIELDS)
     statement = (
         update(table)
         .where(table.c.uuid == bindparam("b_uuid"), table.c.status == PENDING)
         .values({column: bindparam(f"b_{column}") for column in columns})
     )
     now = utcnow()
-    rows = [{"b_uuid": job, "b_updated_at": now, **{f"b_{key}": value for key, value in outcome.items()}}
-            for job, outcome in outcomes.items()]
+    rows = []
+    for job, outcome in outcomes.items():
+        provenance = model if model is not None and outcome["status"] == DONE else {}
+        rows.append({"b_uuid": job, "b_updated_at": now, "b_finished_at": now,
+                     **{f"b_{field}": provenance.get(field) for field in MODEL_FIELDS},
+                     **{f"b_{key}": value for key, value in outcome.items()}})
     db.session.execute(statement, rows)
     db.session.commit()
+
+
+def cancel_job(prediction_uuid: str) -> Prediction | None:
+    """Cancel the job if it is still pending (one conditional UPDATE, so a worker's result and a
+    cancel cannot both win); return the row as it now is, or None when there is no such job."""
+    db.session.execute(update(Prediction).where(Prediction.uuid == prediction_uuid, Prediction.status == PENDING)
+                       .values(status=CANCELLED, updated_at=utcnow()))
+    db.session.commit()
+    return db.session.get(Prediction, prediction_uuid)

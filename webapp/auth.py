@@ -1,4 +1,5 @@
 """API keys: with API_KEYS set, the prediction routes need ``Authorization: Bearer <key>``."""
+import hashlib
 import hmac
 
 from flask import current_app, request
@@ -23,3 +24,12 @@ def require_api_key() -> None:
 
 def _unauthorized(detail: str, challenge: str) -> ApiError:
     return ApiError(401, "Unauthorized", detail, {"WWW-Authenticate": challenge})
+
+
+def api_key_scope() -> str:
+    """What a client's own namespace (its idempotency keys) is named by: a hash of its API key,
+    never the key itself; "" when API keys are off. Call after ``require_api_key``."""
+    if not current_app.config["API_KEYS"]:
+        return ""
+    token = request.headers.get("Authorization", "").partition(" ")[2].strip()
+    return hashlib.sha256(token.encode()).hexdigest()

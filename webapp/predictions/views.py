@@ -1,19 +1,19 @@
-"""The two API routes: accept an image (``jobs.submit`` makes the job), and report what became of it."""
+"""The API routes: accept an image (``jobs.submit`` makes the job), report what became of it, cancel it."""
 import logging
 import uuid
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from config.logging import bind_job
 from jobs.database import db
+from jobs.idempotency import MAX_KEY_LENGTH, IdempotencyConflict
 from jobs.imagestore import ImageStoreUnavailable
-from jobs.records import PENDING, Prediction
+from jobs.records import CANCELLED, PENDING, Prediction, cancel_job
 from jobs.submit import DatabaseUnavailable, submit_job
-from webapp.auth import require_api_key
+from webapp.auth import api_key_scope, require_api_key
 from webapp.errors import ApiError
-from webapp.predictions.validation import validate_upload
+from webapp.predictions.uploads import read_upload
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("predictions", __name__)
@@ -30,14 +30,19 @@ def _unavailable(what: str) -> ApiError:
 @bp.post("/inference/image", strict_slashes=False)
 def submit_image():
     config = current_app.config
-    upload = validate_upload(_read_body(), config["MAX_IMAGE_BYTES"], config["MAX_IMAGE_PIXELS"])
+    idempotency = _idempotency_key()
+    upload = read_upload(config["MAX_IMAGE_BYTES"], config["MAX_IMAGE_PIXELS"])
     try:
-        prediction_uuid = submit_job(upload.name, upload.image, upload.extension)
+        prediction_uuid = submit_job(upload.name, upload.image, upload.extension, idempotency)
     except ImageStoreUnavailable:
         logger.exception("could not store an image")
         raise _unavailable("image store") from None
     except DatabaseUnavailable:
         raise _unavailable("database") from None
+    except IdempotencyConflict:
+        raise ApiError(422, "Unprocessable Content",
+                       "This Idempotency-Key was already used with a different image or name; "
+                       "use a new key for a new request.") from None
     bind_job(prediction_uuid)
     # repr() escapes newlines and control characters, so a name cannot forge log lines.
     logger.info("accepted %s, name %r", prediction_uuid, upload.name)
@@ -45,34 +50,48 @@ def submit_image():
     return jsonify(uuid=prediction_uuid), 202, {"Location": location}
 
 
-def _read_body() -> bytes:
-    """The whole body, or 413 once it reaches the limit.
-
-    A declared Content-Length over the limit is refused before reading. A chunked
-    body is read only up to the limit, and Werkzeug then stops without an error,
-    so a body that fills the limit is taken as cut short.
-    """
-    body = request.get_data(cache=False)
-    if request.max_content_length is not None and len(body) >= request.max_content_length:
-        raise RequestEntityTooLarge()
-    return body
+def _idempotency_key() -> tuple[str, str] | None:
+    """(scope, key) from the ``Idempotency-Key`` header, or None without one."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 0 < len(key) <= MAX_KEY_LENGTH or not all(" " <= char <= "~" for char in key):
+        raise ApiError(400, "Invalid request",
+                       f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters (a UUID is good).")
+    return api_key_scope(), key
 
 
 @bp.get("/predictions/<prediction_uuid>", strict_slashes=False)
 def get_prediction(prediction_uuid: str):
+    row = _existing(prediction_uuid, lambda job: db.session.get(Prediction, job))
+    if row.status == PENDING:
+        return jsonify(row.to_json()), 202, {"Retry-After": RETRY_AFTER_SECONDS}
+    return jsonify(row.to_json()), 200
+
+
+@bp.delete("/predictions/<prediction_uuid>", strict_slashes=False)
+def cancel_prediction(prediction_uuid: str):
+    """Cancel a pending job (idempotent); a job that already ended cannot be."""
+    row = _existing(prediction_uuid, cancel_job)
+    if row.status != CANCELLED:
+        raise ApiError(409, "Conflict", f"Prediction {row.uuid} already ended ({row.status}); it cannot be cancelled.")
+    logger.info("cancelled %s", row.uuid)
+    return jsonify(row.to_json()), 200
+
+
+def _existing(prediction_uuid: str, operation) -> Prediction:
+    """``operation(uuid)`` on a valid id, or the 404 / 503 problem."""
     if not _is_uuid4(prediction_uuid):
         raise ApiError(404, "Not Found", f"{prediction_uuid[:64]!r} is not a prediction id (a UUID4).")
     bind_job(prediction_uuid.lower())
     try:
-        row = db.session.get(Prediction, prediction_uuid.lower())
+        row = operation(prediction_uuid.lower())
     except SQLAlchemyError:
         db.session.rollback()
         raise _unavailable("database") from None
     if row is None:
         raise ApiError(404, "Not Found", f"No prediction has id {prediction_uuid}.")
-    if row.status == PENDING:
-        return jsonify(row.to_json()), 202, {"Retry-After": RETRY_AFTER_SECONDS}
-    return jsonify(row.to_json()), 200
+    return row
 
 
 def _is_uuid4(value: str) -> bool:
