@@ -27,6 +27,9 @@ MAX_FORM_PARTS = 8
 
 
 def read_upload(max_bytes: int, max_pixels: int) -> Upload:
+    unknown = sorted(set(request.args) - {"name"})
+    if unknown:  # a misspelt ?name= would otherwise be dropped in silence
+        raise ApiError(400, "Invalid request", f"Unknown query parameter {unknown[0][:64]!r}; only 'name' is taken.")
     mimetype = request.mimetype
     if mimetype in JSON_TYPES or mimetype.endswith("+json"):
         return validate_upload(read_body(), max_bytes, max_pixels)
@@ -69,12 +72,17 @@ def _in_memory(*_args, **_kwargs):
 def _multipart(max_bytes: int, max_pixels: int) -> Upload:
     request.max_content_length = max_bytes + MULTIPART_OVERHEAD_BYTES
     body = read_body()
-    parser = FormDataParser(stream_factory=_in_memory, max_form_memory_size=MULTIPART_OVERHEAD_BYTES,
+    # The body is already in memory and bounded, so a text field may be as large as it (the
+    # decoder checks each chunk it buffers against this, file parts included).
+    parser = FormDataParser(stream_factory=_in_memory, max_form_memory_size=request.max_content_length,
                             silent=False, max_form_parts=MAX_FORM_PARTS)
     try:
         _, form, files = parser.parse(io.BytesIO(body), MULTIPART, len(body), request.mimetype_params)
     except ValueError as error:
         raise ApiError(400, "Invalid request", f"The multipart body cannot be parsed ({error}).") from None
+    except RequestEntityTooLarge:  # the body is within its limit: only the part count can be over
+        raise ApiError(422, "Invalid request", f"The multipart body has more than {MAX_FORM_PARTS} parts; "
+                       "send one 'image' file part and at most one 'name' field.") from None
     parts = files.getlist("image")
     if len(parts) != 1 or "image" in form:
         found = len(parts) + len(form.getlist("image"))
