@@ -47,7 +47,9 @@ def test_upload_shows_preview_status_and_top5_bars(page):
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "image", "the file chooser is the first stop for the keyboard"
 
-    page.get_by_label("Drop an image here, or choose a file").set_input_files(SAMPLES / "soccer_ball.jpg")
+    with page.expect_request(lambda request: request.method == "POST") as posted:
+        page.get_by_label("Drop an image here, or choose a file").set_input_files(SAMPLES / "soccer_ball.jpg")
+    assert posted.value.headers["content-type"].startswith("multipart/form-data"), "the file goes as is, no base64"
     assert page.get_by_role("img", name="Preview of soccer_ball.jpg").is_visible()
     page.get_by_role("heading", name="Prediction").wait_for(timeout=RESULT_TIMEOUT_MS)
 

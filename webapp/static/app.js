@@ -54,15 +54,6 @@ async function problemText(response) {
   return `The service answered ${response.status} ${response.statusText}.`;
 }
 
-function readAsDataUrl(file) {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(reader.result);
-    reader.onerror = () => reject(reader.error);
-    reader.readAsDataURL(file);
-  });
-}
-
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -128,11 +119,14 @@ async function classify(file) {
   }
   try {
     setStatus("Uploading…", true);
-    const data = await readAsDataUrl(file);
+    // Multipart: the file goes as it is, no base64. The browser sets the Content-Type and boundary.
+    const body = new FormData();
+    body.append("image", file, file.name);
+    body.append("name", file.name);
     const response = await fetch(form.dataset.submitUrl, {
       method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify({ name: file.name, data }),
+      headers: { Accept: "application/json" },
+      body,
     });
     if (response.status !== 202) throw new Error(await problemText(response));
     const location = response.headers.get("Location") || `/predictions/${(await response.json()).uuid}`;
