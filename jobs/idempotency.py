@@ -8,7 +8,7 @@ answers with the winner's job.
 import hashlib
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from jobs.database import db
 from jobs.records import Timestamp, utcnow
@@ -44,20 +44,17 @@ def cutoff(ttl_seconds: int):
 
 
 def remembered_job(scope: str, key: str, body_sha256: str, ttl_seconds: int) -> str | None:
-    """The uuid this key already made with this body, None if the key is new (or expired);
-    IdempotencyConflict if it was used with another body."""
+    """The uuid this key already made with this body; None if the key is new; IdempotencyConflict
+    if it was used with another body. An expired key is deleted in the caller's transaction (the
+    insert that follows becomes an update), and only then: a DELETE of a missing key would take a
+    gap lock on MariaDB, and two requests racing with one key would deadlock instead of one winning."""
     row = db.session.execute(select(IdempotencyKey).where(
-        IdempotencyKey.scope == scope, IdempotencyKey.key == key,
-        IdempotencyKey.created_at >= cutoff(ttl_seconds))).scalar_one_or_none()
+        IdempotencyKey.scope == scope, IdempotencyKey.key == key)).scalar_one_or_none()
     if row is None:
+        return None
+    if row.created_at < cutoff(ttl_seconds):
+        db.session.delete(row)
         return None
     if row.body_sha256 != body_sha256:
         raise IdempotencyConflict(key)
     return row.prediction_uuid
-
-
-def forget_expired_key(scope: str, key: str, ttl_seconds: int) -> None:
-    """Free an expired key for reuse, in the caller's transaction."""
-    db.session.execute(delete(IdempotencyKey).where(
-        IdempotencyKey.scope == scope, IdempotencyKey.key == key,
-        IdempotencyKey.created_at < cutoff(ttl_seconds)))

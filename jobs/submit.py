@@ -10,12 +10,12 @@ import logging
 import uuid
 
 from flask import current_app
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from jobs.database import db
-from jobs.idempotency import IdempotencyKey, body_hash, forget_expired_key, remembered_job
+from jobs.idempotency import IdempotencyKey, body_hash, remembered_job
 from jobs.queue import publish_job
-from jobs.records import PENDING, Prediction
+from jobs.records import PENDING, Prediction, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -34,19 +34,19 @@ def submit_job(name: str, image: bytes, extension: str, idempotency: tuple[str, 
     key_row = None
     if idempotency is not None:
         scope, key = idempotency
-        ttl = current_app.config["IDEMPOTENCY_TTL_SECONDS"]
         digest = body_hash(name, image)
         try:
-            existing = remembered_job(scope, key, digest, ttl)
-            if existing is not None:
-                return existing
-            forget_expired_key(scope, key, ttl)
+            existing = remembered_job(scope, key, digest, current_app.config["IDEMPOTENCY_TTL_SECONDS"])
         except SQLAlchemyError as error:
             db.session.rollback()
             raise DatabaseUnavailable(str(error)) from None
+        if existing is not None:
+            return existing
     prediction_uuid = str(uuid.uuid4())
     if idempotency is not None:
-        key_row = IdempotencyKey(scope=scope, key=key, body_sha256=digest, prediction_uuid=prediction_uuid)
+        # created_at set here, not by default: replacing an expired key is an UPDATE, where defaults don't apply.
+        key_row = IdempotencyKey(scope=scope, key=key, body_sha256=digest, prediction_uuid=prediction_uuid,
+                                 created_at=utcnow())
     store = current_app.extensions["image_store"]
     image_url = store.save(f"{prediction_uuid}.{extension}", image)
     try:
@@ -54,24 +54,24 @@ def submit_job(name: str, image: bytes, extension: str, idempotency: tuple[str, 
         if key_row is not None:
             db.session.add(key_row)
         db.session.commit()
-    except IntegrityError as error:
-        # Another request with the same key committed first: answer with its job.
-        db.session.rollback()
-        store.delete(image_url)
-        if key_row is None:
-            raise DatabaseUnavailable(str(error)) from None
-        try:
-            winner = remembered_job(scope, key, digest, ttl)
-        except SQLAlchemyError as error:
-            db.session.rollback()
-            raise DatabaseUnavailable(str(error)) from None
-        if winner is None:  # the winner's key expired in between: vanishingly rare, the client retries
-            raise DatabaseUnavailable("idempotency key changed while it was being recorded") from None
-        return winner
     except SQLAlchemyError as error:
         db.session.rollback()
-        logger.exception("could not record %s", prediction_uuid, extra={"uuid": prediction_uuid})
         store.delete(image_url)
+        # Another request with the same key committed first (a duplicate key, or a deadlock
+        # between the two inserts): answer with its job.
+        winner = _winner(idempotency, digest) if key_row is not None else None
+        if winner is not None:
+            return winner
+        logger.exception("could not record %s", prediction_uuid, extra={"uuid": prediction_uuid})
         raise DatabaseUnavailable(str(error)) from None
     publish_job(prediction_uuid, image_url)
     return prediction_uuid
+
+
+def _winner(idempotency: tuple[str, str], digest: str) -> str | None:
+    """The job another request recorded under this key, or None (then the failure was the database's)."""
+    try:
+        return remembered_job(*idempotency, digest, current_app.config["IDEMPOTENCY_TTL_SECONDS"])
+    except SQLAlchemyError:
+        db.session.rollback()
+        return None

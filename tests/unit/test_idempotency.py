@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 import jobs.submit
 from jobs.database import db
 from jobs.idempotency import IdempotencyKey
-from jobs.records import Prediction
+from jobs.records import Prediction, utcnow
 from tests.conftest import SAMPLES, b64, image_bytes
 
 JPEG = (SAMPLES / "elephant.jpg").read_bytes()
@@ -83,7 +83,7 @@ def test_keys_are_scoped_per_api_key(make_app):
 def test_an_expired_key_makes_a_new_job_and_takes_the_key_over(app, client):
     first = as_json(client, "old").get_json()["uuid"]
     with app.app_context():
-        db.session.execute(update(IdempotencyKey).values(created_at=IdempotencyKey.created_at - timedelta(days=2)))
+        db.session.execute(update(IdempotencyKey).values(created_at=utcnow() - timedelta(days=2)))
         db.session.commit()
     second = as_json(client, "old", image=image_bytes()).get_json()["uuid"]
     assert second != first
