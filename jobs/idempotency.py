@@ -8,12 +8,16 @@ answers with the winner's job.
 import hashlib
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import String, select
+from sqlalchemy.dialects import mysql
 
 from jobs.database import db
 from jobs.records import Timestamp, utcnow
 
 MAX_KEY_LENGTH = 255
+# Keys are printable ASCII, compared byte for byte: MariaDB's default collation would make "Key" and "key" one key.
+KeyString = String(MAX_KEY_LENGTH).with_variant(mysql.VARCHAR(MAX_KEY_LENGTH, charset="ascii", collation="ascii_bin"),
+                                                "mysql", "mariadb")
 
 
 class IdempotencyConflict(ValueError):
@@ -25,7 +29,7 @@ class IdempotencyKey(db.Model):
 
     # The API key's hash when API keys are on (each client has its own keys), else "".
     scope = db.Column(db.String(64), primary_key=True)
-    key = db.Column(db.String(MAX_KEY_LENGTH), primary_key=True)
+    key = db.Column(KeyString, primary_key=True)
     body_sha256 = db.Column(db.String(64), nullable=False)
     prediction_uuid = db.Column(db.String(36), nullable=False, index=True)
     created_at = db.Column(Timestamp, nullable=False, default=utcnow, index=True)

@@ -27,7 +27,9 @@ def upgrade():
     op.create_table(
         "idempotency_keys",
         sa.Column("scope", sa.String(64), nullable=False),
-        sa.Column("key", sa.String(255), nullable=False),
+        # Printable ASCII compared byte for byte (the default collation ignores case).
+        sa.Column("key", sa.String(255).with_variant(mysql.VARCHAR(255, charset="ascii", collation="ascii_bin"),
+                                                     "mysql", "mariadb"), nullable=False),
         sa.Column("body_sha256", sa.String(64), nullable=False),
         sa.Column("prediction_uuid", sa.String(36), nullable=False),
         sa.Column("created_at", Timestamp, nullable=False),

@@ -106,6 +106,9 @@ def test_a_retried_post_with_its_key_gets_the_same_job_and_one_row(base_url, ser
                           headers=headers, timeout=30)
     assert other.status_code == 422
     assert "different image or name" in other.json()["detail"]
+    upper = requests.post(f"{base_url}/inference/image", files={"image": ("b.png", BMW.read_bytes())},
+                          headers={"Idempotency-Key": headers["Idempotency-Key"].upper()}, timeout=30)
+    assert upper.status_code == 202, "keys are case-sensitive on MariaDB too"
 
 
 def test_concurrent_posts_with_one_key_make_one_job(base_url, service_env):

@@ -55,9 +55,9 @@ def _idempotency_key() -> tuple[str, str] | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    if not 0 < len(key) <= MAX_KEY_LENGTH or not all(" " <= char <= "~" for char in key):
-        raise ApiError(400, "Invalid request",
-                       f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters (a UUID is good).")
+    if not 0 < len(key) <= MAX_KEY_LENGTH or not all(" " <= char <= "~" for char in key) or key != key.strip():
+        raise ApiError(400, "Invalid request", f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII "
+                       "characters, not starting or ending with a space (a UUID is good).")
     return api_key_scope(), key
 
 
