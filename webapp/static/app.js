@@ -120,13 +120,13 @@ async function classify(file) {
   try {
     setStatus("Uploading…", true);
     // Multipart: the file goes as it is, no base64. The browser sets the Content-Type and boundary.
-    const body = new FormData();
-    body.append("image", file, file.name);
-    body.append("name", file.name);
+    const upload = new FormData();
+    upload.append("image", file, file.name);
+    upload.append("name", file.name);
     const response = await fetch(form.dataset.submitUrl, {
       method: "POST",
       headers: { Accept: "application/json" },
-      body,
+      body: upload,
     });
     if (response.status !== 202) throw new Error(await problemText(response));
     const location = response.headers.get("Location") || `/predictions/${(await response.json()).uuid}`;
