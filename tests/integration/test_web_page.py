@@ -58,6 +58,7 @@ def test_upload_shows_preview_status_and_top5_bars(page):
     rows = page.locator("#top5 li")
     assert rows.count() == 5
     assert rows.first.locator(".label").inner_text() == "soccer ball"
+    assert page.locator("#provenance").inner_text().startswith("mobilenet_v1_0.75_224 on litert, weights ")
     widths = [row.locator(".fill").evaluate("e => e.getBoundingClientRect().width") for row in rows.all()]
     assert widths == sorted(widths, reverse=True) and widths[0] > widths[-1]
     page.screenshot(path=ARTIFACTS / "web-page-result.png", full_page=True)

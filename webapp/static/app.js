@@ -80,6 +80,9 @@ function showResult(body) {
     item.append(name, track, value);
     return item;
   }));
+  // Which model answered (results recorded before provenance existed have none).
+  document.getElementById("provenance").textContent = body.model
+    ? `${body.model.name} on ${body.model.runtime}, weights ${body.model.weights_sha256}` : "";
   result.hidden = false;
 }
 
