@@ -288,3 +288,11 @@ def test_retention_purges_old_jobs_their_files_and_old_orphans_and_nothing_newer
         f"retention-{i}" for i in range(3, 6)]
     assert requests.get(f"{own.url}/predictions/{old[0]}", timeout=10).status_code == 404
     assert "retention removed 3 jobs" in own.worker.output()
+
+
+def test_health_lists_the_running_worker_until_it_stops(own):
+    own.start_worker().wait_for(" ready.")
+    [worker] = requests.get(f"{own.url}/health", timeout=5).json()["workers"]
+    assert worker["model"]["name"] == "mobilenet_v1_0.75_224"
+    own.worker.stop()  # a clean stop (SIGTERM) removes the worker's row
+    assert requests.get(f"{own.url}/health", timeout=5).json()["workers"] == []
