@@ -84,3 +84,40 @@ def test_an_image_dropped_on_the_zone_is_classified(page):
     page.dispatch_event("#dropzone", "drop", {"dataTransfer": dropped})
     page.get_by_role("heading", name="Prediction").wait_for(timeout=RESULT_TIMEOUT_MS)
     assert page.locator("#prediction").inner_text() in {"tusker", "African elephant", "Indian elephant"}
+
+
+@pytest.fixture(scope="module")
+def idle_url(tmp_path_factory, new_queue):
+    """The web alone, with no worker: a job stays pending until it is cancelled."""
+    import sys
+
+    from deploy.harness import Process, create_database, deployment_env, drop_database, free_port
+
+    database_url = create_database("imgsvc_page")
+    env = deployment_env(tmp_path_factory.mktemp("idle-instance"), database_url, new_queue())
+    port = free_port()
+    web = Process([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "wsgi:app"], env,
+                  tmp_path_factory.mktemp("idle-logs") / "web.log")
+    try:
+        web.wait_for("Booting worker")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        web.stop()
+        drop_database(database_url)
+
+
+def test_a_pending_job_can_be_cancelled_from_the_page(browser_context, idle_url):
+    import requests
+
+    page = browser_context.new_page()
+    page.goto(idle_url + "/")
+    with page.expect_response(lambda response: response.request.method == "POST") as posted:
+        page.get_by_label("Drop an image here, or choose a file").set_input_files(SAMPLES / "bmw.png")
+    job = posted.value.json()["uuid"]
+    page.get_by_role("status").filter(has_text="Waiting for a worker").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Cancel this job").click()
+    page.get_by_role("status").filter(has_text="Cancelled").wait_for(timeout=30_000)
+    assert page.get_by_role("button", name="Cancel this job").is_hidden()
+    assert requests.get(f"{idle_url}/predictions/{job}", timeout=10).json() == {"uuid": job, "status": "cancelled"}
+    page.screenshot(path=ARTIFACTS / "web-page-cancelled.png", full_page=True)
+    page.close()

@@ -13,7 +13,9 @@ const caption = document.getElementById("preview-caption");
 const statusLine = document.getElementById("status");
 const errorBox = document.getElementById("error");
 const result = document.getElementById("result");
+const cancelButton = document.getElementById("cancel");
 let currentJob = 0; // a newer upload makes the older one's answers irrelevant
+let pendingLocation = null; // the job the Cancel button cancels
 
 function readableLabel(label) {
   return label.replace(/_/g, " ");
@@ -33,12 +35,14 @@ function setStatus(text, pending) {
 }
 
 function showError(text) {
+  cancelButton.hidden = true;
   setStatus("");
   errorBox.textContent = text;
   errorBox.hidden = false;
 }
 
 function reset() {
+  cancelButton.hidden = true;
   errorBox.hidden = true;
   errorBox.textContent = "";
   result.hidden = true;
@@ -134,8 +138,11 @@ async function classify(file) {
     if (response.status !== 202) throw new Error(await problemText(response));
     const location = response.headers.get("Location") || `/predictions/${(await response.json()).uuid}`;
     setStatus("Queued; waiting for a worker…", true);
+    pendingLocation = location;
+    cancelButton.hidden = false;
     const body = await waitForPrediction(location, job);
-    if (body === null) return; // superseded by a newer upload
+    if (body === null) return; // superseded by a newer upload, or cancelled
+    cancelButton.hidden = true;
     if (body.status === "failed") {
       showError(`The image could not be classified: ${body.error}`);
       return;
@@ -148,6 +155,21 @@ async function classify(file) {
     showError(text);
   }
 }
+
+// DELETE cancels the job while it is pending; once it has ended (409) its result is on its way.
+cancelButton.addEventListener("click", async () => {
+  const job = currentJob;
+  try {
+    const response = await fetch(pendingLocation, { method: "DELETE", headers: { Accept: "application/json" } });
+    if (job !== currentJob || response.status === 409) return;
+    if (!response.ok) throw new Error(await problemText(response));
+    currentJob += 1; // stop polling this job
+    cancelButton.hidden = true;
+    setStatus("Cancelled: no worker will classify it.");
+  } catch (error) {
+    if (job === currentJob) showError(error.message);
+  }
+});
 
 // Not every file a browser can send is one it can show (TIFF, or not an image at all).
 preview.addEventListener("error", () => {
