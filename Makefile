@@ -8,9 +8,11 @@ KERAS_HOME ?= $(HOME)/.keras
 export KERAS_HOME
 # Procfile commands (gunicorn, celery) run from the virtual environment.
 export PATH := $(abspath $(BIN)):$(PATH)
+# Swagger UI's files for /docs: fetched from npm at install time, never committed.
+SWAGGER_UI := vendor/swagger-ui
 MODEL_FILES := mobilenet_7_5_224_tf.h5 imagenet_class_index.json
 
-.PHONY: run test install weights migrate clean
+.PHONY: run test lint install weights migrate clean
 
 # Web and worker processes write their metrics into one folder that /metrics adds up
 # (prometheus-client's multiprocess mode); figures of an earlier run are removed first.
@@ -24,7 +26,11 @@ run: install weights migrate
 test: install weights
 	$(BIN)/pytest
 
-install: $(VENV)/.installed
+lint: install
+	$(BIN)/ruff check .
+
+install: $(VENV)/.installed $(SWAGGER_UI)/VERSION
+	@./scripts/install-system-deps.sh  # also for a venv made before nginx was needed; a no-op when all is there
 
 $(VENV)/.installed: requirements.txt
 	./scripts/install-system-deps.sh
@@ -32,6 +38,9 @@ $(VENV)/.installed: requirements.txt
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt
 	touch $@
+
+$(SWAGGER_UI)/VERSION: scripts/install-swagger-ui.sh
+	./scripts/install-swagger-ui.sh $(SWAGGER_UI)
 
 # Puts the weights where Keras's weights="imagenet" finds them offline (its cache),
 # copied from the shared models folder when that is present. Online, Keras can

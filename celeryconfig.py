@@ -1,11 +1,47 @@
-"""Celery settings: durable queue, late acks, and results kept in the database.
+"""Celery settings: a quorum queue with a delivery limit, late acks, and results kept in the database.
 
 ``celery_settings`` derives Celery's options from the service's settings; web and
 worker both build their Celery app from it (``jobs.app.celery_init_app``).
+
+On RabbitMQ the job queue is a quorum queue: the broker counts each message's
+deliveries (``x-delivery-count``), the worker ends a job as failed once the
+count reaches ``MAX_DELIVERIES`` (``tasks/batching.py``), and a message returned
+more often than that (the worker could not even record the failure) is
+dead-lettered to ``<queue>.dead`` instead of looping. Celery sees the quorum
+queue and turns global QoS off by itself. The embedded brokers (filesystem,
+memory) have no such queue type and use a plain durable queue.
 """
 from kombu import Exchange, Queue
 
 from config.settings import Settings
+from jobs.webhooks import REQUEUE_TASK, webhook_queue
+
+
+def is_rabbitmq(url: str) -> bool:
+    return url.startswith(("amqp", "pyamqp"))
+
+
+def job_queue(settings: Settings) -> Queue:
+    name = settings.CELERY_QUEUE
+    arguments = None
+    if is_rabbitmq(settings.CELERY_BROKER_URL):
+        dead = dead_letter_queue(settings)
+        arguments = {
+            "x-queue-type": "quorum",
+            # One more than the worker's own limit, so the worker records the failure first.
+            "x-delivery-limit": settings.MAX_DELIVERIES + 1,
+            "x-dead-letter-exchange": dead.exchange.name,
+            "x-dead-letter-routing-key": dead.routing_key,
+        }
+    return Queue(name, Exchange(name), routing_key=name, durable=True, queue_arguments=arguments)
+
+
+def dead_letter_queue(settings: Settings) -> Queue:
+    """Where RabbitMQ puts a message returned too often: kept a week for inspection, never consumed."""
+    name = f"{settings.CELERY_QUEUE}.dead"
+    return Queue(name, Exchange(name), routing_key=name, durable=True,
+                 queue_arguments={"x-queue-type": "quorum", "x-message-ttl": 7 * 24 * 3600 * 1000,
+                                  "x-max-length": 100_000})
 
 RETENTION_SWEEP_SECONDS = 300
 
@@ -20,7 +56,7 @@ def celery_settings(settings: Settings) -> dict:
         # A failed publish must not hold an HTTP request for long: the row is
         # already committed and the sweeper publishes it again later.
         "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
-        "task_queues": (Queue(queue, Exchange(queue), routing_key=queue, durable=True),),
+        "task_queues": (job_queue(settings),),
         "task_default_queue": queue,
         "task_default_exchange": queue,
         "task_default_routing_key": queue,
@@ -49,6 +85,12 @@ def celery_settings(settings: Settings) -> dict:
             },
             # Old jobs (RETENTION_DAYS), expired idempotency keys and orphan images, a chunk at a time.
             "purge-expired": {"task": "purge_expired", "schedule": RETENTION_SWEEP_SECONDS},
+            # Run by the webhook worker (tasks/webhooks.py), on its own queue.
+            "requeue-unsent-webhooks": {
+                "task": REQUEUE_TASK,
+                "schedule": 60,
+                "options": {"queue": webhook_queue(queue)},
+            },
         },
     }
 
@@ -66,7 +108,7 @@ def _transport_options(settings: Settings) -> dict:
             "data_folder_out": str(folders["queue"]),
             "control_folder": str(folders["control"]),
         }
-    if settings.CELERY_BROKER_URL.startswith(("amqp", "pyamqp")):
+    if is_rabbitmq(settings.CELERY_BROKER_URL):
         # RabbitMQ confirms each publish, so a 202 is only sent for a stored message.
         return {"confirm_publish": True}
     return {}

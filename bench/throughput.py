@@ -51,11 +51,11 @@ def _limit_worker(args):
     model_path, labels, paths, batch_size, threads = args
     from ai_edge_litert.interpreter import Interpreter
 
-    from models.preprocessing import prepare
+    from models.preprocessing import INPUT_SIZE, prepare
 
     interpreter = Interpreter(model_path=str(model_path), num_threads=threads)
     index_in = interpreter.get_input_details()[0]["index"]
-    interpreter.resize_tensor_input(index_in, [batch_size, 224, 224, 3])
+    interpreter.resize_tensor_input(index_in, [batch_size, *INPUT_SIZE, 3])
     interpreter.allocate_tensors()
     blobs = [p.read_bytes() for p in paths]
     start = time.perf_counter()

@@ -63,9 +63,10 @@ def logging_config(level: str = "INFO") -> dict:
         },
         "root": {"level": level.upper(), "handlers": ["stdout"]},
         # Gunicorn's own loggers write through the root handler instead of their plain-text ones.
+        # Its access lines are off: the proxy in front (deploy/nginx) logs each request once.
         "loggers": {
             "gunicorn.error": {"level": level.upper(), "handlers": [], "propagate": True},
-            "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
+            "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": True},
         },
     }
 

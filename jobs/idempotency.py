@@ -8,7 +8,7 @@ answers with the winner's job.
 import hashlib
 from datetime import timedelta
 
-from sqlalchemy import String, select
+from sqlalchemy import String, delete, insert, select
 from sqlalchemy.dialects import mysql
 
 from jobs.database import db
@@ -47,18 +47,31 @@ def cutoff(ttl_seconds: int):
     return utcnow() - timedelta(seconds=ttl_seconds)
 
 
-def remembered_job(scope: str, key: str, body_sha256: str, ttl_seconds: int) -> str | None:
-    """The uuid this key already made with this body; None if the key is new; IdempotencyConflict
-    if it was used with another body. An expired key is deleted in the caller's transaction (the
-    insert that follows becomes an update), and only then: a DELETE of a missing key would take a
-    gap lock on MariaDB, and two requests racing with one key would deadlock instead of one winning."""
-    row = db.session.execute(select(IdempotencyKey).where(
-        IdempotencyKey.scope == scope, IdempotencyKey.key == key)).scalar_one_or_none()
-    if row is None:
-        return None
-    if row.created_at < cutoff(ttl_seconds):
-        db.session.delete(row)
+def find_key(scope: str, key: str):
+    """The key's row (live or expired), read on a connection of its own, or None."""
+    table = IdempotencyKey.__table__
+    with db.engine.connect() as connection:
+        return connection.execute(select(table).where(table.c.scope == scope, table.c.key == key)).first()
+
+
+def job_for(row, body_sha256: str, ttl_seconds: int) -> str | None:
+    """The job a live key made with this body; None without a key or once it expired;
+    IdempotencyConflict when it was used with another body."""
+    if row is None or row.created_at < cutoff(ttl_seconds):
         return None
     if row.body_sha256 != body_sha256:
-        raise IdempotencyConflict(key)
+        raise IdempotencyConflict(row.key)
     return row.prediction_uuid
+
+
+def record_key(connection, scope: str, key: str, body_sha256: str, prediction_uuid: str,
+               expired_before=None) -> None:
+    """Insert the key in the job's transaction. ``expired_before``: the key's expired row exists and
+    is replaced. A missing key is never deleted first: on MariaDB that DELETE takes a gap lock, and
+    two requests racing with one key would deadlock instead of one winning on the primary key."""
+    table = IdempotencyKey.__table__
+    if expired_before is not None:
+        connection.execute(delete(table).where(table.c.scope == scope, table.c.key == key,
+                                               table.c.created_at < expired_before))
+    connection.execute(insert(table).values(scope=scope, key=key, body_sha256=body_sha256,
+                                            prediction_uuid=prediction_uuid, created_at=utcnow()))

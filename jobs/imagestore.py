@@ -3,7 +3,11 @@
 A store is chosen by ``IMAGE_STORE_URL``: ``file:///dir`` is a data-volume
 directory (one host, or a shared mount); ``s3://bucket/prefix`` is an
 S3-compatible object store, which workers on any host can read.
+
+Error messages can reach clients (a failed job's ``error``), so they name an image
+by its key, never by a server path; the log keeps the path.
 """
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -11,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
+
+logger = logging.getLogger(__name__)
 
 
 class ImageNotFound(LookupError):
@@ -61,19 +67,21 @@ class DirectoryImageStore:
                 tmp.write(data)
             os.replace(tmp.name, path)
         except OSError as error:
-            raise ImageStoreUnavailable(f"cannot write {path}: {error}") from error
+            raise ImageStoreUnavailable(f"cannot write image {key}: {error.strerror}") from error
         return path.as_uri()
 
     def read(self, url: str) -> bytes:
         path = Path(unquote(urlparse(url).path)).resolve()
         if not path.is_relative_to(self.root):
-            raise ImageNotFound(f"{url} is outside the image store {self.root}")
+            logger.warning("image %s is outside the image store %s", path, self.root)
+            raise ImageNotFound(f"image {path.name} is outside the image store")
         try:
             return path.read_bytes()
         except FileNotFoundError:
-            raise ImageNotFound(f"image file {path} no longer exists") from None
+            logger.warning("image file %s no longer exists", path)
+            raise ImageNotFound(f"image {path.name} no longer exists") from None
         except OSError as error:
-            raise ImageStoreUnavailable(f"cannot read {path}: {error}") from error
+            raise ImageStoreUnavailable(f"cannot read image {path.name}: {error.strerror}") from error
 
     def delete(self, url: str) -> None:
         path = Path(unquote(urlparse(url).path)).resolve()
@@ -149,7 +157,7 @@ class S3ImageStore:
     def read(self, url: str) -> bytes:
         parsed = urlparse(url)
         if parsed.scheme != "s3" or parsed.netloc != self.bucket:
-            raise ImageNotFound(f"{url} is not in the image store s3://{self.bucket}")
+            raise ImageNotFound(f"a {parsed.scheme or 'schemeless'} URL is not in the image store s3://{self.bucket}")
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:

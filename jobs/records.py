@@ -5,7 +5,7 @@ sweeper end them with ``record_outcomes``.
 """
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, DateTime, bindparam, update
+from sqlalchemy import JSON, DateTime, bindparam, insert, select, update
 from sqlalchemy.dialects import mysql
 
 from jobs.database import db
@@ -35,6 +35,8 @@ class Prediction(db.Model):
     error = db.Column(db.String(1000))
     # Times the sweeper published the job again (tasks/sweeper.py bounds it).
     republished = db.Column(db.Integer, nullable=False, default=0, server_default="0")
+    # Where the final result is POSTed when the job ends (jobs/webhooks.py); vetted when accepted.
+    callback_url = db.Column(db.String(2048))
     created_at = db.Column(Timestamp, nullable=False, default=utcnow, index=True)
     updated_at = db.Column(Timestamp, nullable=False, default=utcnow, onupdate=utcnow, index=True)
     # Provenance: when the job ended and, for a done job, which model produced the answer.
@@ -45,17 +47,42 @@ class Prediction(db.Model):
     converted_sha256 = db.Column(db.String(64))
 
     def to_json(self) -> dict:
-        body = {"uuid": self.uuid, "status": self.status}
-        if self.status == DONE:
-            body.update(prediction=self.prediction, confidence=self.confidence, top5=self.top5)
-            if self.model_name is not None:  # rows done before provenance was recorded have none
-                body["model"] = {"name": self.model_name, "runtime": self.model_runtime,
-                                 "weights_sha256": self.weights_sha256, "converted_sha256": self.converted_sha256}
-        elif self.status == FAILED:
-            body["error"] = self.error
-        if self.finished_at is not None:
-            body["finished_at"] = self.finished_at.isoformat(timespec="microseconds") + "Z"
-        return body
+        return prediction_json(self)
+
+
+def prediction_json(row) -> dict:
+    """What the API shows of a row, from an ORM object or a Core row alike."""
+    body = {"uuid": row.uuid, "status": row.status}
+    if row.status == DONE:
+        body.update(prediction=row.prediction, confidence=row.confidence, top5=row.top5)
+        if row.model_name is not None:  # rows done before provenance was recorded have none
+            body["model"] = {"name": row.model_name, "runtime": row.model_runtime,
+                             "weights_sha256": row.weights_sha256, "converted_sha256": row.converted_sha256}
+    elif row.status == FAILED:
+        body["error"] = row.error
+    if row.finished_at is not None:
+        body["finished_at"] = row.finished_at.isoformat(timespec="microseconds") + "Z"
+    return body
+
+
+def find_prediction(prediction_uuid: str):
+    """The row, read with one Core query on a pooled connection (a GET's whole database cost), or None."""
+    table = Prediction.__table__
+    with db.engine.connect() as connection:
+        return connection.execute(select(table).where(table.c.uuid == prediction_uuid)).first()
+
+
+def insert_prediction(prediction_uuid: str, name: str, image_url: str, callback_url: str | None = None,
+                      connection=None) -> None:
+    """Record a new pending job: one Core INSERT in its own transaction (or ``connection``'s), no ORM unit of work."""
+    if connection is None:
+        with db.engine.begin() as connection:
+            insert_prediction(prediction_uuid, name, image_url, callback_url, connection)
+        return
+    now = utcnow()
+    connection.execute(insert(Prediction.__table__).values(
+        uuid=prediction_uuid, name=name, image_url=image_url, callback_url=callback_url, status=PENDING,
+        republished=0, created_at=now, updated_at=now))
 
 
 def done_outcome(label: str, confidence: float, top5: list[dict]) -> dict:
@@ -91,10 +118,13 @@ def record_outcomes(outcomes: dict[str, dict], model: dict | None = None) -> Non
     db.session.commit()
 
 
-def cancel_job(prediction_uuid: str) -> Prediction | None:
-    """Cancel the job if it is still pending (one conditional UPDATE, so a worker's result and a
-    cancel cannot both win); return the row as it now is, or None when there is no such job."""
-    db.session.execute(update(Prediction).where(Prediction.uuid == prediction_uuid, Prediction.status == PENDING)
-                       .values(status=CANCELLED, updated_at=utcnow()))
-    db.session.commit()
-    return db.session.get(Prediction, prediction_uuid)
+def cancel_job(prediction_uuid: str):
+    """Cancel the job if it is still pending, with one conditional UPDATE, so a worker's result and a
+    cancel cannot both win. Returns (the row as it now is or None, whether this call cancelled it)."""
+    table = Prediction.__table__
+    with db.engine.begin() as connection:
+        cancelled = connection.execute(
+            update(table).where(table.c.uuid == prediction_uuid, table.c.status == PENDING)
+            .values(status=CANCELLED, updated_at=utcnow())).rowcount == 1
+        row = connection.execute(select(table).where(table.c.uuid == prediction_uuid)).first()
+    return row, cancelled

@@ -13,9 +13,10 @@ from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from jobs.database import db
-from jobs.idempotency import IdempotencyKey, body_hash, remembered_job
+from jobs.idempotency import body_hash, cutoff, find_key, job_for, record_key
+from jobs.imagestore import ImageStoreUnavailable
 from jobs.queue import publish_job
-from jobs.records import PENDING, Prediction, utcnow
+from jobs.records import insert_prediction
 
 logger = logging.getLogger(__name__)
 
@@ -24,42 +25,38 @@ class DatabaseUnavailable(RuntimeError):
     """The row could not be recorded; the image was removed again."""
 
 
-def submit_job(name: str, image: bytes, extension: str, idempotency: tuple[str, str] | None = None) -> str:
-    """Create a pending job for ``image`` and return its uuid.
+def submit_job(name: str, image: bytes, extension: str, callback_url: str | None = None,
+               idempotency: tuple[str, str] | None = None) -> str:
+    """Create a pending job for ``image`` and return its uuid; ``callback_url`` (vetted) gets its result.
 
     ``idempotency`` is (scope, key): a key already used with the same name and image
     returns that job's uuid; with another body it raises IdempotencyConflict.
     Raises ImageStoreUnavailable or DatabaseUnavailable; either way nothing is kept.
     """
-    key_row = None
+    ttl = current_app.config["IDEMPOTENCY_TTL_SECONDS"]
     if idempotency is not None:
-        scope, key = idempotency
         digest = body_hash(name, image)
         try:
-            existing = remembered_job(scope, key, digest, current_app.config["IDEMPOTENCY_TTL_SECONDS"])
+            known = find_key(*idempotency)
         except SQLAlchemyError as error:
-            db.session.rollback()
             raise DatabaseUnavailable(str(error)) from None
+        existing = job_for(known, digest, ttl)
         if existing is not None:
             return existing
     prediction_uuid = str(uuid.uuid4())
-    if idempotency is not None:
-        # created_at set here, not by default: replacing an expired key is an UPDATE, where defaults don't apply.
-        key_row = IdempotencyKey(scope=scope, key=key, body_sha256=digest, prediction_uuid=prediction_uuid,
-                                 created_at=utcnow())
     store = current_app.extensions["image_store"]
     image_url = store.save(f"{prediction_uuid}.{extension}", image)
     try:
-        db.session.add(Prediction(uuid=prediction_uuid, name=name, image_url=image_url, status=PENDING))
-        if key_row is not None:
-            db.session.add(key_row)
-        db.session.commit()
+        with db.engine.begin() as connection:
+            insert_prediction(prediction_uuid, name, image_url, callback_url, connection)
+            if idempotency is not None:
+                record_key(connection, *idempotency, digest, prediction_uuid,
+                           expired_before=cutoff(ttl) if known is not None else None)
     except SQLAlchemyError as error:
-        db.session.rollback()
-        store.delete(image_url)
+        _remove(store, image_url)
         # Another request with the same key committed first (a duplicate key, or a deadlock
         # between the two inserts): answer with its job.
-        winner = _winner(idempotency, digest) if key_row is not None else None
+        winner = _winner(idempotency, digest, ttl) if idempotency is not None else None
         if winner is not None:
             return winner
         logger.exception("could not record %s", prediction_uuid, extra={"uuid": prediction_uuid})
@@ -68,10 +65,16 @@ def submit_job(name: str, image: bytes, extension: str, idempotency: tuple[str, 
     return prediction_uuid
 
 
-def _winner(idempotency: tuple[str, str], digest: str) -> str | None:
+def _winner(idempotency: tuple[str, str], digest: str, ttl: int) -> str | None:
     """The job another request recorded under this key, or None (then the failure was the database's)."""
     try:
-        return remembered_job(*idempotency, digest, current_app.config["IDEMPOTENCY_TTL_SECONDS"])
+        return job_for(find_key(*idempotency), digest, ttl)
     except SQLAlchemyError:
-        db.session.rollback()
         return None
+
+
+def _remove(store, image_url: str) -> None:
+    try:
+        store.delete(image_url)
+    except ImageStoreUnavailable:  # the retention sweep removes it later
+        logger.warning("could not remove %s after its row was refused", image_url, exc_info=True)

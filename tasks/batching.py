@@ -79,6 +79,13 @@ class NoLossBatches(AppContextTask, Batches):
         # apply_batches_task returns None when run raised; error_callback sees a killed process.
         return self._pool.apply_async(
             apply_batches_task, (self, batch, 0, None),
-            callback=on_return, error_callback=lambda error: requeue(repr(error)),
+            callback=on_return, error_callback=lambda error: requeue(_describe_pool_error(error)),
             timeout=RUN_BASE_SECONDS + RUN_SECONDS_PER_IMAGE * len(requests),
         )
+
+
+def _describe_pool_error(error) -> str:
+    """The pool wraps a lost process or a time limit twice (ExceptionInfo, ExceptionWithTraceback)."""
+    inner = getattr(error, "exception", error)
+    inner = getattr(inner, "exc", inner)
+    return f"{type(inner).__name__}: {inner}"

@@ -16,11 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from jobs.database import db
+from jobs.endings import announce_ended
+from jobs.imagecheck import ImageRefused, configured_limits, inspect_image
 from jobs.imagestore import ImageNotFound
 from jobs.queue import CLASSIFY_TASK
 from jobs.records import PENDING, Prediction, done_outcome, failed_outcome, record_outcomes
 from models.classification import Classification
-from models.preprocessing import TooManyPixels, prepare
+from models.preprocessing import prepare
 from tasks.batching import NoLossBatches, deliveries
 from tasks.metrics import observe_batch
 from tasks.worker_model import model_description
@@ -50,6 +52,7 @@ def classify_batch(requests) -> bool:
     if inputs:
         outcomes.update(_classify(inputs))
     _with_database_retry(lambda: record_outcomes(outcomes, model_description()))
+    announce_ended({prediction_uuid: outcome["status"] for prediction_uuid, outcome in outcomes.items()})
     for prediction_uuid, outcome in outcomes.items():
         logger.info("prediction %s: %s", prediction_uuid, outcome["prediction"] or outcome["error"],
                     extra={"uuid": prediction_uuid})
@@ -73,18 +76,32 @@ def _pending_jobs(jobs: dict[str, str]) -> set[str]:
     for prediction_uuid in jobs.keys() - states.keys():
         logger.error("prediction %s has no row; dropping its message", prediction_uuid,
                      extra={"uuid": prediction_uuid})
+    for prediction_uuid, status in states.items():
+        if status != PENDING:
+            logger.info("prediction %s already %s; redelivery ignored", prediction_uuid, status,
+                        extra={"uuid": prediction_uuid})
     return {prediction_uuid for prediction_uuid, status in states.items() if status == PENDING}
 
 
 def _prepare_inputs(jobs: dict[str, str], failures: dict[str, dict]) -> dict[str, np.ndarray]:
-    """Read and preprocess each image; any error fails only its own job (added to ``failures``)."""
+    """Read, check and preprocess each image; any error fails only its own job (added to ``failures``).
+
+    The web checked the image's structure already; it is checked again here because a file may
+    reach the worker otherwise (limits lowered since, a row written by hand), and the check costs
+    microseconds while the decode it guards could cost gigabytes.
+    """
     store = current_app.extensions["image_store"]
+    limits = configured_limits(current_app.config)
     inputs = {}
     for prediction_uuid, image_url in jobs.items():
         try:
-            inputs[prediction_uuid] = prepare(store.read(image_url), current_app.config["MAX_IMAGE_PIXELS"])
-        except (ImageNotFound, TooManyPixels) as error:
+            data = store.read(image_url)
+            inspect_image(data, limits)
+            inputs[prediction_uuid] = prepare(data)
+        except ImageNotFound as error:
             failures[prediction_uuid] = failed_outcome(str(error))
+        except ImageRefused as error:
+            failures[prediction_uuid] = failed_outcome(error.message)
         except Exception as error:  # hostile files raise anything: SyntaxError, struct.error, MemoryError...
             logger.warning("image of %s not decodable", prediction_uuid, exc_info=True,
                            extra={"uuid": prediction_uuid})

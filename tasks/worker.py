@@ -4,6 +4,9 @@ Like ``make_celery.py`` in Flask's ``examples/celery``: the shared base app
 (settings, database, image store, Celery) plus the worker's own tasks and
 signal handlers, and none of the web's routes.
 """
+from celery.signals import worker_init
+from celeryconfig import dead_letter_queue, is_rabbitmq
+
 from jobs.app import create_base_app
 
 flask_app = create_base_app(__name__)
@@ -15,3 +18,12 @@ import tasks.presence  # noqa: E402,F401  publishes this worker's model for /hea
 import tasks.retention  # noqa: E402,F401  registers the retention task that beat schedules
 import tasks.sweeper  # noqa: E402,F401  registers the sweeper that beat schedules
 import tasks.worker_model  # noqa: E402,F401  checks the weights at start, loads the model per pool process
+
+
+@worker_init.connect
+def declare_dead_letter_queue(**_):
+    """The job queue dead-letters into it; without it RabbitMQ would drop such messages."""
+    settings = flask_app.extensions["settings"]
+    if is_rabbitmq(settings.CELERY_BROKER_URL):
+        with celery_app.connection_for_write() as connection:
+            dead_letter_queue(settings)(connection.default_channel).declare()

@@ -8,15 +8,15 @@ from flask import Flask
 from config.logging import unbind_job
 from jobs.app import create_base_app
 from webapp.errors import register_error_handlers
+from webapp.jsonprovider import OrjsonProvider
 from webapp.ratelimit import init_rate_limit
-
-# Base64 grows data by 4/3; leave room for the JSON around it.
-JSON_OVERHEAD_BYTES = 64 * 1024
+from webapp.security import init_security_headers
 
 
 def create_app(test_config: dict | None = None) -> Flask:
     app = create_base_app(__name__, test_config)
-    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_IMAGE_BYTES"] * 4 // 3 + JSON_OVERHEAD_BYTES
+    app.json = OrjsonProvider(app)
+    app.config["MAX_CONTENT_LENGTH"] = app.extensions["settings"].max_request_bytes
 
     from webapp import apidocs, health, page
     from webapp.metrics import init_metrics
@@ -29,5 +29,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     init_rate_limit(app, views.bp)
     init_metrics(app)
     register_error_handlers(app)
+    init_security_headers(app)
     app.teardown_request(lambda _error: unbind_job())  # a job's uuid tags only its own request's lines
     return app

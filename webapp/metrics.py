@@ -23,6 +23,12 @@ bp = Blueprint("metrics", __name__)
 
 REQUESTS = Counter("http_requests_total", "HTTP requests by route and status.", ["method", "route", "status"])
 LATENCY = Histogram("http_request_duration_seconds", "Time to answer an HTTP request.", ["method", "route"])
+# Labels take a bounded set of values, so a client inventing methods or paths cannot grow /metrics.
+KNOWN_METHODS = frozenset({"GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS"})
+
+
+def _method() -> str:
+    return request.method if request.method in KNOWN_METHODS else "other"
 
 
 def _route() -> str:
@@ -35,10 +41,10 @@ def _start_timer():
 
 
 def _count_request(response: Response) -> Response:
-    route = _route()
-    REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+    method, route = _method(), _route()
+    REQUESTS.labels(method, route, str(response.status_code)).inc()
     if "metrics_started" in g:
-        LATENCY.labels(request.method, route).observe(time.perf_counter() - g.metrics_started)
+        LATENCY.labels(method, route).observe(time.perf_counter() - g.metrics_started)
     return response
 
 

@@ -1,7 +1,7 @@
 """provenance columns, cancel and retention index, idempotency keys, workers
 
 Revision ID: b7d4e2f1a9c3
-Revises: 4a7e9c1b2d30
+Revises: 5d2b8e7f1a90
 Create Date: 2026-11-25 12:45:00
 
 """
@@ -10,7 +10,7 @@ from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision = 'b7d4e2f1a9c3'
-down_revision = '4a7e9c1b2d30'
+down_revision = '5d2b8e7f1a90'
 branch_labels = None
 depends_on = None
 

@@ -70,9 +70,15 @@ def service_env(tmp_path_factory, mysql_url, new_queue):
 
 
 @pytest.fixture(scope="session")
-def base_url(service_env, tmp_path_factory):
-    with running_service(service_env, tmp_path_factory.mktemp("logs")) as (url, _, _):
-        yield url
+def service(service_env, tmp_path_factory):
+    """The running deployment: (base URL, Gunicorn process, worker process)."""
+    with running_service(service_env, tmp_path_factory.mktemp("logs")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def base_url(service):
+    return service[0]
 
 
 @pytest.fixture(scope="session")

@@ -134,18 +134,19 @@ def test_missing_image_file_ends_failed_with_a_reason(base_url, service_app):
     assert "no longer exists" in result["error"]
 
 
-def test_redelivered_job_is_recorded_once(base_url, service_app):
+def test_redelivered_job_is_recorded_once(service, service_app):
     from jobs.database import db
     from jobs.queue import publish_job
     from jobs.records import Prediction
 
+    base_url, _, worker = service
     prediction_uuid = post(base_url, SAMPLES / "bmw.png").json()["uuid"]
     first = wait_for_result(base_url, prediction_uuid)
     with service_app.app_context():
         row = db.session.get(Prediction, prediction_uuid)
         finished_at = row.updated_at
         assert publish_job(prediction_uuid, row.image_url)
-    time.sleep(3)
+    worker.wait_for(f"prediction {prediction_uuid} already done; redelivery ignored", timeout=60)
     assert wait_for_result(base_url, prediction_uuid) == first
     with service_app.app_context():
         db.session.expire_all()

@@ -146,16 +146,41 @@ def test_worker_killed_mid_batch_loses_nothing_and_each_result_is_written_once(o
     try:
         assert set(wait_until_finished(own_database, jobs).values()) == {"done"}
         results = finished_at(own_database)
-        deadline = time.monotonic() + DRAIN_TIMEOUT
-        while queue_length(env["CELERY_QUEUE"]):  # every late re-delivery has reached the worker
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-        time.sleep(2)  # and its last batch has run
+        for job in finished:  # every late re-delivery has reached the worker and been looked at
+            survivor.wait_for(f"prediction {job} already done; redelivery ignored", timeout=DRAIN_TIMEOUT)
+        assert queue_length(env["CELERY_QUEUE"]) == 0
     finally:
         survivor.stop()
     assert finished_at(own_database) == results, "a re-delivery rewrote a finished row"
     writes = row_writes(own_database)
     assert sorted(writes) == sorted((job, "done") for job in jobs), "each row is written exactly once"
+
+
+def test_an_image_that_kills_its_worker_fails_after_the_delivery_limit_and_its_batch_completes(
+        own_database, new_queue, tmp_path):
+    from jobs.submit import submit_job
+    from tests.crashing_worker import CRASH_MARKER
+
+    env = deployment_env(tmp_path, own_database, new_queue(), MAX_DELIVERIES="3", REPUBLISH_PENDING_AFTER="3600")
+    count_result_writes(own_database)
+    with app_for(env).app_context():  # all queued before the worker starts, so they arrive as one batch
+        crasher = submit_job("crash.jpg", IMAGE.read_bytes() + CRASH_MARKER, "jpg")
+        neighbours = [submit_job(IMAGE.name, IMAGE.read_bytes(), "jpg") for _ in range(7)]
+    worker = start_worker(env, tmp_path, "crashing", concurrency=1, app="tests.crashing_worker:celery_app")
+    try:
+        final = wait_until_finished(own_database, [crasher, *neighbours], timeout=180)
+    finally:
+        worker.stop()
+    assert final == {crasher: "failed", **dict.fromkeys(neighbours, "done")}, worker.output()[-3000:]
+    with app_for(env).app_context():
+        from jobs.database import db
+        from jobs.records import Prediction
+
+        assert "gave up after 3 deliveries" in db.session.get(Prediction, crasher).error
+    assert sorted(row_writes(own_database)) == sorted([(crasher, "failed"), *((job, "done") for job in neighbours)])
+    assert queue_length(env["CELERY_QUEUE"]) == 0
+    lost_runs = worker.output().count("not committed (WorkerLostError")
+    assert lost_runs == 3, "the batch of eight, then the crasher alone on each redelivery until the limit"
 
 
 def queue_jobs_again(env: dict, uuids: list[str]) -> list[str]:
@@ -267,5 +292,5 @@ def test_poison_jobs_fail_with_a_reason_and_do_not_block_the_real_worker(base_ur
     wait_until_finished(service_env["DATABASE_URL"], jobs.values(), timeout=120)
     results = {kind: requests.get(f"{base_url}/predictions/{job}", timeout=10).json() for kind, job in jobs.items()}
     assert results["good"]["status"] == "done"
-    assert results["huge"]["status"] == "failed" and "too many pixels" in results["huge"]["error"]
+    assert results["huge"]["status"] == "failed" and "20000x20000 pixels" in results["huge"]["error"]
     assert results["deleted"]["status"] == "failed" and "no longer exists" in results["deleted"]["error"]

@@ -103,14 +103,14 @@ def test_losing_the_race_for_a_key_answers_with_the_winners_job(app, client, pub
     """Two requests with one key both found it unused; the second insert hits the primary key."""
     winner = as_json(client, "race").get_json()["uuid"]
     published()
-    real = jobs.submit.remembered_job
+    real = jobs.submit.find_key
     calls = []
 
     def first_look_misses(*args):
         calls.append(args)
         return None if len(calls) == 1 else real(*args)  # as if the winner had not committed yet
 
-    monkeypatch.setattr(jobs.submit, "remembered_job", first_look_misses)
+    monkeypatch.setattr(jobs.submit, "find_key", first_look_misses)
     response = as_json(client, "race")
     assert response.status_code == 202
     assert response.get_json()["uuid"] == winner

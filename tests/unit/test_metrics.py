@@ -62,3 +62,18 @@ def test_worker_batches_appear_as_histograms(client):
     assert samples[("inference_batch_size_count", ())] == before[("inference_batch_size_count", ())] + 1
     assert samples[("inference_batch_seconds_bucket", (("le", "0.05"),))] == \
         before[("inference_batch_seconds_bucket", (("le", "0.05"),))] + 1
+
+
+def test_fifty_invented_methods_add_at_most_one_series(client):
+    def series(samples, metric):
+        return {tuple(label for label in labels if label[0] != "le") for name, labels in samples
+                if name.startswith(metric)}
+
+    before = scrape(client)
+    for number in range(50):
+        assert client.open("/health", method=f"INVENTED{number}").status_code == 405
+    after = scrape(client)
+    for metric in ("http_requests_total", "http_request_duration_seconds"):
+        new = series(after, metric) - series(before, metric)
+        assert len(new) <= 1, new
+        assert all(dict(labels)["method"] == "other" and dict(labels)["route"] == "unmatched" for labels in new)

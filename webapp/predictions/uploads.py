@@ -13,6 +13,7 @@ from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 
+from jobs.imagecheck import ImageLimits
 from webapp.errors import ApiError
 from webapp.predictions.validation import Upload, check_image_bytes, validate_upload, validated
 
@@ -22,21 +23,21 @@ RAW_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", 
              "application/octet-stream"}
 # Room in a multipart body for the boundaries, part headers and the name field.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
-# image, name, and a little slack for clients that add a field of their own.
+# image, name, callback_url, and a little slack for clients that add a field of their own.
 MAX_FORM_PARTS = 8
 
 
-def read_upload(max_bytes: int, max_pixels: int) -> Upload:
+def read_upload(max_bytes: int, limits: ImageLimits) -> Upload:
     unknown = sorted(set(request.args) - {"name"})
     if unknown:  # a misspelt ?name= would otherwise be dropped in silence
         raise ApiError(400, "Invalid request", f"Unknown query parameter {unknown[0][:64]!r}; only 'name' is taken.")
     mimetype = request.mimetype
     if mimetype in JSON_TYPES or mimetype.endswith("+json"):
-        return validate_upload(read_body(), max_bytes, max_pixels)
+        return validate_upload(read_body(), max_bytes, limits)
     if mimetype == MULTIPART:
-        return _multipart(max_bytes, max_pixels)
+        return _multipart(max_bytes, limits)
     if mimetype in RAW_TYPES:
-        return _raw(max_bytes, max_pixels)
+        return _raw(max_bytes, limits)
     raise ApiError(415, "Unsupported Media Type",
                    f"Content-Type {mimetype!r} is not taken here; send JSON with base64 'data', "
                    "multipart/form-data with an 'image' file part, or the image itself as image/jpeg, "
@@ -56,12 +57,12 @@ def read_body() -> bytes:
     return body
 
 
-def _raw(max_bytes: int, max_pixels: int) -> Upload:
+def _raw(max_bytes: int, limits: ImageLimits) -> Upload:
     """The body is the image; its name comes from ``?name=`` or an ``X-Image-Name`` header."""
     request.max_content_length = max_bytes + 1
     image = check_image_bytes(read_body(), max_bytes)
     name = request.args.get("name", request.headers.get("X-Image-Name", ""))
-    return validated(name, image, max_pixels)
+    return validated(name, image, limits)
 
 
 def _in_memory(*_args, **_kwargs):
@@ -69,7 +70,7 @@ def _in_memory(*_args, **_kwargs):
     return io.BytesIO()
 
 
-def _multipart(max_bytes: int, max_pixels: int) -> Upload:
+def _multipart(max_bytes: int, limits: ImageLimits) -> Upload:
     request.max_content_length = max_bytes + MULTIPART_OVERHEAD_BYTES
     body = read_body()
     # The body is already in memory and bounded, so a text field may be as large as it (the
@@ -91,8 +92,8 @@ def _multipart(max_bytes: int, max_pixels: int) -> Upload:
                        f"this body has {found}" + (" ('image' must be a file, not a text field)." if "image" in form
                                                    else "."))
     image = check_image_bytes(parts[0].stream.getvalue(), max_bytes)
-    names = form.getlist("name")
-    if len(names) > 1:
-        raise ApiError(422, "Invalid request", "Send at most one 'name' field.")
-    name = names[0] if names else (parts[0].filename or "")
-    return validated(name, image, max_pixels)
+    for field in ("name", "callback_url"):
+        if len(form.getlist(field)) > 1:
+            raise ApiError(422, "Invalid request", f"Send at most one '{field}' field.")
+    name = form.get("name", parts[0].filename or "")
+    return validated(name, image, limits, form.get("callback_url"))

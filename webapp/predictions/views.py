@@ -1,18 +1,19 @@
 """The API routes: accept an image (``jobs.submit`` makes the job), report what became of it, cancel it."""
 import logging
-import uuid
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlalchemy.exc import SQLAlchemyError
 
 from config.logging import bind_job
-from jobs.database import db
+from jobs.endings import announce_ended
 from jobs.idempotency import MAX_KEY_LENGTH, IdempotencyConflict
+from jobs.imagecheck import configured_limits
 from jobs.imagestore import ImageStoreUnavailable
-from jobs.records import CANCELLED, PENDING, Prediction, cancel_job
+from jobs.records import CANCELLED, PENDING, cancel_job, find_prediction, prediction_json
 from jobs.submit import DatabaseUnavailable, submit_job
 from webapp.auth import api_key_scope, require_api_key
 from webapp.errors import ApiError
+from webapp.predictions.notify import CALLBACK_HEADER, accepted_callback, is_uuid4, parse_wait
 from webapp.predictions.uploads import read_upload
 
 logger = logging.getLogger(__name__)
@@ -31,9 +32,10 @@ def _unavailable(what: str) -> ApiError:
 def submit_image():
     config = current_app.config
     idempotency = _idempotency_key()
-    upload = read_upload(config["MAX_IMAGE_BYTES"], config["MAX_IMAGE_PIXELS"])
+    upload = read_upload(config["MAX_IMAGE_BYTES"], configured_limits(config))
+    callback_url = accepted_callback(upload.callback_url, request.headers.get(CALLBACK_HEADER), config)
     try:
-        prediction_uuid = submit_job(upload.name, upload.image, upload.extension, idempotency)
+        prediction_uuid = submit_job(upload.name, upload.image, upload.extension, callback_url, idempotency)
     except ImageStoreUnavailable:
         logger.exception("could not store an image")
         raise _unavailable("image store") from None
@@ -63,40 +65,41 @@ def _idempotency_key() -> tuple[str, str] | None:
 
 @bp.get("/predictions/<prediction_uuid>", strict_slashes=False)
 def get_prediction(prediction_uuid: str):
-    row = _existing(prediction_uuid, lambda job: db.session.get(Prediction, job))
+    """The job's state. ``?wait=N`` is served by the waiter (webapp/waiter.py, routed there by nginx);
+    one that reaches Gunicorn is redirected to ``WAITER_URL`` when set, else answered at once."""
+    wait = parse_wait(request.args.get("wait"))
+    row = _existing(prediction_uuid, find_prediction)
     if row.status == PENDING:
-        return jsonify(row.to_json()), 202, {"Retry-After": RETRY_AFTER_SECONDS}
-    return jsonify(row.to_json()), 200
+        if wait is not None and current_app.config["WAITER_URL"]:
+            return "", 307, {"Location": current_app.config["WAITER_URL"] + request.full_path}
+        return jsonify(prediction_json(row)), 202, {"Retry-After": RETRY_AFTER_SECONDS}
+    return jsonify(prediction_json(row)), 200
+
 
 
 @bp.delete("/predictions/<prediction_uuid>", strict_slashes=False)
 def cancel_prediction(prediction_uuid: str):
     """Cancel a pending job (idempotent); a job that already ended cannot be."""
-    row = _existing(prediction_uuid, cancel_job)
+    row, cancelled_now = _existing(prediction_uuid, cancel_job)
     if row.status != CANCELLED:
         raise ApiError(409, "Conflict", f"Prediction {row.uuid} already ended ({row.status}); it cannot be cancelled.")
-    logger.info("cancelled %s", row.uuid)
-    return jsonify(row.to_json()), 200
+    if cancelled_now:
+        logger.info("cancelled %s", row.uuid)
+        announce_ended({row.uuid: CANCELLED})  # as any end: wakes ?wait pollers, sends its webhook
+    return jsonify(prediction_json(row)), 200
 
 
-def _existing(prediction_uuid: str, operation) -> Prediction:
-    """``operation(uuid)`` on a valid id, or the 404 / 503 problem."""
-    if not _is_uuid4(prediction_uuid):
+def _existing(prediction_uuid: str, operation):
+    """``operation(uuid)`` on a valid id, or the 404 / 503 problem. An operation that returns a
+    (row, extra) pair is answered with the pair; a bare row is checked the same way."""
+    if not is_uuid4(prediction_uuid):
         raise ApiError(404, "Not Found", f"{prediction_uuid[:64]!r} is not a prediction id (a UUID4).")
     bind_job(prediction_uuid.lower())
     try:
-        row = operation(prediction_uuid.lower())
+        result = operation(prediction_uuid.lower())
     except SQLAlchemyError:
-        db.session.rollback()
         raise _unavailable("database") from None
+    row = result[0] if isinstance(result, tuple) else result
     if row is None:
         raise ApiError(404, "Not Found", f"No prediction has id {prediction_uuid}.")
-    return row
-
-
-def _is_uuid4(value: str) -> bool:
-    try:
-        parsed = uuid.UUID(value)
-    except ValueError:
-        return False
-    return parsed.version == 4 and str(parsed) == value.lower()
+    return result
