@@ -1,7 +1,7 @@
 """Posting every image of a folder to a running service and waiting for each prediction."""
-import base64
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -11,6 +11,9 @@ from tqdm import tqdm
 from client.report import Outcome
 
 POLL_INTERVAL = 0.1  # seconds between GETs while pending; the server's Retry-After is an upper bound
+# A POST that got no answer, or a 503, is sent again with the same Idempotency-Key after these pauses:
+# the service makes one job of it however many of the tries arrived.
+POST_RETRY_PAUSES = (0.5, 2)
 _sessions = threading.local()
 
 
@@ -34,8 +37,7 @@ def classify_one(base_url: str, path: Path, timeout: float) -> Outcome:
     started = time.perf_counter()
     session = _session()
     try:
-        payload = {"name": path.name, "data": base64.b64encode(path.read_bytes()).decode("ascii")}
-        response = session.post(f"{base_url}/inference/image", json=payload, timeout=30)
+        response = post_image(session, base_url, path)
         outcome.post_status, outcome.post_body = response.status_code, _body(response)
         if response.status_code != 202:
             return outcome
@@ -56,6 +58,26 @@ def classify_one(base_url: str, path: Path, timeout: float) -> Outcome:
         return outcome
     finally:
         outcome.seconds = time.perf_counter() - started
+
+
+def post_image(session: requests.Session, base_url: str, path: Path) -> requests.Response:
+    """POST the file as multipart (no base64), retrying a lost or 503 answer under one Idempotency-Key."""
+    image = path.read_bytes()
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+
+    def send() -> requests.Response:
+        return session.post(f"{base_url}/inference/image", files={"image": (path.name, image)},
+                            data={"name": path.name}, headers=headers, timeout=30)
+
+    for pause in POST_RETRY_PAUSES:
+        try:
+            response = send()
+            if response.status_code != 503:
+                return response
+        except requests.ConnectionError:
+            pass
+        time.sleep(pause)
+    return send()
 
 
 def run_batch(base_url: str, images: list[Path], concurrency: int, timeout: float, on_outcome) -> list[Outcome]:

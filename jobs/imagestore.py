@@ -10,6 +10,8 @@ by its key, never by a server path; the log keeps the path.
 import logging
 import os
 import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
@@ -25,6 +27,17 @@ class ImageStoreUnavailable(RuntimeError):
     """The store cannot be used right now (disk error, S3 down, missing bucket): retry later."""
 
 
+@dataclass(frozen=True)
+class StoredImage:
+    key: str  # orders the listing: a sweep resumes after the last key it saw
+    url: str
+    modified: datetime  # naive UTC, like the database's timestamps
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
 class ImageStore(Protocol):
     def save(self, key: str, data: bytes) -> str:
         """Store ``data`` under ``key`` and return the URL that reads it back."""
@@ -34,6 +47,9 @@ class ImageStore(Protocol):
 
     def delete(self, url: str) -> None:
         """Remove the image behind ``url``; a missing one is not an error."""
+
+    def list_images(self, after: str, limit: int) -> list[StoredImage]:
+        """Up to ``limit`` stored images whose key sorts after ``after``, in key order."""
 
 
 class DirectoryImageStore:
@@ -71,6 +87,26 @@ class DirectoryImageStore:
         path = Path(unquote(urlparse(url).path)).resolve()
         if path.is_relative_to(self.root):
             path.unlink(missing_ok=True)
+
+    def list_images(self, after: str, limit: int) -> list[StoredImage]:
+        found = []
+        try:
+            shards = sorted(entry.name for entry in os.scandir(self.root) if entry.is_dir())
+        except FileNotFoundError:
+            return []
+        for shard in shards:
+            if shard < after[:2]:
+                continue
+            with os.scandir(self.root / shard) as entries:
+                files = sorted((f"{shard}/{entry.name}", entry) for entry in entries if entry.is_file())
+            for key, entry in files:
+                if key <= after:
+                    continue
+                modified = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
+                found.append(StoredImage(key, Path(entry.path).as_uri(), _naive_utc(modified)))
+                if len(found) == limit:
+                    return found
+        return found
 
 
 class S3ImageStore:
@@ -141,6 +177,19 @@ class S3ImageStore:
             self.client.delete_object(Bucket=self.bucket, Key=parsed.path.lstrip("/"))
         except (BotoCoreError, ClientError) as error:
             raise ImageStoreUnavailable(f"cannot delete {url}: {error}") from error
+
+    def list_images(self, after: str, limit: int) -> list[StoredImage]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        arguments = {"Bucket": self.bucket, "Prefix": f"{self.prefix}/" if self.prefix else "", "MaxKeys": limit}
+        if after:
+            arguments["StartAfter"] = after
+        try:
+            listing = self.client.list_objects_v2(**arguments)
+        except (BotoCoreError, ClientError) as error:
+            raise ImageStoreUnavailable(f"cannot list s3://{self.bucket}/{self.prefix}: {error}") from error
+        return [StoredImage(item["Key"], f"s3://{self.bucket}/{item['Key']}", _naive_utc(item["LastModified"]))
+                for item in listing.get("Contents", [])]
 
 
 def open_image_store(url: str, s3_endpoint_url: str = "", s3_create_bucket: bool = False) -> ImageStore:

@@ -18,9 +18,13 @@ from models.preprocessing import INPUT_SIZE
 from models.weights import ModelFiles
 
 
+def short_sha256(path: Path) -> str:
+    """The first 16 hex digits of the file's sha256: enough to tell model files apart."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
 def converted_path(files: ModelFiles, cache_dir: Path) -> Path:
-    digest = hashlib.sha256(files.weights.read_bytes()).hexdigest()[:16]
-    return cache_dir / f"{files.weights.stem}.{digest}.tflite"
+    return cache_dir / f"{files.weights.stem}.{short_sha256(files.weights)}.tflite"
 
 
 def convert(files: ModelFiles, destination: Path) -> None:

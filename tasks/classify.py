@@ -25,6 +25,7 @@ from models.classification import Classification
 from models.preprocessing import prepare
 from tasks.batching import NoLossBatches, deliveries
 from tasks.metrics import observe_batch
+from tasks.worker_model import model_description
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def classify_batch(requests) -> bool:
     inputs = _prepare_inputs({job: jobs[job] for job in pending if job not in outcomes}, outcomes)
     if inputs:
         outcomes.update(_classify(inputs))
-    _with_database_retry(lambda: record_outcomes(outcomes))
+    _with_database_retry(lambda: record_outcomes(outcomes, model_description()))
     announce_ended({prediction_uuid: outcome["status"] for prediction_uuid, outcome in outcomes.items()})
     for prediction_uuid, outcome in outcomes.items():
         logger.info("prediction %s: %s", prediction_uuid, outcome["prediction"] or outcome["error"],

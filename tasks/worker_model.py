@@ -15,11 +15,17 @@ from models.weights import WeightsNotFound, locate_model_files
 
 logger = logging.getLogger(__name__)
 _classifier = None
+_description: dict = {}  # set in the parent at start, inherited by every pool process
 
 
 def _model_config():
     config = current_app.flask_app.config
     return locate_model_files(config["MODEL_WEIGHTS_PATH"]), config["MODEL_RUNTIME"], config["MODEL_CACHE_DIR"]
+
+
+def model_description() -> dict:
+    """What this worker's results record as their provenance (models.runtime.describe)."""
+    return _description
 
 
 def get_classifier():
@@ -44,7 +50,8 @@ def prepare_model_or_refuse_to_start(**_):
     except (WeightsNotFound, ValueError) as error:
         logger.critical("%s", error)
         raise SystemExit(f"worker not started: {error}") from None
-    logger.info("model: %s weights %s", runtime_name, files.weights)
+    _description.update(runtime.describe(files, runtime_name, cache_dir))
+    logger.info("model: %s weights %s (%s)", runtime_name, files.weights, _description)
 
 
 @worker_process_init.connect

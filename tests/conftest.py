@@ -17,7 +17,8 @@ from webapp import create_app
 # redirect them (Celery lets CELERY_BROKER_URL override any configuration).
 os.environ["PYTHON_DOTENV_DISABLED"] = "1"
 for _setting in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_QUEUE", "IMAGE_STORE_URL", "INSTANCE_PATH",
-                 "S3_ENDPOINT_URL", "S3_CREATE_BUCKET", "API_KEYS", "RATE_LIMIT", "RATE_LIMIT_STORAGE_URL"):
+                 "S3_ENDPOINT_URL", "S3_CREATE_BUCKET", "API_KEYS", "RATE_LIMIT", "RATE_LIMIT_STORAGE_URL",
+                 "IDEMPOTENCY_TTL_SECONDS", "RETENTION_DAYS", "ORPHAN_GRACE_SECONDS"):
     os.environ.pop(_setting, None)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

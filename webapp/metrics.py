@@ -16,7 +16,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, select
 
 from jobs.database import db
-from jobs.records import DONE, FAILED, PENDING, Prediction
+from jobs.records import CANCELLED, DONE, FAILED, PENDING, Prediction
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("metrics", __name__)
@@ -56,7 +56,7 @@ class ScrapeTimeCollector:
 
     def collect(self):
         jobs = GaugeMetricFamily("prediction_jobs", "Predictions in the database by status.", labels=["status"])
-        counts = dict.fromkeys((PENDING, DONE, FAILED), 0)
+        counts = dict.fromkeys((PENDING, DONE, FAILED, CANCELLED), 0)
         try:
             counts.update(db.session.execute(
                 select(Prediction.status, func.count()).group_by(Prediction.status)).all())
