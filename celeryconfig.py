@@ -40,8 +40,9 @@ def celery_settings(settings: Settings) -> dict:
         # Task events cost a broker publish per job, so they stay off until a monitor asks:
         # Flower switches them on in the workers it watches (`celery control enable_events`).
         "worker_send_task_events": False,
-        # Imported by the worker only: checks the weights at start, loads the model per child.
-        "imports": ("tasks.worker_model",),
+        # Imported by the worker only: checks the weights and the image store at start, loads the model
+        # per child, and serves the worker's own metrics.
+        "imports": ("tasks.worker_model", "tasks.store_check", "tasks.metrics_endpoint"),
         "beat_schedule": {
             "republish-stale-pending": {
                 "task": "republish_stale_pending",

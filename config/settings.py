@@ -39,6 +39,8 @@ class Settings:
     api_keys: tuple[str, ...]
     rate_limit: str
     rate_limit_storage_url: str
+    worker_metrics_port: int | None
+    worker_metrics_bind: str
 
     @property
     def broker_folder(self) -> Path:
@@ -72,4 +74,6 @@ def load_settings(env=None) -> Settings:
         api_keys=tuple(key.strip() for key in env.get("API_KEYS", "").split(",") if key.strip()),
         rate_limit=env.get("RATE_LIMIT", "").strip(),
         rate_limit_storage_url=env.get("RATE_LIMIT_STORAGE_URL") or "memory://",
+        worker_metrics_port=_int(env, "WORKER_METRICS_PORT", None),
+        worker_metrics_bind=env.get("WORKER_METRICS_BIND") or "0.0.0.0",
     )

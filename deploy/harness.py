@@ -72,11 +72,10 @@ def deployment_env(instance: Path, database_url: str, queue: str, **settings) ->
         "INSTANCE_PATH": str(instance),
         "IMAGE_STORE_URL": (instance / "images").as_uri(),
         "TF_CPP_MIN_LOG_LEVEL": "2",
-        # Gunicorn and the worker's pool add their metrics up in here, as under `make run`.
-        "PROMETHEUS_MULTIPROC_DIR": str(instance / "metrics"),
         **settings,
     }
-    (instance / "metrics").mkdir(exist_ok=True)
+    # Gunicorn (gunicorn.conf.py) and each worker make a private metrics folder of their own.
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
                    cwd=PROJECT_ROOT, env=env, check=True, capture_output=True)
     return env

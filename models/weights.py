@@ -4,6 +4,7 @@ Keras keeps downloaded files in ``$KERAS_HOME/models`` (default ``~/.keras``).
 The worker looks there, or at ``MODEL_WEIGHTS_PATH``, and refuses to start
 when neither has the file, instead of trying a download that cannot work offline.
 """
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -26,6 +27,10 @@ class ModelFiles:
     weights: Path
     class_index: Path
     in_keras_cache: bool
+
+    def sha256(self) -> str:
+        """The weights' hash, shortened: names the converted model and tells deployed workers apart."""
+        return hashlib.sha256(self.weights.read_bytes()).hexdigest()[:16]
 
     def labels(self) -> list[str]:
         """Keras class names (``dogsled``), ordered by class index."""

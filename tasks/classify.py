@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from models.classification import Classification
 from models.preprocessing import TooManyPixels, prepare
 from tasks.batching import NoLossBatches
-from tasks.metrics import observe_batch
+from tasks.metrics import count_recorded, observe_batch
 from webapp.extensions import db
 from webapp.imagestore import ImageNotFound
 from webapp.predictions.models import PENDING, Prediction, done_outcome, failed_outcome, record_outcomes
@@ -57,9 +57,12 @@ def classify_image(requests) -> bool:
     inputs, outcomes = _prepare_inputs({u: jobs[u] for u in pending})
     if inputs:
         outcomes.update(_classify(inputs))
-    _with_database_retry(lambda: record_outcomes(outcomes))
+    written = _with_database_retry(lambda: record_outcomes(outcomes))
+    count_recorded(outcomes[prediction_uuid]["status"] for prediction_uuid in written)
     for prediction_uuid, outcome in outcomes.items():
-        logger.info("prediction %s: %s", prediction_uuid, outcome["prediction"] or outcome["error"],
+        # "recorded" only for rows this worker wrote: across workers, each uuid has exactly one such line.
+        what = "recorded" if prediction_uuid in written else "already final, not recorded again"
+        logger.info("prediction %s %s: %s", prediction_uuid, what, outcome["prediction"] or outcome["error"],
                     extra={"uuid": prediction_uuid})
     return True
 

@@ -29,6 +29,12 @@ def get_classifier():
     return _classifier
 
 
+def model_identity() -> dict:
+    """What this worker serves, for its metrics: the runtime and the weights' hash."""
+    files, runtime_name, _ = _model_config()
+    return {"runtime": runtime_name, "weights_sha256": files.sha256()}
+
+
 @worker_init.connect
 def yield_cpu_to_the_web(**_):
     """On a shared host, answering POSTs promptly matters more than the next batch: the pool

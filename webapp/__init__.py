@@ -33,6 +33,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         API_KEYS=settings.api_keys,
         RATE_LIMIT=settings.rate_limit,
         RATE_LIMIT_STORAGE_URL=settings.rate_limit_storage_url,
+        WORKER_METRICS_PORT=settings.worker_metrics_port,
+        WORKER_METRICS_BIND=settings.worker_metrics_bind,
         CELERY=celery_settings(settings),
     )
     if test_config:

@@ -11,6 +11,12 @@ from typing import Protocol
 from urllib.parse import unquote, urlparse
 
 
+# A worker on another host than the web sees no file at all: say so, and what the fix is.
+NOT_ON_THIS_DISK = ("image file {path} is not on this worker's disk: it was deleted, or the web saved it on another "
+                    "host. A file:// image store needs one volume shared by the web and every worker at the same "
+                    "path; otherwise use IMAGE_STORE_URL=s3://bucket/prefix")
+
+
 class ImageNotFound(LookupError):
     """The image behind a URL is gone (deleted, or another host's disk): retrying won't help."""
 
@@ -52,7 +58,7 @@ class DirectoryImageStore:
         try:
             return path.read_bytes()
         except FileNotFoundError:
-            raise ImageNotFound(f"image file {path} no longer exists") from None
+            raise ImageNotFound(NOT_ON_THIS_DISK.format(path=path)) from None
         except OSError as error:
             raise ImageStoreUnavailable(f"cannot read {path}: {error}") from error
 

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from deploy.harness import (AMQP_URL, MYSQL_SERVER_URL, app_for, check_broker, create_database, delete_queues,
-                              deployment_env, drop_database, running_service)
+                              deployment_env, drop_database, free_port, running_service)
 
 SERVICES_REQUIRED = os.environ.get("REQUIRE_SERVICES") == "1"
 
@@ -57,7 +57,8 @@ def new_queue():
 
 @pytest.fixture(scope="session")
 def service_env(tmp_path_factory, mysql_url, new_queue):
-    return deployment_env(tmp_path_factory.mktemp("instance"), mysql_url, new_queue(), REPUBLISH_PENDING_AFTER="30")
+    return deployment_env(tmp_path_factory.mktemp("instance"), mysql_url, new_queue(), REPUBLISH_PENDING_AFTER="30",
+                          WORKER_METRICS_PORT=str(free_port()), WORKER_METRICS_BIND="127.0.0.1")
 
 
 @pytest.fixture(scope="session")

@@ -84,7 +84,7 @@ def test_a_vanished_image_fails_with_its_reason(app, client, classifier):
     Path(urlparse(url).path).unlink()
     run_batch(app, [prediction_uuid])
     [row] = statuses(app, [prediction_uuid])
-    assert row["status"] == "failed" and "no longer exists" in row["error"]
+    assert row["status"] == "failed" and "not on this worker's disk" in row["error"]
 
 
 def test_redelivered_jobs_are_not_classified_or_written_again(app, client, classifier):

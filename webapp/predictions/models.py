@@ -48,11 +48,14 @@ def failed_outcome(reason: str) -> dict:
     return {"status": FAILED, "prediction": None, "confidence": None, "top5": None, "error": reason[:1000]}
 
 
-def record_outcomes(outcomes: dict[str, dict]) -> None:
+def record_outcomes(outcomes: dict[str, dict]) -> set[str]:
     """Write final outcomes in one transaction, only over rows still pending: a redelivered
-    or re-published job is written once, and a late duplicate changes nothing."""
+    or re-published job is written once, and a late duplicate changes nothing.
+
+    Returns the uuids whose rows this call wrote (each UPDATE's rowcount), so a worker can
+    report exactly the jobs it finished and not those another worker had finished first."""
     if not outcomes:
-        return
+        return set()
     table = Prediction.__table__
     columns = ("status", "prediction", "confidence", "top5", "error", "updated_at")
     statement = (
@@ -61,7 +64,9 @@ def record_outcomes(outcomes: dict[str, dict]) -> None:
         .values({column: bindparam(f"b_{column}") for column in columns})
     )
     now = utcnow()
-    rows = [{"b_uuid": job, "b_updated_at": now, **{f"b_{key}": value for key, value in outcome.items()}}
-            for job, outcome in outcomes.items()]
-    db.session.execute(statement, rows)
+    # One statement per row, as the MySQL driver runs an executemany UPDATE anyway, but each with its own rowcount.
+    written = {job for job, outcome in outcomes.items()
+               if db.session.execute(statement, {"b_uuid": job, "b_updated_at": now,
+                                                 **{f"b_{key}": value for key, value in outcome.items()}}).rowcount}
     db.session.commit()
+    return written
