@@ -40,6 +40,7 @@ class Settings:
     rate_limit: str
     rate_limit_storage_url: str
     worker_metrics_port: int | None
+    broker_heartbeat: int
     worker_metrics_bind: str
 
     @property
@@ -75,5 +76,6 @@ def load_settings(env=None) -> Settings:
         rate_limit=env.get("RATE_LIMIT", "").strip(),
         rate_limit_storage_url=env.get("RATE_LIMIT_STORAGE_URL") or "memory://",
         worker_metrics_port=_int(env, "WORKER_METRICS_PORT", None),
+        broker_heartbeat=_int(env, "BROKER_HEARTBEAT", 120),
         worker_metrics_bind=env.get("WORKER_METRICS_BIND") or "0.0.0.0",
     )

@@ -149,21 +149,26 @@ class Process:
         self._file.close()
 
 
+def same_host(args: list[str]) -> list[str]:
+    return args
+
+
 def launch_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2, own_group: bool = False,
-                  app: str = "wsgi:celery_app") -> Process:
-    """A Celery worker process, not waited for (see ``start_worker``)."""
+                  app: str = "wsgi:celery_app", wrap=same_host) -> Process:
+    """A Celery worker process, not waited for (see ``start_worker``); ``wrap`` may run it on another
+    host (``deploy.netns.Host.command``)."""
     return Process(
-        [sys.executable, "-m", "celery", "-A", app, "worker", "--loglevel", "INFO",
-         "--concurrency", str(concurrency), "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h",
-         "--without-gossip", "--without-mingle"],
+        wrap([sys.executable, "-m", "celery", "-A", app, "worker", "--loglevel", "INFO",
+              "--concurrency", str(concurrency), "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h",
+              "--without-gossip", "--without-mingle"]),
         env, log_dir / f"{name}.log", own_group,
     )
 
 
 def start_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2, own_group: bool = False,
-                 app: str = "wsgi:celery_app") -> Process:
+                 app: str = "wsgi:celery_app", wrap=same_host) -> Process:
     """A Celery worker process, once it is ready to consume."""
-    worker = launch_worker(env, log_dir, name, concurrency, own_group, app)
+    worker = launch_worker(env, log_dir, name, concurrency, own_group, app, wrap)
     worker.wait_for(" ready.")
     return worker
 

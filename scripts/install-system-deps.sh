@@ -1,16 +1,21 @@
 #!/bin/sh
-# Installs the Debian packages that requirements.txt builds against (MySQL client headers),
-# only when they are missing, so `make` stays a no-op on a machine that has them.
+# Installs the Debian packages the project needs, only when they are missing, so `make` stays a
+# no-op on a machine that has them: the MySQL client headers that requirements.txt builds against,
+# and iproute2 (`ip`), which the multi-host test uses to make its hosts (deploy/netns.py).
 set -eu
-if pkg-config --exists mysqlclient 2>/dev/null; then
+packages=""
+pkg-config --exists mysqlclient 2>/dev/null || packages="default-libmysqlclient-dev pkg-config gcc"
+command -v ip >/dev/null 2>&1 || packages="$packages iproute2"
+if [ -z "$packages" ]; then
   exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "Install the MySQL client headers (e.g. libmysqlclient-dev) and pkg-config, then run make again." >&2
+  echo "Install these packages (or your system's equivalents), then run make again: $packages" >&2
   exit 1
 fi
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-echo "Installing the MySQL client headers with apt-get..."
+echo "Installing with apt-get: $packages"
 $SUDO apt-get update -q
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q default-libmysqlclient-dev pkg-config gcc
+# shellcheck disable=SC2086  # one word per package
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $packages
