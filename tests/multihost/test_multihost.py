@@ -29,6 +29,7 @@ from tests.multihost.conftest import S3_CREDENTIALS, start_web, worker_env
 BODIES = [json.dumps({"name": path.name, "data": base64.b64encode(path.read_bytes()).decode()})
           for path in sorted(SHARED_IMAGES.glob("*.JPEG"))]
 BACKLOG = 300  # jobs per drain measurement: a few seconds of work for one worker host
+DRAIN_ROUNDS = 2
 CUT_WAVE = 240
 REJOIN_TIMEOUT = 90
 
@@ -146,17 +147,21 @@ def test_unplugging_a_worker_host_loses_nothing_and_it_rejoins(deployment):
         a.host.cut()
         cut_at = time.monotonic()
         first_wave = wave.result()
+        posted_for = time.monotonic() - cut_at
     finished = wait_until_finished(database_url, first_wave, timeout=180)
-    lost_after = time.monotonic() - cut_at
+    done_after = time.monotonic() - cut_at
     assert set(finished.values()) == {"done"}, Counter(finished.values())
     union = sum(recorded_per_host(deployment).values(), Counter())
     assert {job: union[job] for job in first_wave if union[job] > 1} == {}, "a row written twice"
-    print(f"\nworker-a unplugged mid-load: all {len(first_wave)} jobs done {lost_after:.1f} s after the cut")
+    print(f"\nworker-a unplugged mid-load: POSTs went on for {posted_for:.1f} s; all {len(first_wave)} jobs "
+          f"done {done_after:.1f} s after the cut, worker-a still unplugged")
 
     connections = a.process.output().count("Connected to amqp://")
     a.host.restore()
+    restored_at = time.monotonic()
     wait_for(lambda: a.process.output().count("Connected to amqp://") > connections, REJOIN_TIMEOUT,
              "worker-a reconnects to the broker by itself")
+    print(f"worker-a reconnected {time.monotonic() - restored_at:.1f} s after its link came back")
     second_wave = post_many(deployment.entry_url, 120, 40)
     assert set(wait_until_finished(database_url, second_wave, timeout=180).values()) == {"done"}
     per_host = assert_recorded_exactly_once(deployment, first_wave + second_wave)
@@ -187,13 +192,19 @@ def test_drain_time_two_worker_hosts_against_one(deployment):
         assert set(wait_until_finished(database_url, backlog, timeout=180).values()) == {"done"}
         return drain_seconds(database_url, backlog), backlog
 
-    one, _ = drain(["worker-a"])
-    two, backlog = drain(["worker-a", "worker-b"])
-    per_host = assert_recorded_exactly_once(deployment, backlog)
-    shares = {name: len(counts.keys() & set(backlog)) for name, counts in per_host.items()}
-    assert all(shares.values()), shares
-    print(f"\nbacklog of {BACKLOG}: one worker host {one:.2f} s ({BACKLOG / one:.0f} jobs/s), "
-          f"two worker hosts {two:.2f} s ({BACKLOG / two:.0f} jobs/s; {shares}); speed-up {one / two:.2f}x")
+    # Alternated, so a burst of other load on the machine does not favour one side; the best of each is kept.
+    timings = {1: [], 2: []}
+    for _ in range(DRAIN_ROUNDS):
+        timings[1].append(drain(["worker-a"])[0])
+        seconds, backlog = drain(["worker-a", "worker-b"])
+        timings[2].append(seconds)
+        per_host = assert_recorded_exactly_once(deployment, backlog)
+        shares = {name: len(counts.keys() & set(backlog)) for name, counts in per_host.items()}
+        assert all(shares.values()), shares
+    one, two = min(timings[1]), min(timings[2])
+    print(f"\nbacklog of {BACKLOG}, first result to last: one worker host {one:.2f} s ({BACKLOG / one:.0f} jobs/s), "
+          f"two worker hosts {two:.2f} s ({BACKLOG / two:.0f} jobs/s; last split {shares}); "
+          f"speed-up {one / two:.2f}x (best of {DRAIN_ROUNDS}; all runs {timings})")
     print(f"jobs done by worker host, from their own /metrics: {assert_metrics_add_up(deployment)}")
 
 
