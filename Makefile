@@ -8,9 +8,11 @@ KERAS_HOME ?= $(HOME)/.keras
 export KERAS_HOME
 # Procfile commands (gunicorn, celery) run from the virtual environment.
 export PATH := $(abspath $(BIN)):$(PATH)
+# Swagger UI's files for /docs: fetched from npm at install time, never committed.
+SWAGGER_UI := vendor/swagger-ui
 MODEL_FILES := mobilenet_7_5_224_tf.h5 imagenet_class_index.json
 
-.PHONY: run test install weights migrate clean
+.PHONY: run test lint install weights migrate clean
 
 # The web serves /metrics on its port; the worker serves its own on WORKER_METRICS_PORT (default here 9808).
 run: install weights migrate
@@ -23,7 +25,11 @@ run: install weights migrate
 test: install weights
 	$(BIN)/pytest
 
-install: $(VENV)/.installed
+lint: install
+	$(BIN)/ruff check .
+
+install: $(VENV)/.installed $(SWAGGER_UI)/VERSION
+	@./scripts/install-system-deps.sh  # also for a venv made before nginx was needed; a no-op when all is there
 
 $(VENV)/.installed: requirements.txt
 	./scripts/install-system-deps.sh
@@ -31,6 +37,9 @@ $(VENV)/.installed: requirements.txt
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt
 	touch $@
+
+$(SWAGGER_UI)/VERSION: scripts/install-swagger-ui.sh
+	./scripts/install-swagger-ui.sh $(SWAGGER_UI)
 
 # Puts the weights where Keras's weights="imagenet" finds them offline (its cache),
 # copied from the shared models folder when that is present. Online, Keras can

@@ -1,27 +1,62 @@
-"""Celery settings: durable queue, late acks, and results kept in the database.
+"""Celery settings: a quorum queue with a delivery limit, late acks, and results kept in the database.
 
-``celery_settings`` turns the environment's settings into Celery's; the Flask
-app factory passes the result to ``celery_init_app``.
+``celery_settings`` derives Celery's options from the service's settings; web and
+worker both build their Celery app from it (``jobs.app.celery_init_app``).
+
+On RabbitMQ the job queue is a quorum queue: the broker counts each message's
+deliveries (``x-delivery-count``), the worker ends a job as failed once the
+count reaches ``MAX_DELIVERIES`` (``tasks/batching.py``), and a message returned
+more often than that (the worker could not even record the failure) is
+dead-lettered to ``<queue>.dead`` instead of looping. Celery sees the quorum
+queue and turns global QoS off by itself. The embedded brokers (filesystem,
+memory) have no such queue type and use a plain durable queue.
 """
 from kombu import Exchange, Queue
 
 from config.settings import Settings
 
 
+def is_rabbitmq(url: str) -> bool:
+    return url.startswith(("amqp", "pyamqp"))
+
+
+def job_queue(settings: Settings) -> Queue:
+    name = settings.CELERY_QUEUE
+    arguments = None
+    if is_rabbitmq(settings.CELERY_BROKER_URL):
+        dead = dead_letter_queue(settings)
+        arguments = {
+            "x-queue-type": "quorum",
+            # One more than the worker's own limit, so the worker records the failure first.
+            "x-delivery-limit": settings.MAX_DELIVERIES + 1,
+            "x-dead-letter-exchange": dead.exchange.name,
+            "x-dead-letter-routing-key": dead.routing_key,
+        }
+    return Queue(name, Exchange(name), routing_key=name, durable=True, queue_arguments=arguments)
+
+
+def dead_letter_queue(settings: Settings) -> Queue:
+    """Where RabbitMQ puts a message returned too often: kept a week for inspection, never consumed."""
+    name = f"{settings.CELERY_QUEUE}.dead"
+    return Queue(name, Exchange(name), routing_key=name, durable=True,
+                 queue_arguments={"x-queue-type": "quorum", "x-message-ttl": 7 * 24 * 3600 * 1000,
+                                  "x-max-length": 100_000})
+
+
 def celery_settings(settings: Settings) -> dict:
-    queue = settings.queue_name
+    queue = settings.CELERY_QUEUE
     return {
-        "broker_url": settings.broker_url,
+        "broker_url": settings.CELERY_BROKER_URL,
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": 4,
         # AMQP heartbeats (both sides' offers, the smaller wins; RabbitMQ offers 60 s): a worker whose
         # host vanishes is declared dead after about two periods, and its unacked jobs go to the others.
-        "broker_heartbeat": settings.broker_heartbeat,
+        "broker_heartbeat": settings.BROKER_HEARTBEAT,
         "broker_transport_options": _transport_options(settings),
         # A failed publish must not hold an HTTP request for long: the row is
         # already committed and the sweeper publishes it again later.
         "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
-        "task_queues": (Queue(queue, Exchange(queue), routing_key=queue, durable=True),),
+        "task_queues": (job_queue(settings),),
         "task_default_queue": queue,
         "task_default_exchange": queue,
         "task_default_routing_key": queue,
@@ -33,9 +68,9 @@ def celery_settings(settings: Settings) -> dict:
         # Batches: up to batch_max_size jobs in one inference call, flushed after
         # batch_max_wait seconds at most. Each process may hold two batches'
         # worth of unacked messages: one running, the next one filling.
-        "batch_max_size": settings.batch_max_size,
-        "batch_max_wait": settings.batch_max_wait,
-        "worker_prefetch_multiplier": 2 * settings.batch_max_size,
+        "batch_max_size": settings.BATCH_MAX_SIZE,
+        "batch_max_wait": settings.BATCH_MAX_WAIT,
+        "worker_prefetch_multiplier": 2 * settings.BATCH_MAX_SIZE,
         # Results live in the predictions table, not in a Celery result backend.
         "task_ignore_result": True,
         "task_serializer": "json",
@@ -43,20 +78,17 @@ def celery_settings(settings: Settings) -> dict:
         # Task events cost a broker publish per job, so they stay off until a monitor asks:
         # Flower switches them on in the workers it watches (`celery control enable_events`).
         "worker_send_task_events": False,
-        # Imported by the worker only: checks the weights and the image store at start, loads the model
-        # per child, and serves the worker's own metrics.
-        "imports": ("tasks.worker_model", "tasks.store_check", "tasks.metrics_endpoint"),
         "beat_schedule": {
             "republish-stale-pending": {
                 "task": "republish_stale_pending",
-                "schedule": max(settings.republish_pending_after // 2, 5),
+                "schedule": max(settings.REPUBLISH_PENDING_AFTER // 2, 5),
             },
         },
     }
 
 
 def _transport_options(settings: Settings) -> dict:
-    if settings.broker_url.startswith("filesystem://"):
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
         # The embedded broker: messages are files that web and worker share.
         folders = {name: settings.broker_folder / name for name in ("queue", "control")}
         for folder in folders.values():
@@ -68,5 +100,7 @@ def _transport_options(settings: Settings) -> dict:
             "data_folder_out": str(folders["queue"]),
             "control_folder": str(folders["control"]),
         }
-    # RabbitMQ confirms each publish, so a 202 is only sent for a stored message.
-    return {"confirm_publish": True}
+    if is_rabbitmq(settings.CELERY_BROKER_URL):
+        # RabbitMQ confirms each publish, so a 202 is only sent for a stored message.
+        return {"confirm_publish": True}
+    return {}

@@ -15,6 +15,9 @@ from config.logging import logging_config
 
 logconfig_dict = logging_config(os.environ.get("LOG_LEVEL") or "INFO")
 threads = int(os.environ.get("WEB_THREADS") or 4)
+# Longer than the proxy keeps an idle connection to Gunicorn (deploy/nginx/api.conf.template, 60 s),
+# so nginx never reuses one that Gunicorn has just closed.
+keepalive = 75
 
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # Set here, in the master, before any worker process imports prometheus-client.

@@ -21,25 +21,17 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from config.settings import PROJECT_ROOT
-from deploy.harness import (app_for, create_database, delete_queues, deployment_env, drop_database,
-                              launch_worker)
+from deploy.harness import app_for, create_database, delete_queues, deployment_env, drop_database, launch_worker
 
 SHARED_IMAGES = PROJECT_ROOT.parent / "shared" / "images"
 
 
 def queue_backlog(app, images: list[Path], jobs: int) -> None:
-    from tasks.classify import enqueue_classification
-    from webapp.extensions import db
-    from webapp.predictions.models import Prediction
+    from jobs.submit import submit_job
 
     with app.app_context():
         for path in itertools.islice(itertools.cycle(images), jobs):
-            job = str(uuid.uuid4())
-            url = app.extensions["image_store"].save(f"{job}{path.suffix.lower()}", path.read_bytes())
-            db.session.add(Prediction(uuid=job, name=path.name, image_url=url))
-            db.session.commit()
-            if not enqueue_classification(job, url):
-                raise RuntimeError("the broker refused a job")
+            submit_job(path.name, path.read_bytes(), path.suffix.lower().lstrip("."))
 
 
 def drain_rate(jobs: int, workers: int, concurrency: int, timeout: float = 900) -> float:

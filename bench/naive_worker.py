@@ -7,17 +7,17 @@ the real worker, so the only difference measured is how the worker classifies.
 """
 from celery.signals import worker_process_init
 
+from jobs.app import create_base_app
+from jobs.queue import CLASSIFY_TASK
+from jobs.records import done_outcome, record_outcomes
 from models.classification import describe
 from models.mobilenet import build_keras_model
 from models.preprocessing import prepare
 from models.weights import locate_model_files
-from webapp import create_app
-from webapp.predictions.models import done_outcome, record_outcomes
 
-flask_app = create_app()
+flask_app = create_base_app(__name__)
 celery_app = flask_app.extensions["celery"]
-celery_app.conf.update(imports=(), worker_prefetch_multiplier=1)
-celery_app.tasks.pop("classify_image")  # the batched task; replaced below
+celery_app.conf.update(worker_prefetch_multiplier=1)
 files = locate_model_files()
 _model = None
 
@@ -28,8 +28,8 @@ def load_model(**_):
     _model = build_keras_model(files)
 
 
-@celery_app.task(name="classify_image")
-def classify_image(prediction_uuid: str, image_url: str, attempt: int = 0) -> None:
+@celery_app.task(name=CLASSIFY_TASK)
+def classify_image(prediction_uuid: str, image_url: str) -> None:
     image = prepare(flask_app.extensions["image_store"].read(image_url))
     result = describe(_model.predict(image[None], verbose=0)[0], files.labels())
     record_outcomes({prediction_uuid: done_outcome(result.label, result.confidence, result.top5)})

@@ -30,8 +30,8 @@ import numpy as np
 import requests
 from sqlalchemy import create_engine, text
 
-from config.settings import PROJECT_ROOT
 from bench.drain_backlog import drain_rate
+from config.settings import PROJECT_ROOT
 from deploy.harness import create_database, delete_queues, deployment_env, drop_database, running_service
 
 IMAGES = PROJECT_ROOT.parent / "shared" / "images"
@@ -51,11 +51,11 @@ def _limit_worker(args):
     model_path, labels, paths, batch_size, threads = args
     from ai_edge_litert.interpreter import Interpreter
 
-    from models.preprocessing import prepare
+    from models.preprocessing import INPUT_SIZE, prepare
 
     interpreter = Interpreter(model_path=str(model_path), num_threads=threads)
     index_in = interpreter.get_input_details()[0]["index"]
-    interpreter.resize_tensor_input(index_in, [batch_size, 224, 224, 3])
+    interpreter.resize_tensor_input(index_in, [batch_size, *INPUT_SIZE, 3])
     interpreter.allocate_tensors()
     blobs = [p.read_bytes() for p in paths]
     start = time.perf_counter()
@@ -186,7 +186,7 @@ def pids_of(name: str) -> list[int]:
     return [int(p) for p in subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()]
 
 
-def deployed(label: str, count: int, clients: int, worker_app: str = "wsgi:celery_app", **settings) -> dict:
+def deployed(label: str, count: int, clients: int, worker_app: str = "tasks.worker:celery_app", **settings) -> dict:
     database_url = create_database("imgsvc_bench")
     queue = f"inference-bench-{uuid.uuid4().hex[:8]}"
     try:
@@ -198,7 +198,8 @@ def deployed(label: str, count: int, clients: int, worker_app: str = "wsgi:celer
                 groups = {"worker": [worker.popen.pid], "web": [web.popen.pid], "MariaDB": pids_of("mariadbd"),
                           "RabbitMQ": pids_of("beam.smp"), "load generator": [os.getpid()]}
                 def cpu_now():  # this process's children are the web and the worker, counted apart
-                    usage = {name: cpu_seconds(pids, children=name != "load generator") for name, pids in groups.items()}
+                    usage = {name: cpu_seconds(pids, children=name != "load generator")
+                             for name, pids in groups.items()}
                     return {**usage, "other processes": machine_busy_seconds() - sum(usage.values())}
 
                 before = cpu_now()

@@ -9,7 +9,7 @@ import json
 import logging
 import logging.config
 from contextvars import ContextVar
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 _current_job: ContextVar[str | None] = ContextVar("current_job", default=None)
 
@@ -37,7 +37,7 @@ class JobContextFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "process": record.process,
@@ -63,9 +63,10 @@ def logging_config(level: str = "INFO") -> dict:
         },
         "root": {"level": level.upper(), "handlers": ["stdout"]},
         # Gunicorn's own loggers write through the root handler instead of their plain-text ones.
+        # Its access lines are off: the proxy in front (deploy/nginx) logs each request once.
         "loggers": {
             "gunicorn.error": {"level": level.upper(), "handlers": [], "propagate": True},
-            "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
+            "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": True},
         },
     }
 

@@ -1,8 +1,9 @@
-"""Running the deployment locally: Gunicorn and Celery workers on MariaDB and RabbitMQ.
+"""Running the deployment locally: nginx, Gunicorn and Celery workers on MariaDB and RabbitMQ.
 
 Shared by the integration tests and the benchmarks, which both need a real
 deployment with a database and queue of their own.
 """
+import dataclasses
 import os
 import signal
 import socket
@@ -17,7 +18,7 @@ import requests
 from kombu import Connection, Exchange, Queue
 from sqlalchemy import create_engine, text
 
-from config.settings import PROJECT_ROOT
+from config.settings import PROJECT_ROOT, Settings
 
 MYSQL_SERVER_URL = os.environ.get("TEST_MYSQL_URL", "mysql+mysqldb://root@127.0.0.1:3306")
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -57,7 +58,7 @@ def queue_length(name: str, amqp_url: str = AMQP_URL) -> int:
 def delete_queues(names) -> None:
     with Connection(AMQP_URL) as connection:
         channel = connection.channel()
-        for name in names:
+        for name in [*names, *(f"{name}.dead" for name in names)]:
             Queue(name, Exchange(name), routing_key=name).bind(channel).delete()
             Exchange(name).bind(channel).delete()
 
@@ -81,16 +82,13 @@ def deployment_env(instance: Path, database_url: str, queue: str, **settings) ->
     return env
 
 
-SERVICE_SETTINGS = ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_QUEUE", "INSTANCE_PATH", "IMAGE_STORE_URL",
-                    "S3_ENDPOINT_URL", "S3_CREATE_BUCKET")
-
-
 def app_for(env: dict):
     """An in-process app configured like the deployment ``env``, for arranging rows directly."""
     from webapp import create_app
 
-    saved = {key: os.environ.get(key) for key in SERVICE_SETTINGS}
-    os.environ.update({key: env.get(key, "") for key in SERVICE_SETTINGS})
+    settings = [field.name for field in dataclasses.fields(Settings)]
+    saved = {key: os.environ.get(key) for key in settings}
+    os.environ.update({key: env.get(key, "") for key in settings})
     try:
         return create_app()
     finally:
@@ -112,7 +110,7 @@ class Process:
 
     def __init__(self, args, env, log: Path, own_group: bool = False):
         self.log = log
-        self._file = log.open("wb")
+        self._file = log.open("ab")  # appends, like nginx's access log opened on the same file
         # In its own process group, the process and all its children can be killed at once.
         self.popen = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=self._file, stderr=subprocess.STDOUT,
                                       start_new_session=own_group)
@@ -154,7 +152,7 @@ def same_host(args: list[str]) -> list[str]:
 
 
 def launch_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2, own_group: bool = False,
-                  app: str = "wsgi:celery_app", wrap=same_host) -> Process:
+                  app: str = "tasks.worker:celery_app", wrap=same_host) -> Process:
     """A Celery worker process, not waited for (see ``start_worker``); ``wrap`` may run it on another
     host (``deploy.netns.Host.command``)."""
     return Process(
@@ -166,7 +164,7 @@ def launch_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2
 
 
 def start_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2, own_group: bool = False,
-                 app: str = "wsgi:celery_app", wrap=same_host) -> Process:
+                 app: str = "tasks.worker:celery_app", wrap=same_host) -> Process:
     """A Celery worker process, once it is ready to consume."""
     worker = launch_worker(env, log_dir, name, concurrency, own_group, app, wrap)
     worker.wait_for(" ready.")
@@ -175,36 +173,55 @@ def start_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2,
 
 def start_beat(env, log_dir: Path) -> Process:
     """Celery beat, which schedules the sweeper, as the Procfile runs it."""
-    beat = Process([sys.executable, "-m", "celery", "-A", "wsgi:celery_app", "beat", "--loglevel", "INFO",
+    beat = Process([sys.executable, "-m", "celery", "-A", "tasks.worker:celery_app", "beat", "--loglevel", "INFO",
                     "--schedule", str(log_dir / "celerybeat-schedule")], env, log_dir / "beat.log")
     beat.wait_for("beat: Starting")
     return beat
 
 
 @contextmanager
-def running_service(env, log_dir: Path, worker_concurrency: int = 2, worker_app: str = "wsgi:celery_app"):
-    """Gunicorn and one Celery worker with ``env``; yields the API's base URL once healthy."""
+def running_web(env, log_dir: Path):
+    """Gunicorn behind the proxy (nginx), started as the Procfile starts them; yields the proxy's URL,
+    the Gunicorn process and the proxy process once the API answers through the proxy.
+
+    Gunicorn's socket and the proxy's files go in ``log_dir``, not the instance folder, so that two
+    services of one instance (the S3 tests run a second) stay apart.
+    """
     port = free_port()
-    web = Process([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "wsgi:app"],
+    env = {**env, "WEB_BIND": env.get("WEB_BIND") or f"unix:{log_dir / 'web.sock'}"}
+    web = Process([sys.executable, "-m", "gunicorn", "--bind", env["WEB_BIND"], "--workers", "2", "wsgi:app"],
                   env, log_dir / "web.log")
-    worker = start_worker(env, log_dir, concurrency=worker_concurrency, app=worker_app)
+    proxy = Process([sys.executable, "-m", "deploy.proxy"], {**env, "PORT": str(port), "INSTANCE_PATH": str(log_dir)},
+                    log_dir / "proxy.log")
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not _healthy(url):
-            if time.monotonic() > deadline:
-                raise TimeoutError(web.output()[-3000:])
+            if time.monotonic() > deadline or web.popen.poll() is not None or proxy.popen.poll() is not None:
+                raise RuntimeError(f"no healthy API behind {url}:\n{web.output()[-2000:]}\n{proxy.output()[-2000:]}")
             time.sleep(0.2)
-        yield url, web, worker
+        yield url, web, proxy
     finally:
+        proxy.stop()
         web.stop()
+
+
+@contextmanager
+def running_service(env, log_dir: Path, worker_concurrency: int = 2, worker_app: str = "tasks.worker:celery_app"):
+    """The proxy, Gunicorn and one Celery worker with ``env``; yields the proxy's URL once healthy."""
+    worker = launch_worker(env, log_dir, concurrency=worker_concurrency, app=worker_app)
+    try:
+        with running_web(env, log_dir) as (url, web, _):
+            worker.wait_for(" ready.")
+            yield url, web, worker
+    finally:
         worker.stop()
 
 
 def _healthy(url: str) -> bool:
     try:
         return requests.get(f"{url}/health", timeout=2).status_code == 200
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # not listening yet, or Gunicorn still booting
         return False
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from models.classification import Classification, describe
+from models.preprocessing import INPUT_SIZE
 from models.weights import ModelFiles
 
 
@@ -54,7 +55,7 @@ class LiteRTClassifier:
         self.interpreter = Interpreter(model_path=str(model_path), num_threads=1)
         self.input = self.interpreter.get_input_details()[0]["index"]
         self.output = self.interpreter.get_output_details()[0]["index"]
-        self.interpreter.resize_tensor_input(self.input, [1, 224, 224, 3])
+        self.interpreter.resize_tensor_input(self.input, [1, *INPUT_SIZE, 3])
         self.interpreter.allocate_tensors()
         self.labels = labels
 

@@ -1,6 +1,7 @@
 """MobileNet v1 (alpha 0.75) with ImageNet weights, run through Keras: the source of truth.
 
-TensorFlow is imported here only, and only when a model is built, so the web
+TensorFlow is imported only when a model is built (here, or by the LiteRT
+conversion in ``models/litert.py``, which runs in a subprocess), so the web
 process and the worker's parent never load it.
 """
 import numpy as np

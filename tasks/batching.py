@@ -1,24 +1,49 @@
-"""Adaptive batching that loses nothing: celery-batches with late acks made safe.
+"""Adaptive batching that loses nothing and loops on nothing: celery-batches made safe.
 
 The worker's consumer buffers task messages and hands them to a pool process
 as one batch when ``batch_max_size`` have arrived or ``batch_max_wait``
 seconds have passed, so a lone request is classified almost at once while a
-busy queue fills whole batches (every ack frees a prefetch slot, and the next
-batch is what arrived meanwhile).
+busy queue fills whole batches.
 
 celery-batches acks a batch even when its run raised or its pool process
 died. Here a batch is acked only when ``run`` returned True (its results are
-committed); otherwise every message is requeued for another try.
+committed); otherwise every message goes back to the queue. Two rules keep
+that from looping:
+
+- A message that comes back (its pool process died, or the batch was not
+  committed) is run alone next time, so an image that crashes its process
+  takes no neighbours with it.
+- The broker counts deliveries (a quorum queue's ``x-delivery-count``); the
+  task ends a job as failed once it reaches ``MAX_DELIVERIES``, and the
+  queue's ``x-delivery-limit`` dead-letters it if even that cannot happen.
+
+Each run has a hard time limit, so a pool process stuck on one image is
+killed and that image is counted like a crash.
 """
 import logging
 
 from celery_batches import Batches, SimpleRequest
 from celery_batches.trace import apply_batches_task
 
+from jobs.app import AppContextTask
+
 logger = logging.getLogger(__name__)
 
+# Seconds a run may take: a fixed allowance (database, store) plus a budget per image.
+RUN_BASE_SECONDS = 30
+RUN_SECONDS_PER_IMAGE = 2
 
-class NoLossBatches(Batches):
+
+def deliveries(request) -> int:
+    """How many times the broker delivered this message before (0 on the first delivery)."""
+    headers = getattr(request, "request_dict", None) or {}
+    count = headers.get("x-delivery-count")
+    if count is None and (getattr(request, "delivery_info", None) or {}).get("redelivered"):
+        return 1  # a broker that does not count still says the message came back
+    return int(count or 0)
+
+
+class NoLossBatches(AppContextTask, Batches):
     """A batch task whose messages are acked only after ``run(requests)`` returned True."""
 
     acks_late = True
@@ -28,11 +53,15 @@ class NoLossBatches(Batches):
         self.flush_interval = app.conf.batch_max_wait
         return super().Strategy(task, app, consumer)
 
-    def __call__(self, *args, **kwargs):
-        with self.app.flask_app.app_context():
-            return self.run(*args, **kwargs)
-
     def flush(self, requests):
+        fresh = [request for request in requests if deliveries(request) == 0]
+        returning = [request for request in requests if deliveries(request) > 0]
+        if fresh:
+            self._run(fresh)
+        for request in returning:  # each alone: it may be the one that killed the last run
+            self._run([request])
+
+    def _run(self, requests):
         batch = ([SimpleRequest.from_request(r) for r in requests],)
 
         def on_return(committed):
@@ -47,8 +76,16 @@ class NoLossBatches(Batches):
             for request in requests:
                 request.reject(requeue=True)
 
-        # apply_batches_task returns None when run raised.
+        # apply_batches_task returns None when run raised; error_callback sees a killed process.
         return self._pool.apply_async(
             apply_batches_task, (self, batch, 0, None),
-            callback=on_return, error_callback=lambda error: requeue(repr(error)),
+            callback=on_return, error_callback=lambda error: requeue(_describe_pool_error(error)),
+            timeout=RUN_BASE_SECONDS + RUN_SECONDS_PER_IMAGE * len(requests),
         )
+
+
+def _describe_pool_error(error) -> str:
+    """The pool wraps a lost process or a time limit twice (ExceptionInfo, ExceptionWithTraceback)."""
+    inner = getattr(error, "exception", error)
+    inner = getattr(inner, "exc", inner)
+    return f"{type(inner).__name__}: {inner}"

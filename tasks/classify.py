@@ -1,4 +1,10 @@
-"""Publishing a job, and the worker task that classifies a batch of jobs and records the results."""
+"""The worker task: classify a batch of jobs in one model call and record the outcomes.
+
+Each message asks for one image; celery-batches hands the worker several at
+once (``tasks.batching``). Whatever one image does while it is read, decoded
+or prepared fails only its own job, with a reason a person can read. Only
+causes outside the images (database, store) send the batch back, after backoff.
+"""
 import logging
 import math
 import time
@@ -6,55 +12,41 @@ import time
 import numpy as np
 from celery import shared_task
 from flask import current_app
-from PIL import UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from jobs.database import db
+from jobs.imagecheck import ImageRefused, configured_limits, inspect_image
+from jobs.imagestore import ImageNotFound
+from jobs.queue import CLASSIFY_TASK
+from jobs.records import PENDING, Prediction, done_outcome, failed_outcome, record_outcomes
 from models.classification import Classification
-from models.preprocessing import TooManyPixels, prepare
-from tasks.batching import NoLossBatches
+from models.preprocessing import prepare
+from tasks.batching import NoLossBatches, deliveries
 from tasks.metrics import count_recorded, observe_batch
-from webapp.extensions import db
-from webapp.imagestore import ImageNotFound
-from webapp.predictions.models import PENDING, Prediction, done_outcome, failed_outcome, record_outcomes
 
 logger = logging.getLogger(__name__)
 
-# The web process commits the row before publishing, but a replica or a slow
-# commit may still hide it for a moment: look again this many times, with backoff.
-ROW_VISIBILITY_ATTEMPTS = 8
-# A database outage is waited out for about two minutes (1+2+4+...+30 s) before the batch is requeued.
-DATABASE_ATTEMPTS = 8
+# The web commits the row before publishing, but a replica may still hide it for a moment:
+# a job whose row is missing is looked up again after these pauses (seconds), then dropped.
+ROW_VISIBILITY_PAUSES = (0.25, 0.5, 1, 2)
+# A database outage is waited out (1+2+4+8+16 s) before the batch goes back to the queue.
+DATABASE_PAUSES = (1, 2, 4, 8, 16)
 
 
-def enqueue_classification(prediction_uuid: str, image_url: str, attempt: int = 0, countdown: float = 0) -> bool:
-    """Publish the job; False if the broker refused (the row stays pending for the sweeper)."""
-    try:
-        # Through this Flask app's own Celery app, not the process-wide default.
-        celery = current_app.extensions["celery"]
-        celery.send_task(classify_image.name, args=(prediction_uuid, image_url), kwargs={"attempt": attempt},
-                         task_id=prediction_uuid, countdown=countdown or None)
-        return True
-    except Exception:  # any broker or connection error: the sweeper publishes it again
-        logger.exception("publish failed for %s; it stays pending and will be republished", prediction_uuid,
-                         extra={"uuid": prediction_uuid})
-        return False
-
-
-@shared_task(base=NoLossBatches, name="classify_image")
-def classify_image(requests) -> bool:
-    """Classify every pending job of the batch in one inference call; True once results are committed."""
+@shared_task(base=NoLossBatches, name=CLASSIFY_TASK)
+def classify_batch(requests) -> bool:
+    """Classify every pending job of the batch; True once the outcomes are committed."""
     jobs = {request.args[0]: request.args[1] for request in requests}
-    attempts = {request.args[0]: request.kwargs.get("attempt", 0) for request in requests}
-    states = _with_database_retry(lambda: dict(db.session.execute(
-        select(Prediction.uuid, Prediction.status).where(Prediction.uuid.in_(jobs))
-    ).all()))
-    db.session.rollback()  # end the read transaction before the slow part
-    pending = {prediction_uuid for prediction_uuid, status in states.items() if status == PENDING}
-    for prediction_uuid in jobs.keys() - states.keys():
-        _look_again_later(prediction_uuid, jobs[prediction_uuid], attempts[prediction_uuid])
-
-    inputs, outcomes = _prepare_inputs({u: jobs[u] for u in pending})
+    pending = _pending_jobs(jobs)
+    max_deliveries = current_app.config["MAX_DELIVERIES"]
+    outcomes = {
+        request.args[0]: failed_outcome(
+            f"gave up after {max_deliveries} deliveries: processing this image stopped its worker "
+            "process (crash or time limit) every time")
+        for request in requests if request.args[0] in pending and deliveries(request) >= max_deliveries
+    }
+    inputs = _prepare_inputs({job: jobs[job] for job in pending if job not in outcomes}, outcomes)
     if inputs:
         outcomes.update(_classify(inputs))
     written = _with_database_retry(lambda: record_outcomes(outcomes))
@@ -67,28 +59,60 @@ def classify_image(requests) -> bool:
     return True
 
 
-def _prepare_inputs(jobs: dict[str, str]) -> tuple[dict, dict]:
-    """Read and preprocess each image; a vanished, oversized or undecodable image fails only its own job.
+def _pending_jobs(jobs: dict[str, str]) -> set[str]:
+    """The jobs whose rows are still pending; a job already ended (a redelivery) is skipped."""
+    def read_statuses(uuids):
+        query = select(Prediction.uuid, Prediction.status).where(Prediction.uuid.in_(uuids))
+        return _with_database_retry(lambda: dict(db.session.execute(query).all()))
 
-    The web checks the pixel count too, but an image that reaches the worker otherwise
-    (a lower limit here, a row written by hand) must fail, not exhaust the worker's memory.
+    states = read_statuses(jobs)
+    for pause in ROW_VISIBILITY_PAUSES:
+        missing = jobs.keys() - states.keys()
+        if not missing:
+            break
+        time.sleep(pause)
+        states.update(read_statuses(missing))
+    db.session.rollback()  # end the read transaction before the slow part
+    for prediction_uuid in jobs.keys() - states.keys():
+        logger.error("prediction %s has no row; dropping its message", prediction_uuid,
+                     extra={"uuid": prediction_uuid})
+    for prediction_uuid, status in states.items():
+        if status != PENDING:
+            logger.info("prediction %s already %s; redelivery ignored", prediction_uuid, status,
+                        extra={"uuid": prediction_uuid})
+    return {prediction_uuid for prediction_uuid, status in states.items() if status == PENDING}
+
+
+def _prepare_inputs(jobs: dict[str, str], failures: dict[str, dict]) -> dict[str, np.ndarray]:
+    """Read, check and preprocess each image; any error fails only its own job (added to ``failures``).
+
+    The web checked the image's structure already; it is checked again here because a file may
+    reach the worker otherwise (limits lowered since, a row written by hand), and the check costs
+    microseconds while the decode it guards could cost gigabytes.
     """
     store = current_app.extensions["image_store"]
-    max_pixels = current_app.config["MAX_IMAGE_PIXELS"]
-    inputs, failures = {}, {}
+    limits = configured_limits(current_app.config)
+    inputs = {}
     for prediction_uuid, image_url in jobs.items():
         try:
-            inputs[prediction_uuid] = prepare(store.read(image_url), max_pixels)
-        except (ImageNotFound, TooManyPixels) as error:
+            data = store.read(image_url)
+            inspect_image(data, limits)
+            inputs[prediction_uuid] = prepare(data)
+        except ImageNotFound as error:
             failures[prediction_uuid] = failed_outcome(str(error))
-        except (UnidentifiedImageError, OSError, ValueError) as error:
-            failures[prediction_uuid] = failed_outcome(f"the image could not be decoded: {error}")
-    return inputs, failures
+        except ImageRefused as error:
+            failures[prediction_uuid] = failed_outcome(error.message)
+        except Exception as error:  # hostile files raise anything: SyntaxError, struct.error, MemoryError...
+            logger.warning("image of %s not decodable", prediction_uuid, exc_info=True,
+                           extra={"uuid": prediction_uuid})
+            failures[prediction_uuid] = failed_outcome(
+                f"the image could not be decoded: {type(error).__name__}: {error}")
+    return inputs
 
 
 def _classify(inputs: dict[str, np.ndarray]) -> dict[str, dict]:
     """One inference call for the batch. If it raises, each image goes alone, so a poison
-    image fails only its own job instead of sending the batch back to the queue forever."""
+    image fails only its own job instead of sending the batch back to the queue."""
     from tasks.worker_model import get_classifier
 
     started = time.perf_counter()
@@ -97,7 +121,7 @@ def _classify(inputs: dict[str, np.ndarray]) -> dict[str, dict]:
     except Exception as error:
         if len(inputs) == 1:
             logger.exception("the model failed on %s", *inputs, extra={"uuid": next(iter(inputs))})
-            return {prediction_uuid: failed_outcome(f"the model failed on this image: {error}") for prediction_uuid in inputs}
+            return {job: failed_outcome(f"the model failed on this image: {error}") for job in inputs}
         logger.exception("a batch of %d failed; classifying its images one by one", len(inputs))
         return {u: outcome for u, x in inputs.items() for u, outcome in _classify({u: x}).items()}
     observe_batch(len(inputs), time.perf_counter() - started)
@@ -112,22 +136,13 @@ def _outcome(result: Classification) -> dict:
 
 def _with_database_retry(operation):
     """Wait out a database outage with backoff, so a batch neither spins through the queue nor is lost;
-    if the outage outlasts the attempts, the error propagates and the batch is requeued, not acked."""
-    for attempt in range(DATABASE_ATTEMPTS):
+    if the outage outlasts the pauses, the error propagates and the batch goes back to the queue."""
+    for pause in (*DATABASE_PAUSES, None):
         try:
             return operation()
         except OperationalError:
             db.session.rollback()
-            if attempt == DATABASE_ATTEMPTS - 1:
+            if pause is None:
                 raise
-            delay = min(2**attempt, 30)
-            logger.warning("database unavailable; retrying in %ss", delay, exc_info=True)
-            time.sleep(delay)
-
-
-def _look_again_later(prediction_uuid: str, image_url: str, attempt: int) -> None:
-    if attempt + 1 >= ROW_VISIBILITY_ATTEMPTS:
-        logger.error("prediction %s never appeared in the database; dropping it", prediction_uuid,
-                     extra={"uuid": prediction_uuid})
-        return
-    enqueue_classification(prediction_uuid, image_url, attempt + 1, countdown=0.25 * 2**attempt)
+            logger.warning("database unavailable; retrying in %ss", pause, exc_info=True)
+            time.sleep(pause)

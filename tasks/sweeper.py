@@ -1,6 +1,9 @@
 """Re-publishing jobs that stayed pending too long, so none is lost to a failed publish.
 
-Run by celery beat. Re-publishing is safe: the worker records only the first result.
+Run by celery beat. Re-publishing is safe: the worker records only the first
+result. Each republish is counted in the row's ``republished`` column, and a
+job republished ``MAX_DELIVERIES`` times ends as failed, so no job cycles
+between the sweeper and the queue forever.
 """
 import logging
 from datetime import timedelta
@@ -9,9 +12,9 @@ from celery import shared_task
 from flask import current_app
 from sqlalchemy import select, update
 
-from tasks.classify import enqueue_classification
-from webapp.extensions import db
-from webapp.predictions.models import PENDING, Prediction, utcnow
+from jobs.database import db
+from jobs.queue import publish_job
+from jobs.records import PENDING, Prediction, failed_outcome, record_outcomes, utcnow
 
 logger = logging.getLogger(__name__)
 SWEEP_LIMIT = 500
@@ -19,20 +22,26 @@ SWEEP_LIMIT = 500
 
 @shared_task(name="republish_stale_pending")
 def republish_stale_pending() -> int:
-    cutoff = utcnow() - timedelta(seconds=current_app.config["REPUBLISH_PENDING_AFTER"])
+    config = current_app.config
+    cutoff = utcnow() - timedelta(seconds=config["REPUBLISH_PENDING_AFTER"])
     stale = db.session.execute(
-        select(Prediction.uuid, Prediction.image_url)
+        select(Prediction.uuid, Prediction.image_url, Prediction.republished)
         .where(Prediction.status == PENDING, Prediction.updated_at < cutoff)
         .order_by(Prediction.updated_at)
         .limit(SWEEP_LIMIT)
     ).all()
-    for prediction_uuid, image_url in stale:
-        # Touch the row first so the next sweep waits a full period before trying again.
-        db.session.execute(
-            update(Prediction).where(Prediction.uuid == prediction_uuid).values(updated_at=utcnow())
-        )
+    exhausted = {row.uuid for row in stale if row.republished >= config["MAX_DELIVERIES"]}
+    record_outcomes({job: failed_outcome(
+        f"gave up after republishing it {config['MAX_DELIVERIES']} times: no worker finished it") for job in exhausted})
+    for prediction_uuid, image_url, republished in stale:
+        if prediction_uuid in exhausted:
+            continue
+        # Count and touch the row first, so the next sweep waits a full period before trying again.
+        db.session.execute(update(Prediction).where(Prediction.uuid == prediction_uuid)
+                           .values(updated_at=utcnow(), republished=republished + 1))
         db.session.commit()
-        enqueue_classification(prediction_uuid, image_url)
+        publish_job(prediction_uuid, image_url)
     if stale:
-        logger.warning("republished %d stale pending predictions", len(stale))
+        logger.warning("republished %d stale pending predictions, failed %d", len(stale) - len(exhausted),
+                       len(exhausted))
     return len(stale)

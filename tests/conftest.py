@@ -34,10 +34,11 @@ def make_app(tmp_path):
     def make(broker_url="memory://", **config):
         app = create_app({
             "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite'}",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'test.sqlite'}",
             "IMAGE_STORE_URL": (tmp_path / "images").as_uri(),
+            "INSTANCE_PATH": tmp_path / "instance",
             "REPUBLISH_PENDING_AFTER": 0,
-            "CELERY": {"broker_url": broker_url, "broker_transport_options": {}},
+            "CELERY_BROKER_URL": broker_url,
             **config,
         })
         with app.app_context():
@@ -54,11 +55,6 @@ def app(make_app):
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-@pytest.fixture
-def runner(app):
-    return app.test_cli_runner()
 
 
 @pytest.fixture
@@ -115,7 +111,7 @@ def s3_endpoint(tmp_path_factory):
             break
         except requests.ConnectionError:
             if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("moto server did not start")
+                raise RuntimeError("moto server did not start") from None
             time.sleep(0.1)
     with pytest.MonkeyPatch.context() as patch:
         for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",

@@ -2,7 +2,7 @@
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
-from webapp.extensions import db
+from jobs.database import db
 
 bp = Blueprint("health", __name__)
 

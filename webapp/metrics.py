@@ -16,14 +16,20 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, select
 
-from webapp.extensions import db
-from webapp.predictions.models import DONE, FAILED, PENDING, Prediction
+from jobs.database import db
+from jobs.records import DONE, FAILED, PENDING, Prediction
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("metrics", __name__)
 
 REQUESTS = Counter("http_requests_total", "HTTP requests by route and status.", ["method", "route", "status"])
 LATENCY = Histogram("http_request_duration_seconds", "Time to answer an HTTP request.", ["method", "route"])
+# Labels take a bounded set of values, so a client inventing methods or paths cannot grow /metrics.
+KNOWN_METHODS = frozenset({"GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS"})
+
+
+def _method() -> str:
+    return request.method if request.method in KNOWN_METHODS else "other"
 
 
 def _route() -> str:
@@ -36,10 +42,10 @@ def _start_timer():
 
 
 def _count_request(response: Response) -> Response:
-    route = _route()
-    REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+    method, route = _method(), _route()
+    REQUESTS.labels(method, route, str(response.status_code)).inc()
     if "metrics_started" in g:
-        LATENCY.labels(request.method, route).observe(time.perf_counter() - g.metrics_started)
+        LATENCY.labels(method, route).observe(time.perf_counter() - g.metrics_started)
     return response
 
 

@@ -9,8 +9,18 @@ import uuid
 
 import pytest
 
-from deploy.harness import (AMQP_URL, MYSQL_SERVER_URL, app_for, check_broker, create_database, delete_queues,
-                              deployment_env, drop_database, free_port, running_service)
+from deploy.harness import (
+    AMQP_URL,
+    MYSQL_SERVER_URL,
+    app_for,
+    check_broker,
+    create_database,
+    delete_queues,
+    deployment_env,
+    drop_database,
+    free_port,
+    running_service,
+)
 
 SERVICES_REQUIRED = os.environ.get("REQUIRE_SERVICES") == "1"
 
@@ -62,9 +72,15 @@ def service_env(tmp_path_factory, mysql_url, new_queue):
 
 
 @pytest.fixture(scope="session")
-def base_url(service_env, tmp_path_factory):
-    with running_service(service_env, tmp_path_factory.mktemp("logs")) as (url, _, _):
-        yield url
+def service(service_env, tmp_path_factory):
+    """The running deployment: (base URL, Gunicorn process, worker process)."""
+    with running_service(service_env, tmp_path_factory.mktemp("logs")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def base_url(service):
+    return service[0]
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,8 @@ import shutil
 import subprocess
 import sys
 
-from tests.conftest import SHARED_IMAGES
 from config.settings import PROJECT_ROOT
+from tests.conftest import SHARED_IMAGES
 
 SUBSET = 6
 

@@ -81,9 +81,9 @@ def shared_images() -> list[Path]:
 @pytest.fixture(scope="module")
 def keras_top1():
     """Top-1 of in-process Keras through its own image loading, the reference the service must match."""
+    import numpy as np
     from keras.applications import mobilenet
     from keras.utils import img_to_array, load_img
-    import numpy as np
 
     model = mobilenet.MobileNet(alpha=0.75, weights="imagenet")
     paths = shared_images()
@@ -108,7 +108,8 @@ def test_row_in_mariadb_holds_the_url_and_result(base_url, service_env):
     wait_for_result(base_url, prediction_uuid)
     engine = create_engine(service_env["DATABASE_URL"])
     with engine.connect() as connection:
-        row = connection.execute(text("SELECT * FROM predictions WHERE uuid = :u"), {"u": prediction_uuid}).mappings().one()
+        query = text("SELECT * FROM predictions WHERE uuid = :u")
+        row = connection.execute(query, {"u": prediction_uuid}).mappings().one()
     engine.dispose()
     assert row["name"] == "soccer_ball.jpg" and row["status"] == "done" and row["prediction"] == "soccer_ball"
     assert row["image_url"].startswith("file://") and row["image_url"].endswith(f"{prediction_uuid}.jpg")
@@ -116,33 +117,34 @@ def test_row_in_mariadb_holds_the_url_and_result(base_url, service_env):
 
 
 def test_missing_image_file_ends_failed_with_a_reason(base_url, service_app):
-    from tasks.classify import enqueue_classification
-    from webapp.extensions import db
-    from webapp.predictions.models import Prediction
+    from jobs.database import db
+    from jobs.queue import publish_job
+    from jobs.records import Prediction
 
     prediction_uuid = str(uuid.uuid4())
     with service_app.app_context():
         missing_url = (Path(service_app.instance_path) / "images" / "gone.jpg").as_uri()
         db.session.add(Prediction(uuid=prediction_uuid, name="gone.jpg", image_url=missing_url))
         db.session.commit()
-        assert enqueue_classification(prediction_uuid, missing_url)
+        assert publish_job(prediction_uuid, missing_url)
     result = wait_for_result(base_url, prediction_uuid)
     assert result["status"] == "failed"
     assert "not on this worker's disk" in result["error"]
 
 
-def test_redelivered_job_is_recorded_once(base_url, service_app):
-    from tasks.classify import enqueue_classification
-    from webapp.extensions import db
-    from webapp.predictions.models import Prediction
+def test_redelivered_job_is_recorded_once(service, service_app):
+    from jobs.database import db
+    from jobs.queue import publish_job
+    from jobs.records import Prediction
 
+    base_url, _, worker = service
     prediction_uuid = post(base_url, SAMPLES / "bmw.png").json()["uuid"]
     first = wait_for_result(base_url, prediction_uuid)
     with service_app.app_context():
         row = db.session.get(Prediction, prediction_uuid)
         finished_at = row.updated_at
-        assert enqueue_classification(prediction_uuid, row.image_url)
-    time.sleep(3)
+        assert publish_job(prediction_uuid, row.image_url)
+    worker.wait_for(f"prediction {prediction_uuid} already done; redelivery ignored", timeout=60)
     assert wait_for_result(base_url, prediction_uuid) == first
     with service_app.app_context():
         db.session.expire_all()

@@ -13,9 +13,16 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
+from deploy.harness import (
+    create_database,
+    deployment_env,
+    drop_database,
+    queue_length,
+    running_service,
+    start_beat,
+    start_worker,
+)
 from tests.conftest import SAMPLES
-from deploy.harness import (create_database, deployment_env, drop_database, queue_length, running_service,
-                              start_beat, start_worker)
 from tests.integration.conftest import app_for, service_missing
 from tests.servers import RABBITMQ_BIN, MariaDB, RabbitMQ
 
@@ -82,22 +89,11 @@ def wait_until_finished(database_url: str, uuids, timeout: float = DRAIN_TIMEOUT
 
 
 def queue_jobs(env: dict, count: int) -> list[str]:
-    """Rows and messages as the web makes them (image stored, row committed, then published)."""
-    from tasks.classify import enqueue_classification
-    from webapp.extensions import db
-    from webapp.predictions.models import Prediction
+    """Jobs made as the web makes them (image stored, row committed, then published)."""
+    from jobs.submit import submit_job
 
-    app = app_for(env)
-    jobs = []
-    with app.app_context():
-        for _ in range(count):
-            job = str(uuid.uuid4())
-            url = app.extensions["image_store"].save(f"{job}.jpg", IMAGE.read_bytes())
-            db.session.add(Prediction(uuid=job, name=IMAGE.name, image_url=url))
-            db.session.commit()
-            assert enqueue_classification(job, url)
-            jobs.append(job)
-    return jobs
+    with app_for(env).app_context():
+        return [submit_job(IMAGE.name, IMAGE.read_bytes(), "jpg") for _ in range(count)]
 
 
 def count_result_writes(database_url: str) -> None:
@@ -150,11 +146,9 @@ def test_worker_killed_mid_batch_loses_nothing_and_each_result_is_written_once(o
     try:
         assert set(wait_until_finished(own_database, jobs).values()) == {"done"}
         results = finished_at(own_database)
-        deadline = time.monotonic() + DRAIN_TIMEOUT
-        while queue_length(env["CELERY_QUEUE"]):  # every late re-delivery has reached the worker
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-        time.sleep(2)  # and its last batch has run
+        for job in finished:  # every late re-delivery has reached the worker and been looked at
+            survivor.wait_for(f"prediction {job} already done; redelivery ignored", timeout=DRAIN_TIMEOUT)
+        assert queue_length(env["CELERY_QUEUE"]) == 0
     finally:
         survivor.stop()
     assert finished_at(own_database) == results, "a re-delivery rewrote a finished row"
@@ -162,15 +156,42 @@ def test_worker_killed_mid_batch_loses_nothing_and_each_result_is_written_once(o
     assert sorted(writes) == sorted((job, "done") for job in jobs), "each row is written exactly once"
 
 
+def test_an_image_that_kills_its_worker_fails_after_the_delivery_limit_and_its_batch_completes(
+        own_database, new_queue, tmp_path):
+    from jobs.submit import submit_job
+    from tests.crashing_worker import CRASH_MARKER
+
+    env = deployment_env(tmp_path, own_database, new_queue(), MAX_DELIVERIES="3", REPUBLISH_PENDING_AFTER="3600")
+    count_result_writes(own_database)
+    with app_for(env).app_context():  # all queued before the worker starts, so they arrive as one batch
+        crasher = submit_job("crash.jpg", IMAGE.read_bytes() + CRASH_MARKER, "jpg")
+        neighbours = [submit_job(IMAGE.name, IMAGE.read_bytes(), "jpg") for _ in range(7)]
+    worker = start_worker(env, tmp_path, "crashing", concurrency=1, app="tests.crashing_worker:celery_app")
+    try:
+        final = wait_until_finished(own_database, [crasher, *neighbours], timeout=180)
+    finally:
+        worker.stop()
+    assert final == {crasher: "failed", **dict.fromkeys(neighbours, "done")}, worker.output()[-3000:]
+    with app_for(env).app_context():
+        from jobs.database import db
+        from jobs.records import Prediction
+
+        assert "gave up after 3 deliveries" in db.session.get(Prediction, crasher).error
+    assert sorted(row_writes(own_database)) == sorted([(crasher, "failed"), *((job, "done") for job in neighbours)])
+    assert queue_length(env["CELERY_QUEUE"]) == 0
+    lost_runs = worker.output().count("not committed (WorkerLostError")
+    assert lost_runs == 3, "the batch of eight, then the crasher alone on each redelivery until the limit"
+
+
 def queue_jobs_again(env: dict, uuids: list[str]) -> list[str]:
     """Publish existing jobs again, as the sweeper or a broker re-delivery would."""
-    from tasks.classify import enqueue_classification
-    from webapp.extensions import db
-    from webapp.predictions.models import Prediction
+    from jobs.database import db
+    from jobs.queue import publish_job
+    from jobs.records import Prediction
 
     app = app_for(env)
     with app.app_context():
-        return [job for job in uuids if enqueue_classification(job, db.session.get(Prediction, job).image_url)]
+        return [job for job in uuids if publish_job(job, db.session.get(Prediction, job).image_url)]
 
 
 def post_image(base_url: str) -> tuple[int, str | None, float]:
@@ -251,10 +272,10 @@ def test_mariadb_restart_while_workers_run(own_mariadb, new_queue, tmp_path):
 
 def test_poison_jobs_fail_with_a_reason_and_do_not_block_the_real_worker(base_url, service_app, service_env):
     """An image too large to decode safely, and one deleted from the store, next to a good one."""
-    from tasks.classify import enqueue_classification
+    from jobs.database import db
+    from jobs.queue import publish_job
+    from jobs.records import Prediction
     from tests.conftest import image_bytes
-    from webapp.extensions import db
-    from webapp.predictions.models import Prediction
 
     store = service_app.extensions["image_store"]
     images = {"huge": image_bytes(mode="L", fmt="PNG", size=(20000, 20000)), "deleted": IMAGE.read_bytes(),
@@ -267,9 +288,9 @@ def test_poison_jobs_fail_with_a_reason_and_do_not_block_the_real_worker(base_ur
             db.session.add(Prediction(uuid=job, name=kind, image_url=urls[kind]))
         db.session.commit()
         for kind, job in jobs.items():
-            assert enqueue_classification(job, urls[kind])
+            assert publish_job(job, urls[kind])
     wait_until_finished(service_env["DATABASE_URL"], jobs.values(), timeout=120)
     results = {kind: requests.get(f"{base_url}/predictions/{job}", timeout=10).json() for kind, job in jobs.items()}
     assert results["good"]["status"] == "done"
-    assert results["huge"]["status"] == "failed" and "too many pixels" in results["huge"]["error"]
+    assert results["huge"]["status"] == "failed" and "20000x20000 pixels" in results["huge"]["error"]
     assert results["deleted"]["status"] == "failed" and "not on this worker's disk" in results["deleted"]["error"]

@@ -1,4 +1,4 @@
-"""Oversized bodies through the real Gunicorn: 413 before the body is read, whatever the client claims."""
+"""Oversized bodies through the real proxy and Gunicorn: 413 before the body is read, whatever the client claims."""
 import json
 import select
 import socket
@@ -20,6 +20,7 @@ def read_response(sock: socket.socket) -> tuple[int, dict]:
     except ConnectionResetError:  # the server closed on a body it would not read; its answer came first
         pass
     head, _, body = data.partition(b"\r\n\r\n")
+    assert b"\r\ncontent-type: application/problem+json\r\n" in head.lower() + b"\r\n"
     return int(head.split()[1]), json.loads(body)
 
 

@@ -4,8 +4,8 @@ import uuid
 import boto3
 from sqlalchemy import create_engine, text
 
-from tests.conftest import SAMPLES
 from deploy.harness import app_for
+from tests.conftest import SAMPLES
 from tests.integration.test_end_to_end import post, wait_for_result
 
 
@@ -33,9 +33,9 @@ def test_round_trip_through_s3(s3_base_url, s3_service_env):
 
 
 def test_object_gone_before_the_worker_reads_it_ends_failed(s3_base_url, s3_service_env):
-    from tasks.classify import enqueue_classification
-    from webapp.extensions import db
-    from webapp.predictions.models import Prediction
+    from jobs.database import db
+    from jobs.queue import publish_job
+    from jobs.records import Prediction
 
     bucket = s3_service_env["IMAGE_STORE_URL"].split("/")[2]
     prediction_uuid = str(uuid.uuid4())
@@ -44,6 +44,6 @@ def test_object_gone_before_the_worker_reads_it_ends_failed(s3_base_url, s3_serv
     with app.app_context():
         db.session.add(Prediction(uuid=prediction_uuid, name="gone.jpg", image_url=missing))
         db.session.commit()
-        assert enqueue_classification(prediction_uuid, missing)
+        assert publish_job(prediction_uuid, missing)
     result = wait_for_result(s3_base_url, prediction_uuid)
     assert result["status"] == "failed" and "no longer exists" in result["error"]

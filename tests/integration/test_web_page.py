@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLES, SHARED_IMAGES
 from config.settings import PROJECT_ROOT
+from tests.conftest import SAMPLES, SHARED_IMAGES
 from tests.integration.conftest import service_missing
+from webapp.apidocs import load_spec
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR", PROJECT_ROOT / "tmp" / "artifacts"))
@@ -18,6 +19,10 @@ ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR", PROJECT_ROOT / "tmp" / "artifac
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
 RESULT_TIMEOUT_MS = 120_000
+# Runs before the page's own scripts (and outside its CSP): records every violation the browser reports.
+RECORD_CSP_VIOLATIONS = """window.cspViolations = [];
+document.addEventListener("securitypolicyviolation",
+    (event) => window.cspViolations.push(`${event.violatedDirective} blocked ${event.blockedURI}`));"""
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +39,23 @@ def browser_context(tmp_path_factory):
         context.close()
 
 
+def open_page(context, url: str):
+    """A new tab at ``url`` that records CSP violations, from events and from the console."""
+    page = context.new_page()
+    page.console_errors = []
+    page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
+    page.add_init_script(RECORD_CSP_VIOLATIONS)
+    page.goto(url)
+    return page
+
+
+def csp_violations(page) -> list[str]:
+    return page.evaluate("window.cspViolations") + [text for text in page.console_errors if "Content Security" in text]
+
+
 @pytest.fixture
 def page(browser_context, base_url):
-    page = browser_context.new_page()
-    page.goto(base_url + "/")
+    page = open_page(browser_context, base_url + "/")
     yield page
     page.close()
 
@@ -59,13 +77,14 @@ def test_upload_shows_preview_status_and_top5_bars(page):
     widths = [row.locator(".fill").evaluate("e => e.getBoundingClientRect().width") for row in rows.all()]
     assert widths == sorted(widths, reverse=True) and widths[0] > widths[-1]
     page.screenshot(path=ARTIFACTS / "web-page-result.png", full_page=True)
+    assert csp_violations(page) == []
 
 
 def test_a_refused_upload_is_explained_in_words(page):
     page.get_by_label("Drop an image here, or choose a file").set_input_files(SHARED_IMAGES / "labels.csv")
     alert = page.get_by_role("alert")
     alert.wait_for(timeout=RESULT_TIMEOUT_MS)
-    assert alert.inner_text() == "'data' does not decode to an image."
+    assert alert.inner_text() == "This is not a supported image format; send a JPEG, PNG, GIF, WebP, BMP or TIFF."
     assert page.locator("#result").is_hidden()
     page.screenshot(path=ARTIFACTS / "web-page-error.png", full_page=True)
 
@@ -81,3 +100,20 @@ def test_an_image_dropped_on_the_zone_is_classified(page):
     page.dispatch_event("#dropzone", "drop", {"dataTransfer": dropped})
     page.get_by_role("heading", name="Prediction").wait_for(timeout=RESULT_TIMEOUT_MS)
     assert page.locator("#prediction").inner_text() in {"tusker", "African elephant", "Indian elephant"}
+
+
+def test_docs_renders_every_operation_under_the_csp(browser_context, base_url):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    docs = open_page(browser_context, base_url + "/docs")
+    try:
+        operations = docs.locator(".opblock-summary")
+        operations.first.wait_for(timeout=30_000)
+        summaries = {" ".join(text.split()[:2]) for text in operations.all_inner_texts()}
+        assert summaries == {f"{method.upper()} {path}" for path, methods in load_spec()["paths"].items()
+                             for method in methods}
+        operations.first.click()  # expanded: parameters, example bodies and responses render too
+        docs.locator(".opblock-body .responses-wrapper").first.wait_for()
+        docs.screenshot(path=ARTIFACTS / "docs-page.png", full_page=True)
+        assert csp_violations(docs) == []
+    finally:
+        docs.close()

@@ -1,7 +1,8 @@
 """The deployment spread over test hosts made of network namespaces (``deploy/netns.py``).
 
 - ``services``: a private MariaDB, RabbitMQ and S3 server (moto), bound to that host's address;
-- ``web``: Gunicorn, reached at ``entry_url``;
+- ``web``: the proxy (nginx) on the host's address in front of Gunicorn on a unix socket, as the
+  Procfile runs them; reached at ``entry_url``;
 - ``worker-a``, ``worker-b``: one Celery worker each, with its own instance folder, model cache and
   metrics endpoint (the same port on both: they are different hosts);
 - the load client: this test process, in the root namespace, on the switch's own address.
@@ -20,7 +21,7 @@ import pytest
 import requests
 
 from deploy.harness import STARTUP_TIMEOUT, Process, create_database, deployment_env, launch_worker
-from deploy.netns import Host, Network, NetnsUnavailable, require_netns
+from deploy.netns import Host, NetnsUnavailable, Network, require_netns
 from tests.integration.conftest import service_missing
 from tests.servers import RABBITMQ_BIN, MariaDB, RabbitMQ, wait_for_port
 
@@ -104,20 +105,38 @@ def services(network, tmp_path_factory):
         mariadb.remove()
 
 
-def start_web(host: Host, env: dict, log: Path, port: int = 5000) -> tuple[Process, str]:
-    """Gunicorn on ``host``'s address; returns it and its URL once /health answers 200."""
-    web = Process(host.command([sys.executable, "-m", "gunicorn", "--bind", f"{host.address}:{port}",
-                                "--workers", "2", "wsgi:app"]), env, log)
-    url = f"http://{host.address}:{port}"
+@dataclass
+class Web:
+    """The proxy (nginx) on the web host's address, in front of Gunicorn on a unix socket, as the Procfile runs them."""
+
+    gunicorn: Process
+    proxy: Process
+    url: str
+
+    def stop(self) -> None:
+        self.proxy.stop()
+        self.gunicorn.stop()
+
+
+def start_web(host: Host, env: dict, folder: Path, port: int = 5000) -> Web:
+    """The web on ``host``, once /health answers 200 through the proxy; its files and logs go in ``folder``."""
+    env = {**env, "WEB_BIND": f"unix:{folder / 'web.sock'}"}
+    gunicorn = Process(host.command([sys.executable, "-m", "gunicorn", "--bind", env["WEB_BIND"], "--workers", "2",
+                                     "wsgi:app"]), env, folder / "web.log")
+    proxy = Process(host.command([sys.executable, "-m", "deploy.proxy"]),
+                    {**env, "PROXY_BIND": host.address, "PORT": str(port), "INSTANCE_PATH": str(folder)},
+                    folder / "proxy.log")
+    web = Web(gunicorn, proxy, f"http://{host.address}:{port}")
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while True:
         try:
-            if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                return web, url
+            if requests.get(f"{web.url}/health", timeout=2).status_code == 200:
+                return web
         except requests.RequestException:  # not listening yet, or busy starting
             pass
-        if time.monotonic() > deadline or web.popen.poll() is not None:
-            raise RuntimeError(f"web on {url} not healthy:\n{web.output()[-3000:]}")
+        if time.monotonic() > deadline or gunicorn.popen.poll() is not None or proxy.popen.poll() is not None:
+            web.stop()
+            raise RuntimeError(f"web on {web.url} not healthy:\n{gunicorn.output()[-2000:]}\n{proxy.output()[-2000:]}")
         time.sleep(0.2)
 
 
@@ -138,10 +157,8 @@ def deployment(network, services, tmp_path_factory):
     queue = f"inference-multihost-{uuid.uuid4().hex[:8]}"
     env = deployment_env(tmp_path_factory.mktemp("web-disk"), database_url, queue, **shared)  # migrates
     web_host = network.add_host("web")
-    # The nginx proxy goes here when it lands: its own host in front of Gunicorn, and entry_url becomes
-    # the proxy's address, so every request below crosses both hops.
-    web, entry_url = start_web(web_host, env, log_dir / "web.log")
-    deploy = Deployment(network, services, web_host, entry_url, env, log_dir=log_dir)
+    web = start_web(web_host, env, tmp_path_factory.mktemp("web"))
+    deploy = Deployment(network, services, web_host, web.url, env, log_dir=log_dir)
     try:
         for name in ("worker-a", "worker-b"):
             host = network.add_host(name)

@@ -222,7 +222,8 @@ def test_file_store_with_workers_on_another_host_fails_clearly(deployment, tmp_p
     settings = worker_env(env, worker_b.host, Path(worker_b.env["INSTANCE_PATH"]), WORKER_METRICS_PORT="")
     worker = start_worker(settings, deployment.log_dir, "worker-b-file", concurrency=1,
                           wrap=lambda args: worker_b.host.command(args, private_dirs=(str(web_disk),)))
-    web, entry_url = start_web(deployment.web, env, deployment.log_dir / "web-file.log", port=5001)
+    web = start_web(deployment.web, env, tmp_path_factory.mktemp("web-file"), port=5001)
+    entry_url = web.url
     try:
         assert f"image store {images.as_uri()} is not a directory on this host" in worker.output()
         job = post(entry_url, BODIES[0])

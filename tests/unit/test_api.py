@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, text
 
+from jobs.database import db
+from jobs.records import FAILED, PENDING, Prediction, done_outcome, failed_outcome, record_outcomes
 from tests.conftest import SAMPLES, UNREACHABLE_BROKER, b64, image_bytes
-from webapp.extensions import db
-from webapp.predictions.models import FAILED, PENDING, Prediction, done_outcome, failed_outcome, record_outcomes
 
 
 def post_image(client, data: bytes, name="photo.jpg", content_type="application/json", path="/inference/image"):
@@ -123,6 +123,8 @@ def test_database_failure_answers_503_and_publishes_nothing(app, client, publish
 
 
 def test_publish_failure_keeps_job_pending_and_sweeper_publishes_it(make_app, app, client, published):
+    import tasks.sweeper  # noqa: F401  registers the worker's sweeper with every Celery app
+
     broker_down = make_app(broker_url=UNREACHABLE_BROKER)
     response = post_image(broker_down.test_client(), image_bytes())
     assert response.status_code == 202, "the row is committed, so the job is accepted"

@@ -45,7 +45,8 @@ def test_each_image_prints_its_post_and_get_answers():
     lines = exchange_lines(done("a.jpg", "tusker"))
     assert lines[0] == f'a.jpg: POST 202 {{"uuid":"{UUID}"}}'
     assert lines[1].startswith(f'a.jpg: GET 200 {{"uuid":"{UUID}","status":"done","prediction":"tusker"')
-    assert exchange_lines(refused("c.jpg")) == ['c.jpg: POST 422 {"status":422,"detail":"\'data\' is not valid base64."}']
+    assert exchange_lines(refused("c.jpg")) == [
+        'c.jpg: POST 422 {"status":422,"detail":"\'data\' is not valid base64."}']
     timed_out = Outcome(name="d.jpg", post_status=202, post_body={"uuid": UUID}, get_status=202,
                         get_body={"uuid": UUID, "status": "pending"}, error="still pending after 5 s")
     assert exchange_lines(timed_out)[-1] == "d.jpg: still pending after 5 s"

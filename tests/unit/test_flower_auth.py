@@ -1,9 +1,15 @@
-"""Flower never starts open: the Procfile refuses without credentials, and `make run` generates them."""
+"""Flower never starts open: the Procfile refuses without credentials, and `make run` generates them.
+
+Flower answers /metrics without its login, so it is also reachable from this host only.
+"""
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,6 +47,18 @@ def test_procfile_refuses_to_start_flower_without_credentials(tmp_path):
 def test_procfile_passes_the_credentials_to_flower(tmp_path):
     assert run_flower_line(tmp_path, FLOWER_BASIC_AUTH="ops:s3cret").returncode == 0
     assert "--basic-auth=ops:s3cret" in (tmp_path / "celery-args").read_text()
+
+
+def test_procfile_binds_flower_to_loopback(tmp_path):
+    assert run_flower_line(tmp_path, FLOWER_BASIC_AUTH="ops:s3cret").returncode == 0
+    arguments = shlex.split((tmp_path / "celery-args").read_text())
+    assert [argument for argument in arguments if argument.startswith("--address")] == ["--address=127.0.0.1"]
+
+
+def test_docker_compose_publishes_flower_on_loopback_only():
+    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+    ports = compose["services"]["flower"]["ports"]
+    assert ports and all(port.startswith("127.0.0.1:") for port in ports), ports
 
 
 def make_run(tmp_path, **env) -> tuple[str, str]:

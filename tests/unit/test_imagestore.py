@@ -3,7 +3,7 @@ import uuid
 
 import pytest
 
-from webapp.imagestore import ImageNotFound, ImageStoreUnavailable, open_image_store
+from jobs.imagestore import ImageNotFound, ImageStoreUnavailable, open_image_store
 
 
 def test_directory_store_round_trip_and_missing_file(tmp_path):
@@ -68,3 +68,25 @@ def test_s3_outage_is_unavailable_not_missing(s3_endpoint):
         store.save("b.jpg", b"y")
     with pytest.raises(ImageStoreUnavailable):
         store.read(url)
+
+
+def test_directory_store_errors_name_the_image_not_the_server_path(tmp_path):
+    """Their messages reach clients (a failed job's error), so no part of the store's root may show."""
+    root = tmp_path / "private-volume" / "images"
+    store = open_image_store(root.as_uri())
+    (root / "zz").mkdir(parents=True)
+    errors = []
+    for url in [(root / "zz" / "gone.jpg").as_uri(), "file:///etc/passwd", (root / "zz").as_uri()]:
+        with pytest.raises((ImageNotFound, ImageStoreUnavailable)) as caught:
+            store.read(url)
+        errors.append(caught.value)
+    (root / "ab").write_bytes(b"a file where the shard directory belongs")
+    with pytest.raises(ImageStoreUnavailable) as caught:
+        store.save("abcd.jpg", b"jpeg bytes")
+    errors.append(caught.value)
+
+    assert [type(error) for error in errors] == [ImageNotFound, ImageNotFound, ImageStoreUnavailable,
+                                                 ImageStoreUnavailable]
+    assert "gone.jpg" in str(errors[0]) and "abcd.jpg" in str(errors[3])
+    for error in errors:
+        assert not [part for part in root.resolve().parts[1:] if part in str(error)], str(error)

@@ -58,7 +58,7 @@ def test_a_failed_publish_is_logged_with_the_uuid_of_the_job(make_app, monkeypat
     handler = logging.Handler()
     handler.addFilter(JobContextFilter())
     handler.emit = seen.append
-    logger = logging.getLogger("tasks.classify")
+    logger = logging.getLogger("jobs.queue")
     monkeypatch.setattr(logger, "disabled", False)  # the migrations' fileConfig disables existing loggers
     logger.addHandler(handler)
     try:

@@ -58,3 +58,18 @@ def test_worker_figures_are_not_in_the_web_metrics(client):
     """Workers serve their own endpoint (tasks/metrics_endpoint.py); the web no longer adds up their files."""
     names = {name for name, _ in scrape(client)}
     assert not any(name.startswith(("inference_batch", "worker_")) for name in names)
+
+
+def test_fifty_invented_methods_add_at_most_one_series(client):
+    def series(samples, metric):
+        return {tuple(label for label in labels if label[0] != "le") for name, labels in samples
+                if name.startswith(metric)}
+
+    before = scrape(client)
+    for number in range(50):
+        assert client.open("/health", method=f"INVENTED{number}").status_code == 405
+    after = scrape(client)
+    for metric in ("http_requests_total", "http_request_duration_seconds"):
+        new = series(after, metric) - series(before, metric)
+        assert len(new) <= 1, new
+        assert all(dict(labels)["method"] == "other" and dict(labels)["route"] == "unmatched" for labels in new)

@@ -2,8 +2,10 @@
 import re
 
 import jsonschema
+import pytest
 from openapi_spec_validator import validate
 
+from webapp import apidocs
 from webapp.apidocs import load_spec
 
 # Not part of the JSON API: its description, the web page and the Prometheus endpoint.
@@ -37,10 +39,29 @@ def test_the_docs_page_loads_everything_from_this_service(client):
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "/openapi.json" in html
+    assert "<script>" not in html, "no inline script: the CSP allows none"
     links = re.findall(r'(?:src|href)="([^"]+)"', html)
-    assert links and all(link.startswith("/docs/assets/") for link in links), links
+    assert links and all(link.startswith(("/docs/assets/", "/static/")) for link in links), links
     for link in links:
         assert client.get(link).status_code == 200, link
+
+
+@pytest.mark.parametrize("name", ["index.html", "oauth2-redirect.html", "swagger-initializer.js", "swagger-ui.js",
+                                  "swagger-ui-bundle.js.map", "LICENSE", "VERSION", "../swagger-ui/index.html",
+                                  "%2e%2e/VERSION", "favicon-16x16.png"])
+def test_only_the_pages_own_swagger_ui_files_are_served(client, name):
+    response = client.get(f"/docs/assets/{name}")
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+
+
+def test_without_swagger_ui_installed_docs_says_how_to_get_it(client, monkeypatch, tmp_path):
+    monkeypatch.setattr(apidocs, "SWAGGER_UI_DIR", tmp_path / "absent")
+    response = client.get("/docs")
+    assert response.status_code == 503
+    assert response.mimetype == "application/problem+json"
+    assert "make install" in response.get_json()["detail"]
+    assert client.get("/openapi.json").status_code == 200
 
 
 def test_a_problem_matches_the_documented_shape(client):

@@ -17,7 +17,7 @@ def test_every_mode_becomes_224x224_rgb_in_minus_one_to_one(mode, fmt):
     array = prepare(image_bytes(mode=mode, fmt=fmt, size=(300, 200)))
     assert array.shape == (224, 224, 3)
     assert array.dtype == np.float32
-    assert -1.0 <= array.min() and array.max() <= 1.0
+    assert array.min() >= -1.0 and array.max() <= 1.0
 
 
 def test_values_follow_mobilenet_preprocess_input():

@@ -16,7 +16,7 @@ def test_worker_without_weights_exits_with_a_clear_message(tmp_path):
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
     }
     finished = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "wsgi:celery_app", "worker", "--concurrency", "1"],
+        [sys.executable, "-m", "celery", "-A", "tasks.worker:celery_app", "worker", "--concurrency", "1"],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60,
     )
     assert finished.returncode != 0

@@ -1,9 +1,4 @@
-"""The two API routes: accept an image, and report what became of it.
-
-POST order matters: store the image, commit the row, then publish. A job is
-never published without its row, and a failed publish leaves a pending row
-that the sweeper publishes again.
-"""
+"""The two API routes: accept an image (``jobs.submit`` makes the job), and report what became of it."""
 import logging
 import uuid
 
@@ -12,12 +7,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from config.logging import bind_job
-from tasks.classify import enqueue_classification
+from jobs.imagecheck import configured_limits
+from jobs.imagestore import ImageStoreUnavailable
+from jobs.records import PENDING, find_prediction, prediction_json
+from jobs.submit import DatabaseUnavailable, submit_job
 from webapp.auth import require_api_key
 from webapp.errors import ApiError
-from webapp.extensions import db
-from webapp.imagestore import ImageStoreUnavailable
-from webapp.predictions.models import PENDING, Prediction
 from webapp.predictions.validation import validate_upload
 
 logger = logging.getLogger(__name__)
@@ -35,27 +30,17 @@ def _unavailable(what: str) -> ApiError:
 @bp.post("/inference/image", strict_slashes=False)
 def submit_image():
     config = current_app.config
-    upload = validate_upload(_read_body(), config["MAX_IMAGE_BYTES"], config["MAX_IMAGE_PIXELS"])
-    prediction_uuid = str(uuid.uuid4())
-    bind_job(prediction_uuid)
-
+    upload = validate_upload(_read_body(), config["MAX_IMAGE_BYTES"], configured_limits(config))
     try:
-        image_url = current_app.extensions["image_store"].save(f"{prediction_uuid}.{upload.extension}", upload.image)
+        prediction_uuid = submit_job(upload.name, upload.image, upload.extension)
     except ImageStoreUnavailable:
-        logger.exception("could not store image for %s", prediction_uuid)
+        logger.exception("could not store an image")
         raise _unavailable("image store") from None
-
-    try:
-        db.session.add(Prediction(uuid=prediction_uuid, name=upload.name, image_url=image_url, status=PENDING))
-        db.session.commit()
-    except SQLAlchemyError:
-        db.session.rollback()
-        logger.exception("could not record %s", prediction_uuid)
+    except DatabaseUnavailable:
         raise _unavailable("database") from None
-
+    bind_job(prediction_uuid)
     # repr() escapes newlines and control characters, so a name cannot forge log lines.
     logger.info("accepted %s, name %r", prediction_uuid, upload.name)
-    enqueue_classification(prediction_uuid, image_url)
     location = url_for("predictions.get_prediction", prediction_uuid=prediction_uuid)
     return jsonify(uuid=prediction_uuid), 202, {"Location": location}
 
@@ -79,15 +64,14 @@ def get_prediction(prediction_uuid: str):
         raise ApiError(404, "Not Found", f"{prediction_uuid[:64]!r} is not a prediction id (a UUID4).")
     bind_job(prediction_uuid.lower())
     try:
-        row = db.session.get(Prediction, prediction_uuid.lower())
+        row = find_prediction(prediction_uuid.lower())
     except SQLAlchemyError:
-        db.session.rollback()
         raise _unavailable("database") from None
     if row is None:
         raise ApiError(404, "Not Found", f"No prediction has id {prediction_uuid}.")
     if row.status == PENDING:
-        return jsonify(row.to_json()), 202, {"Retry-After": RETRY_AFTER_SECONDS}
-    return jsonify(row.to_json()), 200
+        return jsonify(prediction_json(row)), 202, {"Retry-After": RETRY_AFTER_SECONDS}
+    return jsonify(prediction_json(row)), 200
 
 
 def _is_uuid4(value: str) -> bool:

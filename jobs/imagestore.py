@@ -3,16 +3,22 @@
 A store is chosen by ``IMAGE_STORE_URL``: ``file:///dir`` is a data-volume
 directory (one host, or a shared mount); ``s3://bucket/prefix`` is an
 S3-compatible object store, which workers on any host can read.
+
+Error messages can reach clients (a failed job's ``error``), so they name an image
+by its key, never by a server path; the log keeps the path.
 """
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
+logger = logging.getLogger(__name__)
+
 
 # A worker on another host than the web sees no file at all: say so, and what the fix is.
-NOT_ON_THIS_DISK = ("image file {path} is not on this worker's disk: it was deleted, or the web saved it on another "
+NOT_ON_THIS_DISK = ("image {name} is not on this worker's disk: it was deleted, or the web saved it on another "
                     "host. A file:// image store needs one volume shared by the web and every worker at the same "
                     "path; otherwise use IMAGE_STORE_URL=s3://bucket/prefix")
 
@@ -32,6 +38,9 @@ class ImageStore(Protocol):
     def read(self, url: str) -> bytes:
         """Return the bytes behind ``url`` or raise ImageNotFound."""
 
+    def delete(self, url: str) -> None:
+        """Remove the image behind ``url``; a missing one is not an error."""
+
 
 class DirectoryImageStore:
     """Images as files in one directory tree, sharded by the key's first two characters."""
@@ -48,19 +57,26 @@ class DirectoryImageStore:
                 tmp.write(data)
             os.replace(tmp.name, path)
         except OSError as error:
-            raise ImageStoreUnavailable(f"cannot write {path}: {error}") from error
+            raise ImageStoreUnavailable(f"cannot write image {key}: {error.strerror}") from error
         return path.as_uri()
 
     def read(self, url: str) -> bytes:
         path = Path(unquote(urlparse(url).path)).resolve()
         if not path.is_relative_to(self.root):
-            raise ImageNotFound(f"{url} is outside the image store {self.root}")
+            logger.warning("image %s is outside the image store %s", path, self.root)
+            raise ImageNotFound(f"image {path.name} is outside the image store")
         try:
             return path.read_bytes()
         except FileNotFoundError:
-            raise ImageNotFound(NOT_ON_THIS_DISK.format(path=path)) from None
+            logger.warning("image file %s is not on this host's disk", path)
+            raise ImageNotFound(NOT_ON_THIS_DISK.format(name=path.name)) from None
         except OSError as error:
-            raise ImageStoreUnavailable(f"cannot read {path}: {error}") from error
+            raise ImageStoreUnavailable(f"cannot read image {path.name}: {error.strerror}") from error
+
+    def delete(self, url: str) -> None:
+        path = Path(unquote(urlparse(url).path)).resolve()
+        if path.is_relative_to(self.root):
+            path.unlink(missing_ok=True)
 
 
 class S3ImageStore:
@@ -111,7 +127,7 @@ class S3ImageStore:
     def read(self, url: str) -> bytes:
         parsed = urlparse(url)
         if parsed.scheme != "s3" or parsed.netloc != self.bucket:
-            raise ImageNotFound(f"{url} is not in the image store s3://{self.bucket}")
+            raise ImageNotFound(f"a {parsed.scheme or 'schemeless'} URL is not in the image store s3://{self.bucket}")
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -120,6 +136,17 @@ class S3ImageStore:
             raise ImageNotFound(f"image object {url} no longer exists") from None
         except (BotoCoreError, ClientError) as error:
             raise ImageStoreUnavailable(f"cannot read {url}: {error}") from error
+
+    def delete(self, url: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        parsed = urlparse(url)
+        if parsed.scheme != "s3" or parsed.netloc != self.bucket:
+            return
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=parsed.path.lstrip("/"))
+        except (BotoCoreError, ClientError) as error:
+            raise ImageStoreUnavailable(f"cannot delete {url}: {error}") from error
 
 
 def open_image_store(url: str, s3_endpoint_url: str = "", s3_create_bucket: bool = False) -> ImageStore:

@@ -1,10 +1,14 @@
-"""The ``predictions`` table: one row per accepted image, kept after it is done."""
-from datetime import datetime, timezone
+"""The ``predictions`` table: one row per accepted image, kept after it is done, and its outcomes.
 
-from sqlalchemy import JSON, DateTime, bindparam, update
+The web creates rows (``jobs.submit``) and reads them; the worker and the
+sweeper end them with ``record_outcomes``.
+"""
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, DateTime, bindparam, insert, select, update
 from sqlalchemy.dialects import mysql
 
-from webapp.extensions import db
+from jobs.database import db
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
 # Microseconds on MySQL too (its DATETIME keeps whole seconds by default), so latencies can be measured.
@@ -13,7 +17,7 @@ Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 def utcnow():
     """Naive UTC, the same on MariaDB DATETIME and SQLite."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Prediction(db.Model):
@@ -27,16 +31,39 @@ class Prediction(db.Model):
     confidence = db.Column(db.Double)
     top5 = db.Column(JSON)
     error = db.Column(db.String(1000))
+    # Times the sweeper published the job again (tasks/sweeper.py bounds it).
+    republished = db.Column(db.Integer, nullable=False, default=0, server_default="0")
     created_at = db.Column(Timestamp, nullable=False, default=utcnow)
     updated_at = db.Column(Timestamp, nullable=False, default=utcnow, onupdate=utcnow, index=True)
 
     def to_json(self) -> dict:
-        body = {"uuid": self.uuid, "status": self.status}
-        if self.status == DONE:
-            body.update(prediction=self.prediction, confidence=self.confidence, top5=self.top5)
-        elif self.status == FAILED:
-            body["error"] = self.error
-        return body
+        return prediction_json(self)
+
+
+def prediction_json(row) -> dict:
+    """What the API shows of a row, from an ORM object or a Core row alike."""
+    body = {"uuid": row.uuid, "status": row.status}
+    if row.status == DONE:
+        body.update(prediction=row.prediction, confidence=row.confidence, top5=row.top5)
+    elif row.status == FAILED:
+        body["error"] = row.error
+    return body
+
+
+def find_prediction(prediction_uuid: str):
+    """The row, read with one Core query on a pooled connection (a GET's whole database cost), or None."""
+    table = Prediction.__table__
+    with db.engine.connect() as connection:
+        return connection.execute(select(table).where(table.c.uuid == prediction_uuid)).first()
+
+
+def insert_prediction(prediction_uuid: str, name: str, image_url: str) -> None:
+    """Record a new pending job: one Core INSERT in its own transaction, no ORM unit of work."""
+    now = utcnow()
+    with db.engine.begin() as connection:
+        connection.execute(insert(Prediction.__table__).values(
+            uuid=prediction_uuid, name=name, image_url=image_url, status=PENDING, republished=0,
+            created_at=now, updated_at=now))
 
 
 def done_outcome(label: str, confidence: float, top5: list[dict]) -> dict:

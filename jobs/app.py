@@ -1,0 +1,63 @@
+"""The Flask app both processes start from: settings, database, image store, Celery.
+
+The web (``webapp.create_app``) adds its routes to it; the worker
+(``tasks.worker``) adds its tasks. Celery tasks run inside its app context, as
+in Flask's ``examples/celery``.
+"""
+from celery import Celery, Task
+from celeryconfig import celery_settings
+from flask import Flask
+
+from config.settings import PROJECT_ROOT, Settings, load_settings
+from jobs.database import db, migrate
+from jobs.imagestore import open_image_store
+
+
+def create_base_app(import_name: str, test_config: dict | None = None) -> Flask:
+    """A Flask app with the service's settings, the database and the image store.
+
+    ``test_config`` may override any setting by its name and add plain Flask keys (``TESTING``).
+    """
+    test_config = dict(test_config or {})
+    settings = load_settings()
+    overrides = {name: test_config.pop(name) for name in list(test_config) if hasattr(settings, name)}
+    settings = settings.replace(**overrides)
+
+    app = Flask(import_name, instance_path=str(settings.INSTANCE_PATH))
+    app.config.from_mapping(settings.as_config())
+    app.config.from_mapping(test_config)
+    app.config["SQLALCHEMY_DATABASE_URI"] = settings.DATABASE_URL
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(settings.DATABASE_URL)
+    app.extensions["settings"] = settings
+    settings.INSTANCE_PATH.mkdir(parents=True, exist_ok=True)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    app.extensions["image_store"] = open_image_store(
+        settings.IMAGE_STORE_URL, settings.S3_ENDPOINT_URL, settings.S3_CREATE_BUCKET)
+    celery_init_app(app, settings)
+    return app
+
+
+class AppContextTask(Task):
+    """A task that runs inside its Flask app's context (database session, image store, settings)."""
+
+    def __call__(self, *args, **kwargs):
+        with self.app.flask_app.app_context():
+            return self.run(*args, **kwargs)
+
+
+def celery_init_app(app: Flask, settings: Settings) -> Celery:
+    celery_app = Celery(app.import_name, task_cls=AppContextTask)
+    celery_app.config_from_object(celery_settings(settings))
+    celery_app.set_default()
+    celery_app.flask_app = app
+    app.extensions["celery"] = celery_app
+    return celery_app
+
+
+def _engine_options(url: str) -> dict:
+    if url.startswith("sqlite"):
+        # Web and worker processes share the file: wait for a lock instead of failing.
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True, "pool_recycle": 280}

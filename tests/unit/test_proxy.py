@@ -1,0 +1,100 @@
+"""The proxy's configuration: rendered as make run and docker-compose render it, and accepted by real nginx."""
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from config.settings import PROJECT_ROOT
+from deploy.proxy import DEFAULTS, PLACEHOLDER, TEMPLATES, render, template_values
+
+API_TEMPLATE = (TEMPLATES / "api.conf.template").read_text()
+
+
+def compose_services() -> dict:
+    return yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())["services"]
+
+
+def compose_default(value: str) -> str:
+    """``${NAME:-default}`` → ``default``, as compose resolves it with NAME unset."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(value))
+
+
+def test_defaults_fill_every_placeholder(tmp_path):
+    values = template_values({"INSTANCE_PATH": str(tmp_path)})
+    assert values["PROXY_LISTEN"] == "127.0.0.1:5000"
+    assert values["PROXY_UPSTREAM"] == f"unix:{tmp_path.resolve() / 'web.sock'}"
+    assert values["PROXY_HEADER_TIMEOUT"] == "10" and values["PROXY_CONNECTIONS_PER_CLIENT"] == "32"
+    assert int(values["PROXY_READ_TIMEOUT"]) >= 40, "a long poll waits up to 30 s"
+    for template in TEMPLATES.glob("*.template"):
+        assert not PLACEHOLDER.search(render(template.read_text(), values))
+
+
+def test_settings_come_from_the_environment(tmp_path):
+    values = template_values({"INSTANCE_PATH": str(tmp_path), "PORT": "8080", "PROXY_BIND": "::",
+                              "WEB_BIND": "127.0.0.1:9000", "PROXY_HEADER_TIMEOUT": "5"})
+    assert values["PROXY_LISTEN"] == "[::]:8080"
+    assert values["PROXY_UPSTREAM"] == "127.0.0.1:9000"
+    assert values["PROXY_HEADER_TIMEOUT"] == "5"
+
+
+def test_a_malformed_setting_stops_the_proxy_at_start(tmp_path):
+    with pytest.raises(ValueError):
+        template_values({"INSTANCE_PATH": str(tmp_path), "PROXY_BODY_TIMEOUT": "10 seconds"})
+
+
+def test_an_unknown_placeholder_is_an_error():
+    with pytest.raises(KeyError):
+        render("listen ${PROXY_NOWHERE};", {})
+
+
+@pytest.mark.parametrize("max_image_bytes", ["1048576", "5000000"])
+def test_the_body_limit_is_the_apps(make_app, monkeypatch, tmp_path, max_image_bytes):
+    monkeypatch.setenv("MAX_IMAGE_BYTES", max_image_bytes)
+    app = make_app()
+    values = template_values({"INSTANCE_PATH": str(tmp_path), "MAX_IMAGE_BYTES": max_image_bytes})
+    assert int(values["PROXY_MAX_BODY_BYTES"]) == app.config["MAX_CONTENT_LENGTH"]
+
+
+def test_nginx_accepts_the_rendered_configuration(tmp_path):
+    """``nginx -t`` on the files the launcher writes (the same templates, as make run renders them)."""
+    values = template_values({"INSTANCE_PATH": str(tmp_path)})
+    for name in ("main", "api"):
+        (tmp_path / f"{name}.conf").write_text(render((TEMPLATES / f"{name}.conf.template").read_text(), values))
+    nginx = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
+    assert nginx, "nginx is missing: scripts/install-system-deps.sh installs it"
+    result = subprocess.run([nginx, "-t", "-p", f"{tmp_path}/", "-c", str(tmp_path / "main.conf"), "-e", "stderr"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_renders_the_same_template_with_the_same_defaults():
+    proxy = compose_services()["proxy"]
+    environment = proxy["environment"]
+    placeholders = set(PLACEHOLDER.findall(API_TEMPLATE))
+    assert all(name.startswith("PROXY_") for name in placeholders), "the image's envsubst filter is ^PROXY_"
+    assert placeholders <= environment.keys(), "envsubst leaves a placeholder without a value as it is"
+    assert "./deploy/nginx/api.conf.template:/etc/nginx/templates/default.conf.template:ro" in proxy["volumes"]
+    for name, default in DEFAULTS.items():
+        assert compose_default(environment[name]) == str(default)
+    # Compose's web runs with the default MAX_IMAGE_BYTES.
+    assert environment["PROXY_MAX_BODY_BYTES"] == template_values({})["PROXY_MAX_BODY_BYTES"]
+    assert environment["PROXY_UPSTREAM"] == "web:5000"
+
+
+def test_only_the_proxy_publishes_the_api_port():
+    services = compose_services()
+    assert services["proxy"]["ports"] == ["${PORT:-5000}:5000"]
+    assert "ports" not in services["web"]
+    assert "--bind 0.0.0.0:5000" in services["web"]["command"]
+    assert services["web"]["environment"]["FORWARDED_ALLOW_IPS"] == "*"
+
+
+def test_procfile_puts_the_proxy_in_front():
+    processes = dict(line.split(": ", 1) for line in (PROJECT_ROOT / "Procfile").read_text().splitlines() if line)
+    assert next(iter(processes)) == "proxy", "honcho gives PORT to the first process"
+    assert processes["proxy"] == "python -m deploy.proxy"
+    assert "--bind ${WEB_BIND:-unix:${INSTANCE_PATH:-instance}/web.sock}" in processes["web"]
+    assert "--access-log" not in processes["web"], "the proxy logs each request"
