@@ -14,6 +14,7 @@ memory) have no such queue type and use a plain durable queue.
 from kombu import Exchange, Queue
 
 from config.settings import Settings
+from jobs.webhooks import REQUEUE_TASK, webhook_queue
 
 
 def is_rabbitmq(url: str) -> bool:
@@ -82,6 +83,12 @@ def celery_settings(settings: Settings) -> dict:
             "republish-stale-pending": {
                 "task": "republish_stale_pending",
                 "schedule": max(settings.REPUBLISH_PENDING_AFTER // 2, 5),
+            },
+            # Run by the webhook worker (tasks/webhooks.py), on its own queue.
+            "requeue-unsent-webhooks": {
+                "task": REQUEUE_TASK,
+                "schedule": 60,
+                "options": {"queue": webhook_queue(queue)},
             },
         },
     }

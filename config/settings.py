@@ -53,6 +53,13 @@ class Settings:
     WORKER_METRICS_PORT: int | None
     WORKER_METRICS_BIND: str
     BROKER_HEARTBEAT: int
+    WAITER_PORT: int
+    WAITER_URL: str
+    WEBHOOK_SECRET: str
+    WEBHOOK_ALLOWED_HOSTS: tuple[str, ...]
+    WEBHOOK_ALLOW_PRIVATE: bool
+    WEBHOOK_RETRY_SECONDS: int
+    WEBHOOK_FIRST_RETRY: float
 
     @property
     def broker_folder(self) -> Path:
@@ -84,6 +91,12 @@ def _flag(env, name) -> bool:
     return env.get(name, "").lower() in ("1", "true", "yes")
 
 
+def _list(env, name, lower=False) -> tuple[str, ...]:
+    """A comma-separated setting, blanks dropped."""
+    items = (item.strip() for item in env.get(name, "").split(","))
+    return tuple(item.lower() if lower else item for item in items if item)
+
+
 def load_settings(env=None) -> Settings:
     """Build the settings from ``env`` (default: the process environment plus ``.env``)."""
     if env is None:
@@ -109,10 +122,17 @@ def load_settings(env=None) -> Settings:
         BATCH_MAX_SIZE=_int(env, "BATCH_MAX_SIZE", 32),
         BATCH_MAX_WAIT=float(env.get("BATCH_MAX_WAIT") or 0.005),
         WORKER_NICENESS=_int(env, "WORKER_NICENESS", 10),
-        API_KEYS=tuple(key.strip() for key in env.get("API_KEYS", "").split(",") if key.strip()),
+        API_KEYS=_list(env, "API_KEYS"),
         RATE_LIMIT=env.get("RATE_LIMIT", "").strip(),
         RATE_LIMIT_STORAGE_URL=env.get("RATE_LIMIT_STORAGE_URL") or "memory://",
         WORKER_METRICS_PORT=_int(env, "WORKER_METRICS_PORT", None),
         WORKER_METRICS_BIND=env.get("WORKER_METRICS_BIND") or "0.0.0.0",
         BROKER_HEARTBEAT=_int(env, "BROKER_HEARTBEAT", 120),
+        WAITER_PORT=_int(env, "WAITER_PORT", 5002),
+        WAITER_URL=env.get("WAITER_URL", "").strip().rstrip("/"),
+        WEBHOOK_SECRET=env.get("WEBHOOK_SECRET", ""),
+        WEBHOOK_ALLOWED_HOSTS=_list(env, "WEBHOOK_ALLOWED_HOSTS", lower=True),
+        WEBHOOK_ALLOW_PRIVATE=_flag(env, "WEBHOOK_ALLOW_PRIVATE"),
+        WEBHOOK_RETRY_SECONDS=_int(env, "WEBHOOK_RETRY_SECONDS", 3600),
+        WEBHOOK_FIRST_RETRY=float(env.get("WEBHOOK_FIRST_RETRY") or 10),
     )

@@ -56,11 +56,14 @@ def queue_length(name: str, amqp_url: str = AMQP_URL) -> int:
 
 
 def delete_queues(names) -> None:
+    """The queues and exchanges named, and what the notification features add beside each."""
     with Connection(AMQP_URL) as connection:
         channel = connection.channel()
         for name in [*names, *(f"{name}.dead" for name in names)]:
             Queue(name, Exchange(name), routing_key=name).bind(channel).delete()
             Exchange(name).bind(channel).delete()
+    for name in names:
+        delete_notify_entities(name)
 
 
 def deployment_env(instance: Path, database_url: str, queue: str, **settings) -> dict:
@@ -181,8 +184,8 @@ def start_beat(env, log_dir: Path) -> Process:
 
 @contextmanager
 def running_web(env, log_dir: Path):
-    """Gunicorn behind the proxy (nginx), started as the Procfile starts them; yields the proxy's URL,
-    the Gunicorn process and the proxy process once the API answers through the proxy.
+    """Gunicorn and the waiter behind the proxy (nginx), started as the Procfile starts them; yields the
+    proxy's URL, the Gunicorn process and the proxy process once the API answers through the proxy.
 
     Gunicorn's socket and the proxy's files go in ``log_dir``, not the instance folder, so that two
     services of one instance (the S3 tests run a second) stay apart.
@@ -191,8 +194,9 @@ def running_web(env, log_dir: Path):
     env = {**env, "WEB_BIND": env.get("WEB_BIND") or f"unix:{log_dir / 'web.sock'}"}
     web = Process([sys.executable, "-m", "gunicorn", "--bind", env["WEB_BIND"], "--workers", "2", "wsgi:app"],
                   env, log_dir / "web.log")
-    proxy = Process([sys.executable, "-m", "deploy.proxy"], {**env, "PORT": str(port), "INSTANCE_PATH": str(log_dir)},
-                    log_dir / "proxy.log")
+    waiter, waiter_url = start_waiter(env, log_dir)
+    proxy_env = {**env, "PORT": str(port), "INSTANCE_PATH": str(log_dir), "WAITER_PORT": waiter_url.rsplit(":", 1)[1]}
+    proxy = Process([sys.executable, "-m", "deploy.proxy"], proxy_env, log_dir / "proxy.log")
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -203,6 +207,7 @@ def running_web(env, log_dir: Path):
         yield url, web, proxy
     finally:
         proxy.stop()
+        waiter.stop()
         web.stop()
 
 
@@ -225,3 +230,45 @@ def _healthy(url: str) -> bool:
         return False
 
 
+
+
+def start_waiter(env, log_dir: Path) -> tuple[Process, str]:
+    """The waiter (``webapp.waiter``) on a spare port, once it answers; returns it and its base URL."""
+    port = free_port()
+    waiter = Process([sys.executable, "-m", "webapp.waiter", "--port", str(port)], env, log_dir / "waiter.log")
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        try:
+            requests.get(f"{url}/predictions/{uuid.uuid4()}", timeout=2)
+            return waiter, url
+        except requests.ConnectionError:
+            if time.monotonic() > deadline or waiter.popen.poll() is not None:
+                raise RuntimeError(f"waiter did not start:\n{waiter.output()[-3000:]}") from None
+            time.sleep(0.1)
+
+
+def start_webhook_worker(env, log_dir: Path) -> Process:
+    """The webhook worker as the Procfile runs it: a thread pool on the webhooks queue only."""
+    worker = Process([sys.executable, "-m", "celery", "-A", "tasks.webhook_worker:celery_app", "worker",
+                      "--pool", "threads", "--concurrency", "4", "--loglevel", "INFO",
+                      "--hostname", f"webhooks-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle"],
+                     env, log_dir / "webhooks.log")
+    worker.wait_for(" ready.")
+    return worker
+
+
+def delete_notify_entities(queue: str) -> None:
+    """What the waiting and webhook features add beside ``queue``: its events exchange, its webhooks
+    queue, and the delay queues of the default retry schedule and of the tests' (first retry 1 s)."""
+    from jobs.events import events_exchange_name
+    from jobs.webhooks import delay_queue, retry_schedule, webhook_queue
+
+    delays = sorted(set(retry_schedule(1, 3600)) | set(retry_schedule(10, 3600)))
+
+    with Connection(AMQP_URL) as connection:
+        channel = connection.channel()
+        Exchange(events_exchange_name(queue)).bind(channel).delete()
+        for entity in (webhook_queue(queue), *(delay_queue(queue, delay) for delay in delays)):
+            entity.bind(channel).delete()
+        webhook_queue(queue).exchange.bind(channel).delete()

@@ -27,7 +27,7 @@ def create_base_app(import_name: str, test_config: dict | None = None) -> Flask:
     app.config.from_mapping(settings.as_config())
     app.config.from_mapping(test_config)
     app.config["SQLALCHEMY_DATABASE_URI"] = settings.DATABASE_URL
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(settings.DATABASE_URL)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(settings.DATABASE_URL)
     app.extensions["settings"] = settings
     settings.INSTANCE_PATH.mkdir(parents=True, exist_ok=True)
 
@@ -56,7 +56,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     return celery_app
 
 
-def _engine_options(url: str) -> dict:
+def engine_options(url: str) -> dict:
     if url.startswith("sqlite"):
         # Web and worker processes share the file: wait for a lock instead of failing.
         return {"connect_args": {"timeout": 30}}

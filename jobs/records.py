@@ -33,6 +33,8 @@ class Prediction(db.Model):
     error = db.Column(db.String(1000))
     # Times the sweeper published the job again (tasks/sweeper.py bounds it).
     republished = db.Column(db.Integer, nullable=False, default=0, server_default="0")
+    # Where the final result is POSTed when the job ends (jobs/webhooks.py); vetted when accepted.
+    callback_url = db.Column(db.String(2048))
     created_at = db.Column(Timestamp, nullable=False, default=utcnow)
     updated_at = db.Column(Timestamp, nullable=False, default=utcnow, onupdate=utcnow, index=True)
 
@@ -57,13 +59,13 @@ def find_prediction(prediction_uuid: str):
         return connection.execute(select(table).where(table.c.uuid == prediction_uuid)).first()
 
 
-def insert_prediction(prediction_uuid: str, name: str, image_url: str) -> None:
+def insert_prediction(prediction_uuid: str, name: str, image_url: str, callback_url: str | None = None) -> None:
     """Record a new pending job: one Core INSERT in its own transaction, no ORM unit of work."""
     now = utcnow()
     with db.engine.begin() as connection:
         connection.execute(insert(Prediction.__table__).values(
-            uuid=prediction_uuid, name=name, image_url=image_url, status=PENDING, republished=0,
-            created_at=now, updated_at=now))
+            uuid=prediction_uuid, name=name, image_url=image_url, callback_url=callback_url, status=PENDING,
+            republished=0, created_at=now, updated_at=now))
 
 
 def done_outcome(label: str, confidence: float, top5: list[dict]) -> dict:

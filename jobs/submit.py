@@ -21,8 +21,8 @@ class DatabaseUnavailable(RuntimeError):
     """The row could not be recorded; the image was removed again."""
 
 
-def submit_job(name: str, image: bytes, extension: str) -> str:
-    """Create a pending job for ``image`` and return its uuid.
+def submit_job(name: str, image: bytes, extension: str, callback_url: str | None = None) -> str:
+    """Create a pending job for ``image`` and return its uuid; ``callback_url`` (vetted) gets its result.
 
     Raises ImageStoreUnavailable or DatabaseUnavailable; either way nothing is kept.
     """
@@ -30,7 +30,7 @@ def submit_job(name: str, image: bytes, extension: str) -> str:
     store = current_app.extensions["image_store"]
     image_url = store.save(f"{prediction_uuid}.{extension}", image)
     try:
-        insert_prediction(prediction_uuid, name, image_url)
+        insert_prediction(prediction_uuid, name, image_url, callback_url)
     except SQLAlchemyError as error:
         logger.exception("could not record %s", prediction_uuid, extra={"uuid": prediction_uuid})
         _remove(store, image_url)

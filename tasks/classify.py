@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from jobs.database import db
+from jobs.endings import announce_ended
 from jobs.imagecheck import ImageRefused, configured_limits, inspect_image
 from jobs.imagestore import ImageNotFound
 from jobs.queue import CLASSIFY_TASK
@@ -51,6 +52,7 @@ def classify_batch(requests) -> bool:
         outcomes.update(_classify(inputs))
     written = _with_database_retry(lambda: record_outcomes(outcomes))
     count_recorded(outcomes[prediction_uuid]["status"] for prediction_uuid in written)
+    announce_ended({prediction_uuid: outcome["status"] for prediction_uuid, outcome in outcomes.items()})
     for prediction_uuid, outcome in outcomes.items():
         # "recorded" only for rows this worker wrote: across workers, each uuid has exactly one such line.
         what = "recorded" if prediction_uuid in written else "already final, not recorded again"

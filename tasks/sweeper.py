@@ -13,8 +13,9 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from jobs.database import db
+from jobs.endings import announce_ended
 from jobs.queue import publish_job
-from jobs.records import PENDING, Prediction, failed_outcome, record_outcomes, utcnow
+from jobs.records import FAILED, PENDING, Prediction, failed_outcome, record_outcomes, utcnow
 
 logger = logging.getLogger(__name__)
 SWEEP_LIMIT = 500
@@ -33,6 +34,7 @@ def republish_stale_pending() -> int:
     exhausted = {row.uuid for row in stale if row.republished >= config["MAX_DELIVERIES"]}
     record_outcomes({job: failed_outcome(
         f"gave up after republishing it {config['MAX_DELIVERIES']} times: no worker finished it") for job in exhausted})
+    announce_ended(dict.fromkeys(exhausted, FAILED))
     for prediction_uuid, image_url, republished in stale:
         if prediction_uuid in exhausted:
             continue

@@ -1,4 +1,7 @@
-"""API keys: with API_KEYS set, the prediction routes need ``Authorization: Bearer <key>``."""
+"""API keys: with API_KEYS set, the prediction routes need ``Authorization: Bearer <key>``.
+
+``api_key_refusal`` is the check itself, shared by the Flask routes and the waiter.
+"""
 import hmac
 
 from flask import current_app, request
@@ -8,17 +11,24 @@ from webapp.errors import ApiError
 
 def require_api_key() -> None:
     """A ``before_request`` hook: 401 unless the request carries one of the configured keys."""
-    keys = current_app.config["API_KEYS"]
+    refusal = api_key_refusal(current_app.config["API_KEYS"], request.headers.get("Authorization", ""))
+    if refusal is not None:
+        raise refusal
+
+
+def api_key_refusal(keys, authorization: str) -> ApiError | None:
+    """None when ``keys`` is empty or ``authorization`` carries one of them; else the 401 to answer."""
     if not keys:
-        return
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        return None
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise _unauthorized("This API needs a key: send 'Authorization: Bearer <key>'.", 'Bearer realm="api"')
+        return _unauthorized("This API needs a key: send 'Authorization: Bearer <key>'.", 'Bearer realm="api"')
     presented = token.strip().encode()
     # Compare with every key, each in constant time, so timing reveals nothing.
     matches = [hmac.compare_digest(presented, key.encode()) for key in keys]
     if not any(matches):
-        raise _unauthorized("The API key is not valid.", 'Bearer realm="api", error="invalid_token"')
+        return _unauthorized("The API key is not valid.", 'Bearer realm="api", error="invalid_token"')
+    return None
 
 
 def _unauthorized(detail: str, challenge: str) -> ApiError:

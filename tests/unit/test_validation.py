@@ -38,6 +38,7 @@ CASES = [
     ("JSON string", '"hello"', 400, "JSON object"),
     ("JSON null", "null", 400, "JSON object"),
     ("invalid UTF-8", b'{"name": "\xff\xfe", "data": "x"}', 400, "UTF-8"),
+    ("lone surrogate in name", '{"name": "\\ud800", "data": "x"}', 400, "surrogate"),
     ("deeply nested array", "[" * DEPTH, 400, "depth limit exceeded"),
     ("deeply nested object", '{"a":' * DEPTH + "1" + "}" * DEPTH, 400, "depth limit exceeded"),
     ("data missing", body(name="a.jpg"), 422, "'data' is missing"),

@@ -23,6 +23,7 @@ class Upload:
     name: str
     image: bytes
     extension: str
+    callback_url: object = None  # as sent; vetted by webapp.predictions.notify
 
 
 def _invalid(detail: str, status: int = 422) -> ApiError:
@@ -81,14 +82,6 @@ def check_image(data: bytes, limits: ImageLimits) -> str:
         raise ApiError(error.status, title, error.message) from None
 
 
-def _is_valid_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
-
-
 def validate_upload(raw: bytes, max_bytes: int, limits: ImageLimits) -> Upload:
     body = parse_body(raw)
     name = body.get("name", "")
@@ -96,12 +89,12 @@ def validate_upload(raw: bytes, max_bytes: int, limits: ImageLimits) -> Upload:
         raise _invalid("'name' must be a string.")
     if len(name) > MAX_NAME_LENGTH:
         raise _invalid(f"'name' is longer than {MAX_NAME_LENGTH} characters.")
-    if not _is_valid_unicode(name):
-        raise _invalid("'name' is not valid Unicode text (it holds a lone surrogate).")
+
     data = body.get("data")
     if data is None:
         raise _invalid("'data' is missing; send the image as a base64 string.")
     if not isinstance(data, str):
         raise _invalid("'data' must be a base64 string.")
     image = decode_base64(data, max_bytes)
-    return Upload(name=name, image=image, extension=check_image(image, limits))
+    return Upload(name=name, image=image, extension=check_image(image, limits),
+                  callback_url=body.get("callback_url"))

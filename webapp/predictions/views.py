@@ -1,6 +1,5 @@
 """The two API routes: accept an image (``jobs.submit`` makes the job), and report what became of it."""
 import logging
-import uuid
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlalchemy.exc import SQLAlchemyError
@@ -13,6 +12,7 @@ from jobs.records import PENDING, find_prediction, prediction_json
 from jobs.submit import DatabaseUnavailable, submit_job
 from webapp.auth import require_api_key
 from webapp.errors import ApiError
+from webapp.predictions.notify import CALLBACK_HEADER, accepted_callback, is_uuid4, parse_wait
 from webapp.predictions.validation import validate_upload
 
 logger = logging.getLogger(__name__)
@@ -31,8 +31,9 @@ def _unavailable(what: str) -> ApiError:
 def submit_image():
     config = current_app.config
     upload = validate_upload(_read_body(), config["MAX_IMAGE_BYTES"], configured_limits(config))
+    callback_url = accepted_callback(upload.callback_url, request.headers.get(CALLBACK_HEADER), config)
     try:
-        prediction_uuid = submit_job(upload.name, upload.image, upload.extension)
+        prediction_uuid = submit_job(upload.name, upload.image, upload.extension, callback_url)
     except ImageStoreUnavailable:
         logger.exception("could not store an image")
         raise _unavailable("image store") from None
@@ -60,7 +61,10 @@ def _read_body() -> bytes:
 
 @bp.get("/predictions/<prediction_uuid>", strict_slashes=False)
 def get_prediction(prediction_uuid: str):
-    if not _is_uuid4(prediction_uuid):
+    """The job's state. ``?wait=N`` is served by the waiter (webapp/waiter.py, routed there by nginx);
+    one that reaches Gunicorn is redirected to ``WAITER_URL`` when set, else answered at once."""
+    wait = parse_wait(request.args.get("wait"))
+    if not is_uuid4(prediction_uuid):
         raise ApiError(404, "Not Found", f"{prediction_uuid[:64]!r} is not a prediction id (a UUID4).")
     bind_job(prediction_uuid.lower())
     try:
@@ -70,13 +74,8 @@ def get_prediction(prediction_uuid: str):
     if row is None:
         raise ApiError(404, "Not Found", f"No prediction has id {prediction_uuid}.")
     if row.status == PENDING:
+        if wait is not None and current_app.config["WAITER_URL"]:
+            return "", 307, {"Location": current_app.config["WAITER_URL"] + request.full_path}
         return jsonify(prediction_json(row)), 202, {"Retry-After": RETRY_AFTER_SECONDS}
     return jsonify(prediction_json(row)), 200
 
-
-def _is_uuid4(value: str) -> bool:
-    try:
-        parsed = uuid.UUID(value)
-    except ValueError:
-        return False
-    return parsed.version == 4 and str(parsed) == value.lower()

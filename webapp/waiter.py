@@ -1,0 +1,223 @@
+"""The waiter: answers ``GET /predictions/<uuid>?wait=N`` the moment the job ends, or after N seconds.
+
+A small asyncio server beside Gunicorn (Procfile ``waiter:``; nginx sends it every request with a
+``wait`` argument, see ``deploy/waiter.nginx.conf``). A waiting client costs a future here, not
+a thread or a database connection: the row is read in a short query (in a worker thread, the
+connection back in the pool at once), then the request waits on a future keyed by its uuid.
+
+Futures are resolved from two sources, each followed by one query for the jobs concerned:
+
+- Completion events (``jobs.events``): on RabbitMQ every waiter, on any host, binds an
+  exclusive auto-delete queue to the fanout exchange the workers announce ended jobs on.
+- Polling, as a fallback: every 0.2 s while there is no event subscription (the embedded
+  filesystem broker has no fanout, or RabbitMQ is unreachable), and every 5 s behind it, so an
+  event lost in a broker hiccup delays a waiter by 5 s at most.
+
+Answers are the plain GET's: 200 done/failed, 202 pending with Retry-After, 404, 401 with API
+keys (``webapp.auth``), and problem documents. Rate limits are the web's, not applied here.
+"""
+import argparse
+import asyncio
+import json
+import logging
+import os
+
+import aio_pika
+from aiohttp import web
+from sqlalchemy import create_engine, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from config.logging import configure_logging
+from config.settings import Settings, load_settings
+from jobs.app import engine_options
+from jobs.events import events_exchange_name, has_fanout
+from jobs.records import PENDING, Prediction
+from webapp.auth import api_key_refusal
+from webapp.errors import PROBLEM_JSON, ApiError
+from webapp.predictions.notify import is_uuid4, parse_wait
+
+logger = logging.getLogger(__name__)
+
+POLL_WITHOUT_EVENTS = 0.2  # seconds between database checks when no events arrive
+POLL_BEHIND_EVENTS = 5  # seconds between checks that catch a lost event
+RECONNECT_PAUSE = 2  # seconds before subscribing again after the broker went away
+RETRY_AFTER = "1"
+READ_CHUNK = 500  # uuids per query
+
+
+class Waiter:
+    """The jobs being waited on, and how their futures get resolved."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.engine = create_engine(settings.DATABASE_URL, pool_size=4, max_overflow=4,
+                                    **engine_options(settings.DATABASE_URL))
+        self.waiting: dict[str, set[asyncio.Future]] = {}
+        self.subscribed = False
+        self._tasks: list[asyncio.Task] = []
+
+    # --- rows --------------------------------------------------------------------------------
+    def _read_now(self, uuids: list[str]) -> dict[str, dict]:
+        bodies = {}
+        with Session(self.engine) as session:
+            for start in range(0, len(uuids), READ_CHUNK):
+                query = select(Prediction).where(Prediction.uuid.in_(uuids[start:start + READ_CHUNK]))
+                bodies.update((row.uuid, row.to_json()) for row in session.scalars(query))
+        return bodies
+
+    async def read(self, uuids: list[str]) -> dict[str, dict]:
+        """The GET JSON of each existing job, read in a thread so the event loop never blocks."""
+        return await asyncio.to_thread(self._read_now, uuids)
+
+    # --- futures -----------------------------------------------------------------------------
+    def subscribe(self, prediction_uuid: str) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.setdefault(prediction_uuid, set()).add(future)
+        return future
+
+    def unsubscribe(self, prediction_uuid: str, future: asyncio.Future) -> None:
+        futures = self.waiting.get(prediction_uuid, set())
+        futures.discard(future)
+        if not futures:
+            self.waiting.pop(prediction_uuid, None)
+
+    async def resolve(self, uuids) -> None:
+        """Read the jobs that someone waits on, and hand each ended one to its waiters."""
+        wanted = [prediction_uuid for prediction_uuid in uuids if prediction_uuid in self.waiting]
+        if not wanted:
+            return
+        try:
+            bodies = await self.read(wanted)
+        except SQLAlchemyError:
+            logger.warning("could not read %d waited-on jobs", len(wanted), exc_info=True)
+            return
+        for prediction_uuid, body in bodies.items():
+            if body["status"] != PENDING:
+                for future in self.waiting.get(prediction_uuid, ()):
+                    if not future.done():
+                        future.set_result(body)
+
+    # --- sources -----------------------------------------------------------------------------
+    async def poll(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_BEHIND_EVENTS if self.subscribed else POLL_WITHOUT_EVENTS)
+            try:
+                await self.resolve(list(self.waiting))
+            except Exception:  # the loop must outlive any one failure
+                logger.exception("checking the waited-on jobs failed")
+
+    async def listen(self) -> None:
+        """Consume completion events from RabbitMQ, subscribing again whenever the connection drops."""
+        url = self.settings.CELERY_BROKER_URL.replace("pyamqp://", "amqp://", 1)
+        exchange_name = events_exchange_name(self.settings.CELERY_QUEUE)
+        while True:
+            try:
+                connection = await aio_pika.connect(url, timeout=5)
+                async with connection:
+                    channel = await connection.channel()
+                    exchange = await channel.declare_exchange(exchange_name, aio_pika.ExchangeType.FANOUT,
+                                                              durable=False)
+                    queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+                    await queue.bind(exchange)
+                    self.subscribed = True
+                    logger.info("listening for completion events on %s", exchange_name)
+                    await self.resolve(list(self.waiting))  # what ended while nobody listened
+                    async with queue.iterator(no_ack=True) as messages:
+                        async for message in messages:
+                            self.on_event(message.body)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("no completion events from %s; polling meanwhile", exchange_name, exc_info=True)
+            finally:
+                self.subscribed = False
+            await asyncio.sleep(RECONNECT_PAUSE)
+
+    def on_event(self, body: bytes) -> None:
+        try:
+            statuses = json.loads(body)["jobs"]
+        except (ValueError, KeyError, TypeError):
+            logger.warning("ignored a malformed completion event")
+            return
+        ended = [prediction_uuid for prediction_uuid in statuses if prediction_uuid in self.waiting]
+        if ended:
+            self._tasks.append(asyncio.create_task(self.resolve(ended)))
+            self._tasks = [task for task in self._tasks if not task.done()]
+
+    async def start(self, _app=None) -> None:
+        self._tasks.append(asyncio.create_task(self.poll()))
+        if has_fanout(self.settings.CELERY_BROKER_URL):
+            self._tasks.append(asyncio.create_task(self.listen()))
+
+    async def stop(self, _app=None) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.engine.dispose()
+
+    # --- the route ---------------------------------------------------------------------------
+    async def get_prediction(self, request: web.Request) -> web.Response:
+        try:
+            return await self._answer(request)
+        except ApiError as error:
+            return problem(error)
+        except SQLAlchemyError:
+            logger.warning("database unavailable", exc_info=True)
+            return problem(ApiError(503, "Service Unavailable", "The database is unavailable; try again shortly.",
+                                    {"Retry-After": "5"}))
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        refusal = api_key_refusal(self.settings.API_KEYS, request.headers.get("Authorization", ""))
+        if refusal is not None:
+            raise refusal
+        wait = parse_wait(request.query.get("wait")) or 0
+        prediction_uuid = request.match_info["uuid"]
+        if not is_uuid4(prediction_uuid):
+            raise ApiError(404, "Not Found", f"{prediction_uuid[:64]!r} is not a prediction id (a UUID4).")
+        prediction_uuid = prediction_uuid.lower()
+        future = self.subscribe(prediction_uuid)  # before the read, so an end in between is not missed
+        try:
+            body = (await self.read([prediction_uuid])).get(prediction_uuid)
+            if body is None:
+                raise ApiError(404, "Not Found", f"No prediction has id {prediction_uuid}.")
+            if body["status"] == PENDING and wait:
+                try:
+                    body = await asyncio.wait_for(future, wait)
+                except TimeoutError:
+                    body = (await self.read([prediction_uuid])).get(prediction_uuid, body)
+        finally:
+            self.unsubscribe(prediction_uuid, future)
+        if body["status"] == PENDING:
+            return web.json_response(body, status=202, headers={"Retry-After": RETRY_AFTER})
+        return web.json_response(body)
+
+
+def problem(error: ApiError) -> web.Response:
+    body = {"type": "about:blank", "title": error.title, "status": error.status, "detail": error.detail}
+    return web.Response(text=json.dumps(body), status=error.status, headers=error.headers, content_type=PROBLEM_JSON)
+
+
+def make_app(settings: Settings) -> web.Application:
+    waiter = Waiter(settings)
+    app = web.Application()
+    app.router.add_get("/predictions/{uuid}", waiter.get_prediction)
+    app.router.add_get("/predictions/{uuid}/", waiter.get_prediction)
+    app.on_startup.append(waiter.start)
+    app.on_cleanup.append(waiter.stop)
+    return app
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    settings = load_settings()
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=settings.WAITER_PORT, help="port (default WAITER_PORT)")
+    args = parser.parse_args(argv)
+    configure_logging(os.environ.get("LOG_LEVEL") or "INFO")
+    logger.info("waiter listening on %s:%d", args.host, args.port)
+    web.run_app(make_app(settings), host=args.host, port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()
