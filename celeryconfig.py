@@ -52,6 +52,9 @@ def celery_settings(settings: Settings) -> dict:
         "broker_url": settings.CELERY_BROKER_URL,
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": 4,
+        # AMQP heartbeats (both sides' offers, the smaller wins; RabbitMQ offers 60 s): a worker whose
+        # host vanishes is declared dead after about two periods, and its unacked jobs go to the others.
+        "broker_heartbeat": settings.BROKER_HEARTBEAT,
         "broker_transport_options": _transport_options(settings),
         # A failed publish must not hold an HTTP request for long: the row is
         # already committed and the sweeper publishes it again later.

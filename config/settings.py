@@ -53,6 +53,9 @@ class Settings:
     IDEMPOTENCY_TTL_SECONDS: int
     RETENTION_DAYS: int | None
     ORPHAN_GRACE_SECONDS: int
+    WORKER_METRICS_PORT: int | None
+    WORKER_METRICS_BIND: str
+    BROKER_HEARTBEAT: int
     WAITER_PORT: int
     WAITER_URL: str
     WEBHOOK_SECRET: str
@@ -128,6 +131,9 @@ def load_settings(env=None) -> Settings:
         IDEMPOTENCY_TTL_SECONDS=_int(env, "IDEMPOTENCY_TTL_SECONDS", 24 * 3600),
         RETENTION_DAYS=_int(env, "RETENTION_DAYS", None),
         ORPHAN_GRACE_SECONDS=_int(env, "ORPHAN_GRACE_SECONDS", 3600),
+        WORKER_METRICS_PORT=_int(env, "WORKER_METRICS_PORT", None),
+        WORKER_METRICS_BIND=env.get("WORKER_METRICS_BIND") or "0.0.0.0",
+        BROKER_HEARTBEAT=_int(env, "BROKER_HEARTBEAT", 120),
         WAITER_PORT=_int(env, "WAITER_PORT", 5002),
         WAITER_URL=env.get("WAITER_URL", "").strip().rstrip("/"),
         WEBHOOK_SECRET=env.get("WEBHOOK_SECRET", ""),

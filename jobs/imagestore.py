@@ -19,6 +19,12 @@ from urllib.parse import unquote, urlparse
 logger = logging.getLogger(__name__)
 
 
+# A worker on another host than the web sees no file at all: say so, and what the fix is.
+NOT_ON_THIS_DISK = ("image {name} is not on this worker's disk: it was deleted, or the web saved it on another "
+                    "host. A file:// image store needs one volume shared by the web and every worker at the same "
+                    "path; otherwise use IMAGE_STORE_URL=s3://bucket/prefix")
+
+
 class ImageNotFound(LookupError):
     """The image behind a URL is gone (deleted, or another host's disk): retrying won't help."""
 
@@ -78,8 +84,8 @@ class DirectoryImageStore:
         try:
             return path.read_bytes()
         except FileNotFoundError:
-            logger.warning("image file %s no longer exists", path)
-            raise ImageNotFound(f"image {path.name} no longer exists") from None
+            logger.warning("image file %s is not on this host's disk", path)
+            raise ImageNotFound(NOT_ON_THIS_DISK.format(name=path.name)) from None
         except OSError as error:
             raise ImageStoreUnavailable(f"cannot read image {path.name}: {error.strerror}") from error
 

@@ -94,12 +94,15 @@ def failed_outcome(reason: str) -> dict:
     return {"status": FAILED, "prediction": None, "confidence": None, "top5": None, "error": reason[:1000]}
 
 
-def record_outcomes(outcomes: dict[str, dict], model: dict | None = None) -> None:
+def record_outcomes(outcomes: dict[str, dict], model: dict | None = None) -> set[str]:
     """Write final outcomes in one transaction, only over rows still pending: a redelivered
     or re-published job is written once, a late duplicate changes nothing, and a cancelled
-    job stays cancelled. Done outcomes record ``model`` (``MODEL_FIELDS``) as their provenance."""
+    job stays cancelled. Done outcomes record ``model`` (``MODEL_FIELDS``) as their provenance.
+
+    Returns the uuids whose rows this call wrote (each UPDATE's rowcount), so a worker can
+    report exactly the jobs it finished and not those another worker had finished first."""
     if not outcomes:
-        return
+        return set()
     table = Prediction.__table__
     columns = ("status", "prediction", "confidence", "top5", "error", "updated_at", "finished_at", *MODEL_FIELDS)
     statement = (
@@ -108,14 +111,17 @@ def record_outcomes(outcomes: dict[str, dict], model: dict | None = None) -> Non
         .values({column: bindparam(f"b_{column}") for column in columns})
     )
     now = utcnow()
-    rows = []
+    written = set()
+    # One statement per row (the MySQL driver would run an executemany UPDATE so anyway), each with its rowcount.
     for job, outcome in outcomes.items():
         provenance = model if model is not None and outcome["status"] == DONE else {}
-        rows.append({"b_uuid": job, "b_updated_at": now, "b_finished_at": now,
-                     **{f"b_{field}": provenance.get(field) for field in MODEL_FIELDS},
-                     **{f"b_{key}": value for key, value in outcome.items()}})
-    db.session.execute(statement, rows)
+        row = {"b_uuid": job, "b_updated_at": now, "b_finished_at": now,
+               **{f"b_{field}": provenance.get(field) for field in MODEL_FIELDS},
+               **{f"b_{key}": value for key, value in outcome.items()}}
+        if db.session.execute(statement, row).rowcount:
+            written.add(job)
     db.session.commit()
+    return written
 
 
 def cancel_job(prediction_uuid: str):

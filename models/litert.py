@@ -5,7 +5,6 @@ TensorFlow one needs ~600 MB and seconds. The conversion imports TensorFlow,
 so it runs in a separate process (``python -m models.litert WEIGHTS OUT``),
 and its result is cached under a name keyed by the weights' hash.
 """
-import hashlib
 import os
 import sys
 import tempfile
@@ -18,13 +17,8 @@ from models.preprocessing import INPUT_SIZE
 from models.weights import ModelFiles
 
 
-def short_sha256(path: Path) -> str:
-    """The first 16 hex digits of the file's sha256: enough to tell model files apart."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
 def converted_path(files: ModelFiles, cache_dir: Path) -> Path:
-    return cache_dir / f"{files.weights.stem}.{short_sha256(files.weights)}.tflite"
+    return cache_dir / f"{files.weights.stem}.{files.sha256()}.tflite"
 
 
 def convert(files: ModelFiles, destination: Path) -> None:

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from config.settings import PROJECT_ROOT
-from models.litert import LiteRTClassifier, converted_path, short_sha256
+from models.litert import LiteRTClassifier, converted_path
 from models.mobilenet import KerasClassifier
-from models.weights import ModelFiles
+from models.weights import ModelFiles, short_sha256
 
 RUNTIMES = ("litert", "keras")
 MODEL_NAME = "mobilenet_v1_0.75_224"
@@ -36,4 +36,4 @@ def describe(files: ModelFiles, runtime: str, cache_dir: Path) -> dict:
     """The provenance a result records: which network, run how, from which files (after ``prepare``)."""
     converted = short_sha256(converted_path(files, cache_dir)) if runtime == "litert" else None
     return {"model_name": MODEL_NAME, "model_runtime": runtime,
-            "weights_sha256": short_sha256(files.weights), "converted_sha256": converted}
+            "weights_sha256": files.sha256(), "converted_sha256": converted}

@@ -35,6 +35,11 @@ def get_classifier():
     return _classifier
 
 
+def model_identity() -> dict:
+    """What this worker serves, for its metrics' labels: the runtime and the weights' hash."""
+    return {"runtime": _description["model_runtime"], "weights_sha256": _description["weights_sha256"]}
+
+
 @worker_init.connect
 def yield_cpu_to_the_web(**_):
     """On a shared host, answering POSTs promptly matters more than the next batch: the pool

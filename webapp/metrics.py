@@ -1,9 +1,10 @@
-"""``GET /metrics`` for Prometheus: requests, latency, jobs by status, queue depth, worker batches.
+"""``GET /metrics`` for Prometheus: requests, latency, jobs by status, queue depth.
 
 Request figures are counted per process; with ``PROMETHEUS_MULTIPROC_DIR`` set
-(``make run`` sets it) the figures of every Gunicorn worker and every Celery
-pool process on this host are added up here. Jobs by status and queue depth are
-read from the database and the broker at scrape time, so they are never stale.
+(``gunicorn.conf.py`` sets a private one) the figures of every Gunicorn worker of
+this server are added up here. Workers serve their own figures (``tasks/metrics_endpoint.py``).
+Jobs by status and queue depth are read from the database and the broker at scrape
+time, so they are never stale.
 """
 import logging
 import os

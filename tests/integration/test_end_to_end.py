@@ -131,7 +131,7 @@ def test_missing_image_file_ends_failed_with_a_reason(base_url, service_app):
         assert publish_job(prediction_uuid, missing_url)
     result = wait_for_result(base_url, prediction_uuid)
     assert result["status"] == "failed"
-    assert "no longer exists" in result["error"]
+    assert "not on this worker's disk" in result["error"]
 
 
 def test_redelivered_job_is_recorded_once(service, service_app):

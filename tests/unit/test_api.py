@@ -82,11 +82,14 @@ def test_get_failed_answers_200_with_error_so_clients_stop_polling(app, client):
 
 def test_result_is_recorded_once_even_when_redelivered(app, client):
     prediction_uuid = post_image(client, image_bytes()).get_json()["uuid"]
+    other_uuid = post_image(client, image_bytes()).get_json()["uuid"]
     with app.app_context():
-        record_outcomes({prediction_uuid: done_outcome("dogsled", 0.9, [])})
+        assert record_outcomes({prediction_uuid: done_outcome("dogsled", 0.9, [])}) == {prediction_uuid}
         finished_at = db.session.get(Prediction, prediction_uuid).updated_at
-        record_outcomes({prediction_uuid: done_outcome("pencil_sharpener", 0.1, [])})
-        record_outcomes({prediction_uuid: failed_outcome("late failure")})
+        # Only the rows this call changed are reported: the worker's "recorded" lines and counters rely on it.
+        assert record_outcomes({prediction_uuid: done_outcome("pencil_sharpener", 0.1, []),
+                                other_uuid: failed_outcome("unreadable")}) == {other_uuid}
+        assert record_outcomes({prediction_uuid: failed_outcome("late failure")}) == set()
         db.session.expire_all()
         row = db.session.get(Prediction, prediction_uuid)
         assert (row.status, row.prediction, row.updated_at) == ("done", "dogsled", finished_at)
