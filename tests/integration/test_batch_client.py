@@ -30,6 +30,9 @@ def test_batch_prints_each_post_and_get_answer_and_accuracy(base_url, tmp_path):
     assert sum(": POST 202 {\"uuid\":" in line for line in lines) == SUBSET
     assert sum(": GET 200 {" in line and '"status":"done"' in line for line in lines) == SUBSET
     assert f"{SUBSET}/{SUBSET} classified in" in result.stdout and "images/s" in result.stdout
+    # Long polls through the proxy to the waiter: one GET per image, two if a job straddles its wait.
+    gets_per_image = float(result.stdout.split("; ")[1].split(" GETs per image")[0])
+    assert 1 <= gets_per_image <= 2
     assert "top-1 accuracy: " in result.stdout and f"/{SUBSET} (" in result.stdout
     assert "classifying" in result.stderr  # the tqdm progress bar
 
