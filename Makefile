@@ -14,14 +14,13 @@ MODEL_FILES := mobilenet_7_5_224_tf.h5 imagenet_class_index.json
 
 .PHONY: run test lint install weights migrate clean
 
-# Web and worker processes write their metrics into one folder that /metrics adds up
-# (prometheus-client's multiprocess mode); figures of an earlier run are removed first.
+# The web serves /metrics on its port; the worker serves its own on WORKER_METRICS_PORT (default here 9808).
 run: install weights migrate
 	@auth="$${FLOWER_BASIC_AUTH:-admin:$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(12))')}"; \
-	metrics="$${PROMETHEUS_MULTIPROC_DIR:-$${INSTANCE_PATH:-$(CURDIR)/instance}/metrics}"; \
-	mkdir -p "$$metrics" && rm -f "$$metrics"/*.db; \
 	echo "Flower dashboard: http://127.0.0.1:$${FLOWER_PORT:-5555}  (basic auth $$auth)"; \
-	FLOWER_BASIC_AUTH="$$auth" PROMETHEUS_MULTIPROC_DIR="$$metrics" exec $(BIN)/honcho start --port $(PORT)
+	echo "Worker metrics: http://127.0.0.1:$${WORKER_METRICS_PORT:-9808}/metrics"; \
+	FLOWER_BASIC_AUTH="$$auth" WORKER_METRICS_PORT="$${WORKER_METRICS_PORT:-9808}" \
+	exec $(BIN)/honcho start --port $(PORT)
 
 test: install weights
 	$(BIN)/pytest

@@ -43,6 +43,8 @@ def dead_letter_queue(settings: Settings) -> Queue:
                  queue_arguments={"x-queue-type": "quorum", "x-message-ttl": 7 * 24 * 3600 * 1000,
                                   "x-max-length": 100_000})
 
+RETENTION_SWEEP_SECONDS = 300
+
 
 def celery_settings(settings: Settings) -> dict:
     queue = settings.CELERY_QUEUE
@@ -50,6 +52,9 @@ def celery_settings(settings: Settings) -> dict:
         "broker_url": settings.CELERY_BROKER_URL,
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": 4,
+        # AMQP heartbeats (both sides' offers, the smaller wins; RabbitMQ offers 60 s): a worker whose
+        # host vanishes is declared dead after about two periods, and its unacked jobs go to the others.
+        "broker_heartbeat": settings.BROKER_HEARTBEAT,
         "broker_transport_options": _transport_options(settings),
         # A failed publish must not hold an HTTP request for long: the row is
         # already committed and the sweeper publishes it again later.
@@ -81,6 +86,8 @@ def celery_settings(settings: Settings) -> dict:
                 "task": "republish_stale_pending",
                 "schedule": max(settings.REPUBLISH_PENDING_AFTER // 2, 5),
             },
+            # Old jobs (RETENTION_DAYS), expired idempotency keys and orphan images, a chunk at a time.
+            "purge-expired": {"task": "purge_expired", "schedule": RETENTION_SWEEP_SECONDS},
             # Run by the webhook worker (tasks/webhooks.py), on its own queue.
             "requeue-unsent-webhooks": {
                 "task": REQUEUE_TASK,

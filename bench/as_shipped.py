@@ -3,10 +3,10 @@
 honcho runs every Procfile line: the proxy (nginx), the web (Gunicorn), the waiter, the worker, the
 webhooks worker, beat and Flower. Flower switches task events on in the worker, which then publishes
 one per job, so it is part of what a job costs here. The client is ``client.batch.classify_one``:
-each thread POSTs an image, GETs it until it is no longer pending, then takes the next image;
-``long_poll_one`` does the same with ``?wait=``, which the waiter answers when the job ends.
+each thread POSTs an image, waits for it with ``?wait=`` long polls (answered by the waiter when the
+job ends), then takes the next image. ``poll_one`` posts the same way but polls without ``?wait=``,
+every ``interval`` seconds or as Retry-After says, to measure what polling costs.
 """
-import base64
 import itertools
 import os
 import secrets
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from client.batch import POLL_INTERVAL, classify_one
+from client.batch import classify_one, post_image
 from client.report import Outcome
 from deploy.harness import STARTUP_TIMEOUT, Process, free_port
 
@@ -80,14 +80,15 @@ def _stop(honcho: Process) -> None:
     honcho.stop()
 
 
-def batch_client(url: str, files: list[Path], count: int, clients: int, poll_interval: float = POLL_INTERVAL) -> dict:
-    """``count`` images (``files`` cycled) through ``classify_one`` from ``clients`` threads, or through
-    ``long_poll_one`` when ``poll_interval`` is None."""
+def batch_client(url: str, files: list[Path], count: int, clients: int, interval: float | None = None,
+                 long_poll: bool = True) -> dict:
+    """``count`` images (``files`` cycled) from ``clients`` threads: through ``classify_one`` (``long_poll``),
+    else through ``poll_one``."""
     paths = list(itertools.islice(itertools.cycle(files), count))
     start = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        outcomes = list(pool.map(lambda path: long_poll_one(url, path) if poll_interval is None
-                                 else classify_one(url, path, 120, poll_interval), paths))
+        outcomes = list(pool.map(lambda path: classify_one(url, path, 120) if long_poll
+                                 else poll_one(url, path, interval), paths))
     seconds = time.perf_counter() - start
     latencies = [outcome.seconds for outcome in outcomes]
     return dict(images=count, seconds=seconds, rate=count / seconds, gets=sum(o.gets for o in outcomes),
@@ -95,19 +96,19 @@ def batch_client(url: str, files: list[Path], count: int, clients: int, poll_int
                 p50=float(np.percentile(latencies, 50)), p99=float(np.percentile(latencies, 99)))
 
 
-def long_poll_one(base_url: str, path: Path, wait: int = 30) -> Outcome:
-    """POST the image, then ``GET …?wait=`` (answered by the waiter when the job ends) until it is not pending."""
+def poll_one(base_url: str, path: Path, interval: float | None) -> Outcome:
+    """POST as the batch client does, then GET (no ``?wait=``) every ``interval`` seconds, or after each
+    answer's Retry-After when ``interval`` is None, until the job is no longer pending."""
     if not hasattr(_sessions, "session"):
         _sessions.session = requests.Session()
     session, outcome, started = _sessions.session, Outcome(name=path.name), time.perf_counter()
-    payload = {"name": path.name, "data": base64.b64encode(path.read_bytes()).decode("ascii")}
-    response = session.post(f"{base_url}/inference/image", json=payload, timeout=30)
+    response = post_image(session, base_url, path)
     outcome.post_status, outcome.post_body = response.status_code, response.json()
     while response.status_code == 202:
-        response = session.get(f"{base_url}/predictions/{outcome.post_body['uuid']}?wait={wait}", timeout=wait + 30)
+        response = session.get(f"{base_url}/predictions/{outcome.post_body['uuid']}", timeout=30)
         outcome.gets += 1
         outcome.get_status, outcome.get_body = response.status_code, response.json()
-        if response.status_code != 202:
-            break
+        if response.status_code == 202:
+            time.sleep(float(response.headers["Retry-After"]) if interval is None else interval)
     outcome.seconds = time.perf_counter() - started
     return outcome

@@ -51,8 +51,9 @@ def main(argv=None) -> int:
     if args.summary:
         print(summary_table(outcomes, labels))
     done = sum(o.status == "done" for o in outcomes)
+    gets = sum(o.gets for o in outcomes)
     print(f"{done}/{len(outcomes)} classified in {elapsed:.1f} s: {len(outcomes) / elapsed:.2f} images/s "
-          f"(concurrency {args.concurrency})")
+          f"(concurrency {args.concurrency}; {gets / max(len(outcomes), 1):.2f} GETs per image)")
     if labels is not None:
         print(accuracy(outcomes, labels))
     return 0 if done == len(outcomes) else 1

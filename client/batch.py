@@ -1,7 +1,7 @@
 """Posting every image of a folder to a running service and waiting for each prediction."""
-import base64
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -10,7 +10,13 @@ from tqdm import tqdm
 
 from client.report import Outcome
 
-POLL_INTERVAL = 0.1  # seconds between GETs while pending; the server's Retry-After is an upper bound
+# Each GET asks the service to hold the answer until the job ends (?wait=, served by the waiter without a
+# web thread), so a job costs one or two GETs instead of a poll every few tenths of a second. A service
+# that answers a pending job at once (no waiter) is asked again after its Retry-After.
+WAIT_SECONDS = 25
+# A POST that got no answer, or a 503, is sent again with the same Idempotency-Key after these pauses:
+# the service makes one job of it however many of the tries arrived.
+POST_RETRY_PAUSES = (0.5, 2)
 _sessions = threading.local()
 
 
@@ -28,36 +34,56 @@ def _body(response: requests.Response):
         return response.text
 
 
-def classify_one(base_url: str, path: Path, timeout: float, poll_interval: float = POLL_INTERVAL) -> Outcome:
-    """POST the image, then GET its prediction until it is no longer pending (or ``timeout`` passes),
-    waiting the server's Retry-After or ``poll_interval`` between GETs, whichever is shorter."""
+def classify_one(base_url: str, path: Path, timeout: float) -> Outcome:
+    """POST the image, then wait for its prediction with long-poll GETs (or until ``timeout`` passes)."""
     outcome = Outcome(name=path.name)
     started = time.perf_counter()
     session = _session()
     try:
-        payload = {"name": path.name, "data": base64.b64encode(path.read_bytes()).decode("ascii")}
-        response = session.post(f"{base_url}/inference/image", json=payload, timeout=30)
+        response = post_image(session, base_url, path)
         outcome.post_status, outcome.post_body = response.status_code, _body(response)
         if response.status_code != 202:
             return outcome
         location = f"{base_url}/predictions/{outcome.post_body['uuid']}"
         deadline = started + timeout
         while True:
-            response = session.get(location, timeout=30)
-            outcome.gets += 1
+            wait = max(1, min(WAIT_SECONDS, round(deadline - time.perf_counter())))
+            asked = time.perf_counter()
+            response = session.get(location, params={"wait": wait}, timeout=wait + 15)
             outcome.get_status, outcome.get_body = response.status_code, _body(response)
+            outcome.gets += 1
             if response.status_code != 202:
                 return outcome
             if time.perf_counter() > deadline:
                 outcome.error = f"still pending after {timeout:.0f} s"
                 return outcome
-            retry_after = float(response.headers.get("Retry-After") or poll_interval)
-            time.sleep(min(retry_after, poll_interval))
+            if time.perf_counter() - asked < wait / 2:  # answered at once: honour the service's pace
+                time.sleep(float(response.headers.get("Retry-After") or 1))
     except (requests.RequestException, OSError) as error:
         outcome.error = f"{type(error).__name__}: {error}"
         return outcome
     finally:
         outcome.seconds = time.perf_counter() - started
+
+
+def post_image(session: requests.Session, base_url: str, path: Path) -> requests.Response:
+    """POST the file as multipart (no base64), retrying a lost or 503 answer under one Idempotency-Key."""
+    image = path.read_bytes()
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+
+    def send() -> requests.Response:
+        return session.post(f"{base_url}/inference/image", files={"image": (path.name, image)},
+                            data={"name": path.name}, headers=headers, timeout=30)
+
+    for pause in POST_RETRY_PAUSES:
+        try:
+            response = send()
+            if response.status_code != 503:
+                return response
+        except requests.ConnectionError:
+            pass
+        time.sleep(pause)
+    return send()
 
 
 def run_batch(base_url: str, images: list[Path], concurrency: int, timeout: float, on_outcome) -> list[Outcome]:

@@ -18,7 +18,7 @@ class Outcome:
     get_status: int | None = None
     get_body: object = None
     seconds: float = 0.0
-    gets: int = 0  # GET requests made, polls included: what waiting costs the web
+    gets: int = 0  # GETs it took to learn the result (each one a long poll)
     error: str | None = None  # a transport error or a timeout, in words
 
     @property

@@ -50,6 +50,12 @@ class Settings:
     API_KEYS: tuple[str, ...]
     RATE_LIMIT: str
     RATE_LIMIT_STORAGE_URL: str
+    IDEMPOTENCY_TTL_SECONDS: int
+    RETENTION_DAYS: int | None
+    ORPHAN_GRACE_SECONDS: int
+    WORKER_METRICS_PORT: int | None
+    WORKER_METRICS_BIND: str
+    BROKER_HEARTBEAT: int
     WAITER_PORT: int
     WAITER_URL: str
     WEBHOOK_SECRET: str
@@ -122,6 +128,12 @@ def load_settings(env=None) -> Settings:
         API_KEYS=_list(env, "API_KEYS"),
         RATE_LIMIT=env.get("RATE_LIMIT", "").strip(),
         RATE_LIMIT_STORAGE_URL=env.get("RATE_LIMIT_STORAGE_URL") or "memory://",
+        IDEMPOTENCY_TTL_SECONDS=_int(env, "IDEMPOTENCY_TTL_SECONDS", 24 * 3600),
+        RETENTION_DAYS=_int(env, "RETENTION_DAYS", None),
+        ORPHAN_GRACE_SECONDS=_int(env, "ORPHAN_GRACE_SECONDS", 3600),
+        WORKER_METRICS_PORT=_int(env, "WORKER_METRICS_PORT", None),
+        WORKER_METRICS_BIND=env.get("WORKER_METRICS_BIND") or "0.0.0.0",
+        BROKER_HEARTBEAT=_int(env, "BROKER_HEARTBEAT", 120),
         WAITER_PORT=_int(env, "WAITER_PORT", 5002),
         WAITER_URL=env.get("WAITER_URL", "").strip().rstrip("/"),
         WEBHOOK_SECRET=env.get("WEBHOOK_SECRET", ""),

@@ -76,11 +76,10 @@ def deployment_env(instance: Path, database_url: str, queue: str, **settings) ->
         "INSTANCE_PATH": str(instance),
         "IMAGE_STORE_URL": (instance / "images").as_uri(),
         "TF_CPP_MIN_LOG_LEVEL": "2",
-        # Gunicorn and the worker's pool add their metrics up in here, as under `make run`.
-        "PROMETHEUS_MULTIPROC_DIR": str(instance / "metrics"),
         **settings,
     }
-    (instance / "metrics").mkdir(exist_ok=True)
+    # Gunicorn (gunicorn.conf.py) and each worker make a private metrics folder of their own.
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
                    cwd=PROJECT_ROOT, env=env, check=True, capture_output=True)
     return env
@@ -151,21 +150,26 @@ class Process:
         self._file.close()
 
 
+def same_host(args: list[str]) -> list[str]:
+    return args
+
+
 def launch_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2, own_group: bool = False,
-                  app: str = "tasks.worker:celery_app") -> Process:
-    """A Celery worker process, not waited for (see ``start_worker``)."""
+                  app: str = "tasks.worker:celery_app", wrap=same_host) -> Process:
+    """A Celery worker process, not waited for (see ``start_worker``); ``wrap`` may run it on another
+    host (``deploy.netns.Host.command``)."""
     return Process(
-        [sys.executable, "-m", "celery", "-A", app, "worker", "--loglevel", "INFO",
-         "--concurrency", str(concurrency), "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h",
-         "--without-gossip", "--without-mingle"],
+        wrap([sys.executable, "-m", "celery", "-A", app, "worker", "--loglevel", "INFO",
+              "--concurrency", str(concurrency), "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h",
+              "--without-gossip", "--without-mingle"]),
         env, log_dir / f"{name}.log", own_group,
     )
 
 
 def start_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2, own_group: bool = False,
-                 app: str = "tasks.worker:celery_app") -> Process:
+                 app: str = "tasks.worker:celery_app", wrap=same_host) -> Process:
     """A Celery worker process, once it is ready to consume."""
-    worker = launch_worker(env, log_dir, name, concurrency, own_group, app)
+    worker = launch_worker(env, log_dir, name, concurrency, own_group, app, wrap)
     worker.wait_for(" ready.")
     return worker
 

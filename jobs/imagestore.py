@@ -10,11 +10,19 @@ by its key, never by a server path; the log keeps the path.
 import logging
 import os
 import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
 logger = logging.getLogger(__name__)
+
+
+# A worker on another host than the web sees no file at all: say so, and what the fix is.
+NOT_ON_THIS_DISK = ("image {name} is not on this worker's disk: it was deleted, or the web saved it on another "
+                    "host. A file:// image store needs one volume shared by the web and every worker at the same "
+                    "path; otherwise use IMAGE_STORE_URL=s3://bucket/prefix")
 
 
 class ImageNotFound(LookupError):
@@ -23,6 +31,17 @@ class ImageNotFound(LookupError):
 
 class ImageStoreUnavailable(RuntimeError):
     """The store cannot be used right now (disk error, S3 down, missing bucket): retry later."""
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    key: str  # orders the listing: a sweep resumes after the last key it saw
+    url: str
+    modified: datetime  # naive UTC, like the database's timestamps
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 class ImageStore(Protocol):
@@ -34,6 +53,9 @@ class ImageStore(Protocol):
 
     def delete(self, url: str) -> None:
         """Remove the image behind ``url``; a missing one is not an error."""
+
+    def list_images(self, after: str, limit: int) -> list[StoredImage]:
+        """Up to ``limit`` stored images whose key sorts after ``after``, in key order."""
 
 
 class DirectoryImageStore:
@@ -62,8 +84,8 @@ class DirectoryImageStore:
         try:
             return path.read_bytes()
         except FileNotFoundError:
-            logger.warning("image file %s no longer exists", path)
-            raise ImageNotFound(f"image {path.name} no longer exists") from None
+            logger.warning("image file %s is not on this host's disk", path)
+            raise ImageNotFound(NOT_ON_THIS_DISK.format(name=path.name)) from None
         except OSError as error:
             raise ImageStoreUnavailable(f"cannot read image {path.name}: {error.strerror}") from error
 
@@ -71,6 +93,26 @@ class DirectoryImageStore:
         path = Path(unquote(urlparse(url).path)).resolve()
         if path.is_relative_to(self.root):
             path.unlink(missing_ok=True)
+
+    def list_images(self, after: str, limit: int) -> list[StoredImage]:
+        found = []
+        try:
+            shards = sorted(entry.name for entry in os.scandir(self.root) if entry.is_dir())
+        except FileNotFoundError:
+            return []
+        for shard in shards:
+            if shard < after[:2]:
+                continue
+            with os.scandir(self.root / shard) as entries:
+                files = sorted((f"{shard}/{entry.name}", entry) for entry in entries if entry.is_file())
+            for key, entry in files:
+                if key <= after:
+                    continue
+                modified = datetime.fromtimestamp(entry.stat().st_mtime, UTC)
+                found.append(StoredImage(key, Path(entry.path).as_uri(), _naive_utc(modified)))
+                if len(found) == limit:
+                    return found
+        return found
 
 
 class S3ImageStore:
@@ -141,6 +183,19 @@ class S3ImageStore:
             self.client.delete_object(Bucket=self.bucket, Key=parsed.path.lstrip("/"))
         except (BotoCoreError, ClientError) as error:
             raise ImageStoreUnavailable(f"cannot delete {url}: {error}") from error
+
+    def list_images(self, after: str, limit: int) -> list[StoredImage]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        arguments = {"Bucket": self.bucket, "Prefix": f"{self.prefix}/" if self.prefix else "", "MaxKeys": limit}
+        if after:
+            arguments["StartAfter"] = after
+        try:
+            listing = self.client.list_objects_v2(**arguments)
+        except (BotoCoreError, ClientError) as error:
+            raise ImageStoreUnavailable(f"cannot list s3://{self.bucket}/{self.prefix}: {error}") from error
+        return [StoredImage(item["Key"], f"s3://{self.bucket}/{item['Key']}", _naive_utc(item["LastModified"]))
+                for item in listing.get("Contents", [])]
 
 
 def open_image_store(url: str, s3_endpoint_url: str = "", s3_create_bucket: bool = False) -> ImageStore:

@@ -10,7 +10,9 @@ from sqlalchemy.dialects import mysql
 
 from jobs.database import db
 
-PENDING, DONE, FAILED = "pending", "done", "failed"
+PENDING, DONE, FAILED, CANCELLED = "pending", "done", "failed", "cancelled"
+# What a done row says about the model that produced it (filled by the worker, see models.runtime.describe).
+MODEL_FIELDS = ("model_name", "model_runtime", "weights_sha256", "converted_sha256")
 # Microseconds on MySQL too (its DATETIME keeps whole seconds by default), so latencies can be measured.
 Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
@@ -35,8 +37,14 @@ class Prediction(db.Model):
     republished = db.Column(db.Integer, nullable=False, default=0, server_default="0")
     # Where the final result is POSTed when the job ends (jobs/webhooks.py); vetted when accepted.
     callback_url = db.Column(db.String(2048))
-    created_at = db.Column(Timestamp, nullable=False, default=utcnow)
+    created_at = db.Column(Timestamp, nullable=False, default=utcnow, index=True)
     updated_at = db.Column(Timestamp, nullable=False, default=utcnow, onupdate=utcnow, index=True)
+    # Provenance: when the job ended and, for a done job, which model produced the answer.
+    finished_at = db.Column(Timestamp)
+    model_name = db.Column(db.String(64))
+    model_runtime = db.Column(db.String(16))
+    weights_sha256 = db.Column(db.String(64))
+    converted_sha256 = db.Column(db.String(64))
 
     def to_json(self) -> dict:
         return prediction_json(self)
@@ -47,8 +55,13 @@ def prediction_json(row) -> dict:
     body = {"uuid": row.uuid, "status": row.status}
     if row.status == DONE:
         body.update(prediction=row.prediction, confidence=row.confidence, top5=row.top5)
+        if row.model_name is not None:  # rows done before provenance was recorded have none
+            body["model"] = {"name": row.model_name, "runtime": row.model_runtime,
+                             "weights_sha256": row.weights_sha256, "converted_sha256": row.converted_sha256}
     elif row.status == FAILED:
         body["error"] = row.error
+    if row.finished_at is not None:
+        body["finished_at"] = row.finished_at.isoformat(timespec="microseconds") + "Z"
     return body
 
 
@@ -59,13 +72,17 @@ def find_prediction(prediction_uuid: str):
         return connection.execute(select(table).where(table.c.uuid == prediction_uuid)).first()
 
 
-def insert_prediction(prediction_uuid: str, name: str, image_url: str, callback_url: str | None = None) -> None:
-    """Record a new pending job: one Core INSERT in its own transaction, no ORM unit of work."""
+def insert_prediction(prediction_uuid: str, name: str, image_url: str, callback_url: str | None = None,
+                      connection=None) -> None:
+    """Record a new pending job: one Core INSERT in its own transaction (or ``connection``'s), no ORM unit of work."""
+    if connection is None:
+        with db.engine.begin() as connection:
+            insert_prediction(prediction_uuid, name, image_url, callback_url, connection)
+        return
     now = utcnow()
-    with db.engine.begin() as connection:
-        connection.execute(insert(Prediction.__table__).values(
-            uuid=prediction_uuid, name=name, image_url=image_url, callback_url=callback_url, status=PENDING,
-            republished=0, created_at=now, updated_at=now))
+    connection.execute(insert(Prediction.__table__).values(
+        uuid=prediction_uuid, name=name, image_url=image_url, callback_url=callback_url, status=PENDING,
+        republished=0, created_at=now, updated_at=now))
 
 
 def done_outcome(label: str, confidence: float, top5: list[dict]) -> dict:
@@ -77,20 +94,43 @@ def failed_outcome(reason: str) -> dict:
     return {"status": FAILED, "prediction": None, "confidence": None, "top5": None, "error": reason[:1000]}
 
 
-def record_outcomes(outcomes: dict[str, dict]) -> None:
+def record_outcomes(outcomes: dict[str, dict], model: dict | None = None) -> set[str]:
     """Write final outcomes in one transaction, only over rows still pending: a redelivered
-    or re-published job is written once, and a late duplicate changes nothing."""
+    or re-published job is written once, a late duplicate changes nothing, and a cancelled
+    job stays cancelled. Done outcomes record ``model`` (``MODEL_FIELDS``) as their provenance.
+
+    Returns the uuids whose rows this call wrote (each UPDATE's rowcount), so a worker can
+    report exactly the jobs it finished and not those another worker had finished first."""
     if not outcomes:
-        return
+        return set()
     table = Prediction.__table__
-    columns = ("status", "prediction", "confidence", "top5", "error", "updated_at")
+    columns = ("status", "prediction", "confidence", "top5", "error", "updated_at", "finished_at", *MODEL_FIELDS)
     statement = (
         update(table)
         .where(table.c.uuid == bindparam("b_uuid"), table.c.status == PENDING)
         .values({column: bindparam(f"b_{column}") for column in columns})
     )
     now = utcnow()
-    rows = [{"b_uuid": job, "b_updated_at": now, **{f"b_{key}": value for key, value in outcome.items()}}
-            for job, outcome in outcomes.items()]
-    db.session.execute(statement, rows)
+    written = set()
+    # One statement per row (the MySQL driver would run an executemany UPDATE so anyway), each with its rowcount.
+    for job, outcome in outcomes.items():
+        provenance = model if model is not None and outcome["status"] == DONE else {}
+        row = {"b_uuid": job, "b_updated_at": now, "b_finished_at": now,
+               **{f"b_{field}": provenance.get(field) for field in MODEL_FIELDS},
+               **{f"b_{key}": value for key, value in outcome.items()}}
+        if db.session.execute(statement, row).rowcount:
+            written.add(job)
     db.session.commit()
+    return written
+
+
+def cancel_job(prediction_uuid: str):
+    """Cancel the job if it is still pending, with one conditional UPDATE, so a worker's result and a
+    cancel cannot both win. Returns (the row as it now is or None, whether this call cancelled it)."""
+    table = Prediction.__table__
+    with db.engine.begin() as connection:
+        cancelled = connection.execute(
+            update(table).where(table.c.uuid == prediction_uuid, table.c.status == PENDING)
+            .values(status=CANCELLED, updated_at=utcnow())).rowcount == 1
+        row = connection.execute(select(table).where(table.c.uuid == prediction_uuid)).first()
+    return row, cancelled

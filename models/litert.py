@@ -5,7 +5,6 @@ TensorFlow one needs ~600 MB and seconds. The conversion imports TensorFlow,
 so it runs in a separate process (``python -m models.litert WEIGHTS OUT``),
 and its result is cached under a name keyed by the weights' hash.
 """
-import hashlib
 import os
 import sys
 import tempfile
@@ -19,8 +18,7 @@ from models.weights import ModelFiles
 
 
 def converted_path(files: ModelFiles, cache_dir: Path) -> Path:
-    digest = hashlib.sha256(files.weights.read_bytes()).hexdigest()[:16]
-    return cache_dir / f"{files.weights.stem}.{digest}.tflite"
+    return cache_dir / f"{files.weights.stem}.{files.sha256()}.tflite"
 
 
 def convert(files: ModelFiles, destination: Path) -> None:

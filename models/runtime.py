@@ -10,9 +10,10 @@ from pathlib import Path
 from config.settings import PROJECT_ROOT
 from models.litert import LiteRTClassifier, converted_path
 from models.mobilenet import KerasClassifier
-from models.weights import ModelFiles
+from models.weights import ModelFiles, short_sha256
 
 RUNTIMES = ("litert", "keras")
+MODEL_NAME = "mobilenet_v1_0.75_224"
 
 
 def prepare(files: ModelFiles, runtime: str, cache_dir: Path) -> None:
@@ -29,3 +30,10 @@ def load(files: ModelFiles, runtime: str, cache_dir: Path):
     if runtime == "keras":
         return KerasClassifier(files)
     return LiteRTClassifier(converted_path(files, cache_dir), files.labels())
+
+
+def describe(files: ModelFiles, runtime: str, cache_dir: Path) -> dict:
+    """The provenance a result records: which network, run how, from which files (after ``prepare``)."""
+    converted = short_sha256(converted_path(files, cache_dir)) if runtime == "litert" else None
+    return {"model_name": MODEL_NAME, "model_runtime": runtime,
+            "weights_sha256": files.sha256(), "converted_sha256": converted}

@@ -4,6 +4,7 @@ Keras keeps downloaded files in ``$KERAS_HOME/models`` (default ``~/.keras``).
 The worker looks there, or at ``MODEL_WEIGHTS_PATH``, and refuses to start
 when neither has the file, instead of trying a download that cannot work offline.
 """
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -21,11 +22,20 @@ def keras_cache_dir() -> Path:
     return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "models"
 
 
+def short_sha256(path: Path) -> str:
+    """The first 16 hex digits of the file's sha256: enough to tell model files apart."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class ModelFiles:
     weights: Path
     class_index: Path
     in_keras_cache: bool
+
+    def sha256(self) -> str:
+        """The weights' hash, shortened: names the converted model and tells deployed workers apart."""
+        return short_sha256(self.weights)
 
     def labels(self) -> list[str]:
         """Keras class names (``dogsled``), ordered by class index."""

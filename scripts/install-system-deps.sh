@@ -1,11 +1,13 @@
 #!/bin/sh
 # Installs the Debian packages the service needs, only when they are missing, so `make` stays a no-op
-# on a machine that has them: the MySQL client headers requirements.txt builds against, and nginx,
-# the proxy in front of Gunicorn (deploy/proxy.py).
+# on a machine that has them: the MySQL client headers requirements.txt builds against, nginx,
+# the proxy in front of Gunicorn (deploy/proxy.py), and iproute2 (`ip`), with which the multi-host
+# test makes its hosts (deploy/netns.py).
 set -eu
 PACKAGES=""
 pkg-config --exists mysqlclient 2>/dev/null || PACKAGES="default-libmysqlclient-dev pkg-config gcc"
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || PACKAGES="$PACKAGES nginx"
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || PACKAGES="$PACKAGES iproute2"
 if [ -z "$PACKAGES" ]; then
   exit 0
 fi

@@ -24,7 +24,8 @@ from jobs.records import PENDING, Prediction, done_outcome, failed_outcome, reco
 from models.classification import Classification
 from models.preprocessing import prepare
 from tasks.batching import NoLossBatches, deliveries
-from tasks.metrics import observe_batch
+from tasks.metrics import count_recorded, observe_batch
+from tasks.worker_model import model_description
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +51,13 @@ def classify_batch(requests) -> bool:
     inputs = _prepare_inputs({job: jobs[job] for job in pending if job not in outcomes}, outcomes)
     if inputs:
         outcomes.update(_classify(inputs))
-    _with_database_retry(lambda: record_outcomes(outcomes))
+    written = _with_database_retry(lambda: record_outcomes(outcomes, model_description()))
+    count_recorded(outcomes[prediction_uuid]["status"] for prediction_uuid in written)
     announce_ended({prediction_uuid: outcome["status"] for prediction_uuid, outcome in outcomes.items()})
     for prediction_uuid, outcome in outcomes.items():
-        logger.info("prediction %s: %s", prediction_uuid, outcome["prediction"] or outcome["error"],
+        # "recorded" only for rows this worker wrote: across workers, each uuid has exactly one such line.
+        what = "recorded" if prediction_uuid in written else "already final, not recorded again"
+        logger.info("prediction %s %s: %s", prediction_uuid, what, outcome["prediction"] or outcome["error"],
                     extra={"uuid": prediction_uuid})
     return True
 

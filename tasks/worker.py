@@ -14,6 +14,10 @@ celery_app = flask_app.extensions["celery"]
 
 import tasks.classify  # noqa: E402,F401  registers the batch task
 import tasks.joblogs  # noqa: E402,F401  JSON log lines, as the web writes them
+import tasks.metrics_endpoint  # noqa: E402,F401  the worker's own /metrics (WORKER_METRICS_PORT)
+import tasks.presence  # noqa: E402,F401  publishes this worker's model for /health
+import tasks.retention  # noqa: E402,F401  registers the retention task that beat schedules
+import tasks.store_check  # noqa: E402,F401  warns at start when a file:// image store is not on this host
 import tasks.sweeper  # noqa: E402,F401  registers the sweeper that beat schedules
 import tasks.worker_model  # noqa: E402,F401  checks the weights at start, loads the model per pool process
 

@@ -15,6 +15,7 @@ from models.weights import WeightsNotFound, locate_model_files
 
 logger = logging.getLogger(__name__)
 _classifier = None
+_description: dict = {}  # set in the parent at start, inherited by every pool process
 
 
 def _model_config():
@@ -22,11 +23,21 @@ def _model_config():
     return locate_model_files(config["MODEL_WEIGHTS_PATH"]), config["MODEL_RUNTIME"], config["MODEL_CACHE_DIR"]
 
 
+def model_description() -> dict:
+    """What this worker's results record as their provenance (models.runtime.describe)."""
+    return _description
+
+
 def get_classifier():
     global _classifier
     if _classifier is None:
         _classifier = runtime.load(*_model_config())
     return _classifier
+
+
+def model_identity() -> dict:
+    """What this worker serves, for its metrics' labels: the runtime and the weights' hash."""
+    return {"runtime": _description["model_runtime"], "weights_sha256": _description["weights_sha256"]}
 
 
 @worker_init.connect
@@ -44,7 +55,8 @@ def prepare_model_or_refuse_to_start(**_):
     except (WeightsNotFound, ValueError) as error:
         logger.critical("%s", error)
         raise SystemExit(f"worker not started: {error}") from None
-    logger.info("model: %s weights %s", runtime_name, files.weights)
+    _description.update(runtime.describe(files, runtime_name, cache_dir))
+    logger.info("model: %s weights %s (%s)", runtime_name, files.weights, _description)
 
 
 @worker_process_init.connect

@@ -17,7 +17,8 @@ from webapp import create_app
 # redirect them (Celery lets CELERY_BROKER_URL override any configuration).
 os.environ["PYTHON_DOTENV_DISABLED"] = "1"
 for _setting in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_QUEUE", "IMAGE_STORE_URL", "INSTANCE_PATH",
-                 "S3_ENDPOINT_URL", "S3_CREATE_BUCKET", "API_KEYS", "RATE_LIMIT", "RATE_LIMIT_STORAGE_URL"):
+                 "S3_ENDPOINT_URL", "S3_CREATE_BUCKET", "API_KEYS", "RATE_LIMIT", "RATE_LIMIT_STORAGE_URL",
+                 "IDEMPOTENCY_TTL_SECONDS", "RETENTION_DAYS", "ORPHAN_GRACE_SECONDS"):
     os.environ.pop(_setting, None)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -57,21 +58,25 @@ def client(app):
     return app.test_client()
 
 
+def drain_queue(app, queue_name: str) -> list:
+    """Takes (and acks) every message waiting in ``queue_name`` on the app's broker."""
+    messages = []
+    with app.extensions["celery"].connection_for_read() as connection:
+        queue = connection.SimpleQueue(queue_name)
+        while True:
+            try:
+                message = queue.get(block=False)
+            except queue.Empty:
+                return messages
+            messages.append(message)
+            message.ack()
+
+
 @pytest.fixture
 def published(app):
-    """Drains the in-memory broker queue and returns the messages published to it."""
+    """Drains the in-memory broker's job queue and returns the messages published to it."""
     def drain():
-        messages = []
-        celery = app.extensions["celery"]
-        with celery.connection_for_read() as connection:
-            queue = connection.SimpleQueue(celery.conf.task_default_queue)
-            while True:
-                try:
-                    message = queue.get(block=False)
-                except queue.Empty:
-                    return messages
-                messages.append(message)
-                message.ack()
+        return drain_queue(app, app.extensions["celery"].conf.task_default_queue)
     drain()
     return drain
 

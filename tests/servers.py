@@ -2,6 +2,8 @@
 
 The machine's shared servers (5672, 3306) must never be stopped, so outage tests
 run their own instance, with every file in a temporary folder, and remove it after.
+By default they listen on 127.0.0.1; the multi-host test binds them to a test host's
+address and runs them inside that host (``wrap``: ``deploy.netns.Host.command``).
 """
 import os
 import shutil
@@ -12,18 +14,22 @@ import time
 import uuid
 from pathlib import Path
 
-from deploy.harness import free_port
+from deploy.harness import free_port, same_host
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")  # the Debian wrapper in /usr/sbin would su to the rabbitmq user
 START_TIMEOUT = 60
 
 
-def wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: float = START_TIMEOUT) -> None:
+LOOPBACK = "127.0.0.1"
+
+
+def wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: float = START_TIMEOUT,
+                  address: str = LOOPBACK) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as sock:
             sock.settimeout(0.5)
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
+            if sock.connect_ex((address, port)) == 0:
                 return
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
@@ -34,8 +40,8 @@ def wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: floa
 class Server:
     """A server process in its own session, started and stopped on the same data folder."""
 
-    def __init__(self, folder: Path, port: int):
-        self.folder, self.port = folder, port
+    def __init__(self, folder: Path, port: int, address: str = LOOPBACK, wrap=same_host):
+        self.folder, self.port, self.address, self.wrap = folder, port, address, wrap
         self.process = None
         self.log = folder / "server.log"
 
@@ -49,9 +55,9 @@ class Server:
         """Start and wait until the port answers; returns the seconds it took."""
         started = time.monotonic()
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(self.command(), env=self.env(), stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
-        wait_for_port(self.port, self.process, self.log)
+            self.process = subprocess.Popen(self.wrap(self.command()), env=self.env(), stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for_port(self.port, self.process, self.log, address=self.address)
         return time.monotonic() - started
 
     def stop(self) -> None:
@@ -72,23 +78,24 @@ class Server:
 class RabbitMQ(Server):
     """A RabbitMQ node of its own: node name, AMQP and distribution ports, Erlang cookie and files."""
 
-    def __init__(self, folder: Path):
-        super().__init__(folder, free_port())
+    def __init__(self, folder: Path, address: str = LOOPBACK, wrap=same_host):
+        super().__init__(folder, free_port(), address, wrap)
         self.node = f"test-{uuid.uuid4().hex[:8]}@localhost"
         (folder / "enabled_plugins").write_text("[].\n")  # no management plugin: it would take port 15672
         (folder / "rabbitmq-env.conf").write_text("")  # not /etc/rabbitmq's, which names the shared node
-        # guest may log in from localhost only (RabbitMQ's default), which is all the tests need.
-        (folder / "rabbitmq.conf").write_text("loopback_users.guest = true\n")
+        # guest logs in from localhost only (RabbitMQ's default), unless the clients are on other hosts.
+        users = "loopback_users.guest = true" if address == LOOPBACK else "loopback_users = none"
+        (folder / "rabbitmq.conf").write_text(users + "\n")
 
     @property
     def url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+        return f"amqp://guest:guest@{self.address}:{self.port}//"
 
     def env(self) -> dict:
         folder = self.folder
         return {**os.environ, "HOME": str(folder),  # the Erlang cookie goes here, for rabbitmqctl too
                 "RABBITMQ_CONF_ENV_FILE": str(folder / "rabbitmq-env.conf"),
-                "RABBITMQ_NODENAME": self.node, "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+                "RABBITMQ_NODENAME": self.node, "RABBITMQ_NODE_IP_ADDRESS": self.address,
                 "RABBITMQ_NODE_PORT": str(self.port), "RABBITMQ_DIST_PORT": str(free_port()),
                 "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq.conf"),
                 "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
@@ -103,7 +110,7 @@ class RabbitMQ(Server):
         """A clean stop through rabbitmqctl, as an operator would; durable messages stay on disk."""
         if self.process is None or self.process.poll() is not None:
             return
-        subprocess.run([str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, "stop"], env=self.env(),
+        subprocess.run(self.wrap([str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, "stop"]), env=self.env(),
                        capture_output=True, timeout=60)
         super().stop()
 
@@ -111,18 +118,30 @@ class RabbitMQ(Server):
 class MariaDB(Server):
     """A mariadbd of its own on a fresh data folder; root logs in over TCP without a password."""
 
-    def __init__(self, folder: Path):
-        super().__init__(folder, free_port())
+    def __init__(self, folder: Path, address: str = LOOPBACK, wrap=same_host):
+        super().__init__(folder, free_port(), address, wrap)
         subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={folder / 'data'}", "--user=root",
                         "--auth-root-authentication-method=normal", "--skip-test-db"],
                        check=True, capture_output=True, timeout=120)
 
     @property
     def url(self) -> str:
-        return f"mysql+mysqldb://root@127.0.0.1:{self.port}"
+        return f"mysql+mysqldb://root@{self.address}:{self.port}"
 
     def command(self) -> list[str]:
         folder = self.folder
+        # Clients on other hosts: no reverse DNS lookup of their addresses (none answers on a test network).
+        remote = [] if self.address == LOOPBACK else ["--skip-name-resolve"]
         return ["mariadbd", "--no-defaults", f"--datadir={folder / 'data'}", "--user=root",
-                f"--port={self.port}", "--bind-address=127.0.0.1", f"--socket={folder / 'mariadb.sock'}",
+                f"--port={self.port}", f"--bind-address={self.address}", *remote,
+                f"--socket={folder / 'mariadb.sock'}",
                 f"--pid-file={folder / 'mariadb.pid'}", "--innodb-buffer-pool-size=32M", "--skip-log-bin"]
+
+    def start(self) -> float:
+        """As ``Server.start``; clients on other hosts may then log in as root too."""
+        seconds = super().start()
+        if self.address != LOOPBACK:
+            subprocess.run(["mariadb", f"--socket={self.folder / 'mariadb.sock'}", "-uroot", "-e",
+                            "CREATE USER IF NOT EXISTS root@'%'; GRANT ALL ON *.* TO root@'%' WITH GRANT OPTION"],
+                           check=True, capture_output=True, timeout=30)
+        return seconds

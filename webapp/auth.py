@@ -2,6 +2,7 @@
 
 ``api_key_refusal`` is the check itself, shared by the Flask routes and the waiter.
 """
+import hashlib
 import hmac
 
 from flask import current_app, request
@@ -33,3 +34,12 @@ def api_key_refusal(keys, authorization: str) -> ApiError | None:
 
 def _unauthorized(detail: str, challenge: str) -> ApiError:
     return ApiError(401, "Unauthorized", detail, {"WWW-Authenticate": challenge})
+
+
+def api_key_scope() -> str:
+    """What a client's own namespace (its idempotency keys) is named by: a hash of its API key,
+    never the key itself; "" when API keys are off. Call after ``require_api_key``."""
+    if not current_app.config["API_KEYS"]:
+        return ""
+    token = request.headers.get("Authorization", "").partition(" ")[2].strip()
+    return hashlib.sha256(token.encode()).hexdigest()

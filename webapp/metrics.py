@@ -1,9 +1,10 @@
-"""``GET /metrics`` for Prometheus: requests, latency, jobs by status, queue depth, worker batches.
+"""``GET /metrics`` for Prometheus: requests, latency, jobs by status, queue depth.
 
 Request figures are counted per process; with ``PROMETHEUS_MULTIPROC_DIR`` set
-(``make run`` sets it) the figures of every Gunicorn worker and every Celery
-pool process on this host are added up here. Jobs by status and queue depth are
-read from the database and the broker at scrape time, so they are never stale.
+(``gunicorn.conf.py`` sets a private one) the figures of every Gunicorn worker of
+this server are added up here. Workers serve their own figures (``tasks/metrics_endpoint.py``).
+Jobs by status and queue depth are read from the database and the broker at scrape
+time, so they are never stale.
 """
 import logging
 import os
@@ -16,7 +17,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, select
 
 from jobs.database import db
-from jobs.records import DONE, FAILED, PENDING, Prediction
+from jobs.records import CANCELLED, DONE, FAILED, PENDING, Prediction
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("metrics", __name__)
@@ -56,7 +57,7 @@ class ScrapeTimeCollector:
 
     def collect(self):
         jobs = GaugeMetricFamily("prediction_jobs", "Predictions in the database by status.", labels=["status"])
-        counts = dict.fromkeys((PENDING, DONE, FAILED), 0)
+        counts = dict.fromkeys((PENDING, DONE, FAILED, CANCELLED), 0)
         try:
             counts.update(db.session.execute(
                 select(Prediction.status, func.count()).group_by(Prediction.status)).all())

@@ -18,6 +18,7 @@ from deploy.harness import (
     delete_queues,
     deployment_env,
     drop_database,
+    free_port,
     running_service,
 )
 
@@ -66,7 +67,8 @@ def new_queue():
 
 @pytest.fixture(scope="session")
 def service_env(tmp_path_factory, mysql_url, new_queue):
-    return deployment_env(tmp_path_factory.mktemp("instance"), mysql_url, new_queue(), REPUBLISH_PENDING_AFTER="30")
+    return deployment_env(tmp_path_factory.mktemp("instance"), mysql_url, new_queue(), REPUBLISH_PENDING_AFTER="30",
+                          WORKER_METRICS_PORT=str(free_port()), WORKER_METRICS_BIND="127.0.0.1")
 
 
 @pytest.fixture(scope="session")

@@ -293,4 +293,4 @@ def test_poison_jobs_fail_with_a_reason_and_do_not_block_the_real_worker(base_ur
     results = {kind: requests.get(f"{base_url}/predictions/{job}", timeout=10).json() for kind, job in jobs.items()}
     assert results["good"]["status"] == "done"
     assert results["huge"]["status"] == "failed" and "20000x20000 pixels" in results["huge"]["error"]
-    assert results["deleted"]["status"] == "failed" and "no longer exists" in results["deleted"]["error"]
+    assert results["deleted"]["status"] == "failed" and "not on this worker's disk" in results["deleted"]["error"]

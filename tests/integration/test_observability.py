@@ -1,4 +1,4 @@
-"""``/metrics`` on the real deployment: the worker's batch figures reach the web process."""
+"""``/metrics`` on the real deployment: the web's own figures, and the worker's on its own endpoint."""
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -6,22 +6,29 @@ from tests.conftest import SAMPLES
 from tests.integration.test_end_to_end import classify
 
 
-def scrape(base_url: str) -> dict:
-    response = requests.get(f"{base_url}/metrics", timeout=10)
+def scrape(url: str) -> dict:
+    response = requests.get(url, timeout=10)
     assert response.status_code == 200
     return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
             for family in text_string_to_metric_families(response.text) for sample in family.samples}
 
 
-def test_metrics_add_up_gunicorn_workers_celery_pool_database_and_queue(base_url, service_env):
-    before = scrape(base_url)
+def test_web_and_worker_each_serve_their_own_figures(base_url, service_env):
+    worker_url = f"http://127.0.0.1:{service_env['WORKER_METRICS_PORT']}/metrics"
+    before, worker_before = scrape(f"{base_url}/metrics"), scrape(worker_url)
     assert classify(base_url, SAMPLES / "soccer_ball.jpg")["prediction"] == "soccer_ball"
-    after = scrape(base_url)
+    after, worker_after = scrape(f"{base_url}/metrics"), scrape(worker_url)
 
-    batches = ("inference_batch_size_count", ())
-    assert after[batches] >= before.get(batches, 0) + 1, "the worker's batches reach the web's /metrics"
-    assert after[("inference_batch_seconds_sum", ())] > 0
     posted = ("http_requests_total", (("method", "POST"), ("route", "/inference/image"), ("status", "202")))
     assert after[posted] >= before.get(posted, 0) + 1
     assert after[("prediction_jobs", (("status", "done"),))] >= 1
     assert after[("queue_messages", (("queue", service_env["CELERY_QUEUE"]),))] >= 0
+    assert not any(name.startswith("inference_batch") for name, _ in after), "worker figures stay on the worker"
+
+    batches = ("inference_batch_size_count", ())
+    assert worker_after[batches] >= worker_before[batches] + 1
+    assert worker_after[("inference_batch_seconds_sum", ())] > 0
+    done = ("worker_jobs_recorded_total", (("status", "done"),))
+    assert worker_after[done] >= worker_before[done] + 1
+    [(_, labels)] = [key for key in worker_after if key[0] == "worker_model_info"]
+    assert dict(labels)["runtime"] == "litert" and len(dict(labels)["weights_sha256"]) == 16

@@ -65,7 +65,9 @@ def test_upload_shows_preview_status_and_top5_bars(page):
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "image", "the file chooser is the first stop for the keyboard"
 
-    page.get_by_label("Drop an image here, or choose a file").set_input_files(SAMPLES / "soccer_ball.jpg")
+    with page.expect_request(lambda request: request.method == "POST") as posted:
+        page.get_by_label("Drop an image here, or choose a file").set_input_files(SAMPLES / "soccer_ball.jpg")
+    assert posted.value.headers["content-type"].startswith("multipart/form-data"), "the file goes as is, no base64"
     assert page.get_by_role("img", name="Preview of soccer_ball.jpg").is_visible()
     page.get_by_role("heading", name="Prediction").wait_for(timeout=RESULT_TIMEOUT_MS)
 
@@ -74,6 +76,7 @@ def test_upload_shows_preview_status_and_top5_bars(page):
     rows = page.locator("#top5 li")
     assert rows.count() == 5
     assert rows.first.locator(".label").inner_text() == "soccer ball"
+    assert page.locator("#provenance").inner_text().startswith("mobilenet_v1_0.75_224 on litert, weights ")
     widths = [row.locator(".fill").evaluate("e => e.getBoundingClientRect().width") for row in rows.all()]
     assert widths == sorted(widths, reverse=True) and widths[0] > widths[-1]
     page.screenshot(path=ARTIFACTS / "web-page-result.png", full_page=True)
@@ -102,6 +105,41 @@ def test_an_image_dropped_on_the_zone_is_classified(page):
     assert page.locator("#prediction").inner_text() in {"tusker", "African elephant", "Indian elephant"}
 
 
+@pytest.fixture(scope="module")
+def idle_url(tmp_path_factory, new_queue):
+    """The web alone, with no worker: a job stays pending until it is cancelled."""
+    import sys
+
+    from deploy.harness import Process, create_database, deployment_env, drop_database, free_port
+
+    database_url = create_database("imgsvc_page")
+    env = deployment_env(tmp_path_factory.mktemp("idle-instance"), database_url, new_queue())
+    port = free_port()
+    web = Process([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "wsgi:app"], env,
+                  tmp_path_factory.mktemp("idle-logs") / "web.log")
+    try:
+        web.wait_for("Booting worker")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        web.stop()
+        drop_database(database_url)
+
+
+def test_a_pending_job_can_be_cancelled_from_the_page(browser_context, idle_url):
+    import requests
+
+    page = open_page(browser_context, idle_url + "/")
+    with page.expect_response(lambda response: response.request.method == "POST") as posted:
+        page.get_by_label("Drop an image here, or choose a file").set_input_files(SAMPLES / "bmw.png")
+    job = posted.value.json()["uuid"]
+    page.get_by_role("status").filter(has_text="Waiting for a worker").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Cancel this job").click()
+    page.get_by_role("status").filter(has_text="Cancelled").wait_for(timeout=30_000)
+    assert page.get_by_role("button", name="Cancel this job").is_hidden()
+    assert requests.get(f"{idle_url}/predictions/{job}", timeout=10).json() == {"uuid": job, "status": "cancelled"}
+    page.screenshot(path=ARTIFACTS / "web-page-cancelled.png", full_page=True)
+    assert csp_violations(page) == []
+    page.close()
 def test_docs_renders_every_operation_under_the_csp(browser_context, base_url):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     docs = open_page(browser_context, base_url + "/docs")

@@ -55,13 +55,19 @@ def test_get_pending_answers_202_with_retry_after(client):
 def test_get_done_answers_prediction_confidence_and_top5(app, client):
     prediction_uuid = post_image(client, image_bytes()).get_json()["uuid"]
     top5 = [{"label": "dogsled", "score": 0.9}, {"label": "malamute", "score": 0.05}]
+    model = {"model_name": "mobilenet_v1_0.75_224", "model_runtime": "litert",
+             "weights_sha256": "0123456789abcdef", "converted_sha256": "fedcba9876543210"}
     with app.app_context():
-        record_outcomes({prediction_uuid: done_outcome("dogsled", 0.9, top5)})
+        record_outcomes({prediction_uuid: done_outcome("dogsled", 0.9, top5)}, model)
+        finished_at = db.session.get(Prediction, prediction_uuid).finished_at
 
     response = client.get(f"/predictions/{prediction_uuid}")
     assert response.status_code == 200
-    assert response.get_json() == {"uuid": prediction_uuid, "status": "done", "prediction": "dogsled",
-                                   "confidence": 0.9, "top5": top5}
+    assert response.get_json() == {
+        "uuid": prediction_uuid, "status": "done", "prediction": "dogsled", "confidence": 0.9, "top5": top5,
+        "model": {"name": "mobilenet_v1_0.75_224", "runtime": "litert", "weights_sha256": "0123456789abcdef",
+                  "converted_sha256": "fedcba9876543210"},
+        "finished_at": finished_at.isoformat(timespec="microseconds") + "Z"}
 
 
 def test_get_failed_answers_200_with_error_so_clients_stop_polling(app, client):
@@ -69,16 +75,21 @@ def test_get_failed_answers_200_with_error_so_clients_stop_polling(app, client):
     with app.app_context():
         record_outcomes({prediction_uuid: failed_outcome("image file gone")})
     body = client.get(f"/predictions/{prediction_uuid}").get_json()
-    assert body == {"uuid": prediction_uuid, "status": FAILED, "error": "image file gone"}
+    assert body == {"uuid": prediction_uuid, "status": FAILED, "error": "image file gone",
+                    "finished_at": body["finished_at"]}
+    assert body["finished_at"].endswith("Z")
 
 
 def test_result_is_recorded_once_even_when_redelivered(app, client):
     prediction_uuid = post_image(client, image_bytes()).get_json()["uuid"]
+    other_uuid = post_image(client, image_bytes()).get_json()["uuid"]
     with app.app_context():
-        record_outcomes({prediction_uuid: done_outcome("dogsled", 0.9, [])})
+        assert record_outcomes({prediction_uuid: done_outcome("dogsled", 0.9, [])}) == {prediction_uuid}
         finished_at = db.session.get(Prediction, prediction_uuid).updated_at
-        record_outcomes({prediction_uuid: done_outcome("pencil_sharpener", 0.1, [])})
-        record_outcomes({prediction_uuid: failed_outcome("late failure")})
+        # Only the rows this call changed are reported: the worker's "recorded" lines and counters rely on it.
+        assert record_outcomes({prediction_uuid: done_outcome("pencil_sharpener", 0.1, []),
+                                other_uuid: failed_outcome("unreadable")}) == {other_uuid}
+        assert record_outcomes({prediction_uuid: failed_outcome("late failure")}) == set()
         db.session.expire_all()
         row = db.session.get(Prediction, prediction_uuid)
         assert (row.status, row.prediction, row.updated_at) == ("done", "dogsled", finished_at)
@@ -135,10 +146,12 @@ def test_publish_failure_keeps_job_pending_and_sweeper_publishes_it(make_app, ap
 
 
 def test_health_reports_each_dependency(make_app, client):
-    assert client.get("/health").get_json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+    assert client.get("/health").get_json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"},
+                                                "workers": []}
     response = make_app(broker_url=UNREACHABLE_BROKER).test_client().get("/health")
     assert response.status_code == 503
-    assert response.get_json() == {"status": "unavailable", "checks": {"database": "ok", "broker": "unreachable"}}
+    assert response.get_json() == {"status": "unavailable", "checks": {"database": "ok", "broker": "unreachable"},
+                                   "workers": []}
 
 
 def test_wrong_method_is_a_405_problem_that_says_what_is_allowed(client):

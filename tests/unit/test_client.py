@@ -71,3 +71,37 @@ def test_the_command_line_needs_a_folder_and_a_positive_concurrency(tmp_path, ca
     for bad in (["batch", str(tmp_path / "missing")], ["batch", str(tmp_path), "--concurrency", "0"]):
         with pytest.raises(SystemExit):
             parse_args(bad)
+
+
+def test_post_image_sends_the_file_as_multipart_with_an_idempotency_key(app, tmp_path):
+    import threading
+
+    import requests
+    from werkzeug.serving import make_server
+
+    from client.batch import post_image
+    from jobs.database import db
+    from jobs.records import Prediction
+    from tests.conftest import SAMPLES
+
+    seen = []
+    inner = app.wsgi_app
+
+    def recording(environ, start_response):
+        seen.append((environ.get("CONTENT_TYPE", ""), environ.get("HTTP_IDEMPOTENCY_KEY")))
+        return inner(environ, start_response)
+
+    app.wsgi_app = recording
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        response = post_image(requests.Session(), f"http://127.0.0.1:{server.server_port}", SAMPLES / "elephant.jpg")
+    finally:
+        server.shutdown()
+    assert response.status_code == 202
+    [(content_type, key)] = seen
+    assert content_type.startswith("multipart/form-data") and key
+    with app.app_context():
+        row = db.session.get(Prediction, response.json()["uuid"])
+        assert row.name == "elephant.jpg"
+        assert app.extensions["image_store"].read(row.image_url) == (SAMPLES / "elephant.jpg").read_bytes()

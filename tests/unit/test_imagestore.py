@@ -11,7 +11,7 @@ def test_directory_store_round_trip_and_missing_file(tmp_path):
     url = store.save("abcd.jpg", b"jpeg bytes")
     assert url.startswith("file://") and url.endswith("/ab/abcd.jpg")
     assert store.read(url) == b"jpeg bytes"
-    with pytest.raises(ImageNotFound, match="no longer exists"):
+    with pytest.raises(ImageNotFound, match="not on this worker's disk"):
         store.read((tmp_path / "images" / "zz" / "gone.jpg").as_uri())
 
 

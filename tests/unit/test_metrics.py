@@ -1,9 +1,8 @@
-"""``/metrics`` on SQLite and the in-memory broker: requests, latency, jobs, queue depth, batches."""
+"""``/metrics`` on SQLite and the in-memory broker: requests, latency, jobs, queue depth."""
 import math
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tasks.metrics import observe_batch
 from tests.conftest import UNREACHABLE_BROKER, b64, image_bytes
 
 
@@ -55,13 +54,10 @@ def test_queue_depth_is_unknown_while_the_broker_is_unreachable(make_app):
     assert samples[("prediction_jobs", (("status", "pending"),))] == 0
 
 
-def test_worker_batches_appear_as_histograms(client):
-    before = scrape(client)
-    observe_batch(1, 0.03)
-    samples = scrape(client)
-    assert samples[("inference_batch_size_count", ())] == before[("inference_batch_size_count", ())] + 1
-    assert samples[("inference_batch_seconds_bucket", (("le", "0.05"),))] == \
-        before[("inference_batch_seconds_bucket", (("le", "0.05"),))] + 1
+def test_worker_figures_are_not_in_the_web_metrics(client):
+    """Workers serve their own endpoint (tasks/metrics_endpoint.py); the web no longer adds up their files."""
+    names = {name for name, _ in scrape(client)}
+    assert not any(name.startswith(("inference_batch", "worker_")) for name in names)
 
 
 def test_fifty_invented_methods_add_at_most_one_series(client):

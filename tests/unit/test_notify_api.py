@@ -11,7 +11,7 @@ from jobs.endings import announce_ended
 from jobs.records import Prediction, done_outcome, failed_outcome, record_outcomes
 from jobs.signing import SIGNATURE_HEADER, verify
 from jobs.webhooks import DELIVER_TASK, WebhookDelivery, webhook_queue
-from tests.conftest import b64, image_bytes
+from tests.conftest import b64, drain_queue, image_bytes
 from webapp.predictions.notify import parse_wait
 
 SECRET = "unit-secret"
@@ -96,20 +96,6 @@ def test_loopback_callbacks_are_accepted_with_webhook_allow_private(make_app):
     assert post(app.test_client(), callback_url="http://localhost:9/hook").status_code == 202
 
 
-def queued_deliveries(app, queue_name):
-    celery = app.extensions["celery"]
-    messages = []
-    with celery.connection_for_read() as connection:
-        queue = connection.SimpleQueue(queue_name)
-        while True:
-            try:
-                message = queue.get(block=False)
-            except queue.Empty:
-                return messages
-            messages.append(message)
-            message.ack()
-
-
 def test_an_ended_job_with_a_callback_queues_one_delivery_on_the_webhooks_queue(make_app):
     app = make_app(WEBHOOK_SECRET=SECRET)
     client = app.test_client()
@@ -118,7 +104,7 @@ def test_an_ended_job_with_a_callback_queues_one_delivery_on_the_webhooks_queue(
     with app.app_context():
         record_outcomes({with_callback: failed_outcome("x"), without: failed_outcome("x")})
         announce_ended({with_callback: "failed", without: "failed"})
-    [message] = queued_deliveries(app, webhook_queue("inference").name)
+    [message] = drain_queue(app, webhook_queue("inference").name)
     assert message.headers["task"] == DELIVER_TASK
     assert message.payload[0] == [with_callback, 1]
 
@@ -164,7 +150,7 @@ def test_the_delivery_task_posts_signed_records_the_attempt_and_reschedules_a_fa
     assert verify(SECRET, body, headers[SIGNATURE_HEADER])
     assert json.loads(body)["prediction"] == "dogsled"
     assert (attempt.uuid, attempt.attempt, attempt.status_code) == (prediction_uuid, 1, status)
-    retries = queued_deliveries(app, webhook_queue("inference").name)
+    retries = drain_queue(app, webhook_queue("inference").name)
     if status == 200:
         assert outcome == "delivered: 200" and retries == []
     else:
@@ -184,7 +170,7 @@ def test_the_delivery_task_gives_up_once_the_retry_budget_is_spent(make_app):
         assert deliver_webhook.run(prediction_uuid, 1) == "given up"
         [attempt] = db.session.query(WebhookDelivery).all()
     assert attempt.status_code is None and "ConnectionRefusedError" in attempt.error
-    assert queued_deliveries(app, webhook_queue("inference").name) == []
+    assert drain_queue(app, webhook_queue("inference").name) == []
 
 
 def test_a_job_the_sweeper_gives_up_on_gets_its_webhook_too(make_app):
@@ -195,7 +181,7 @@ def test_a_job_the_sweeper_gives_up_on_gets_its_webhook_too(make_app):
     with app.app_context():
         assert app.extensions["celery"].tasks["republish_stale_pending"]() == 1
         assert db.session.get(Prediction, prediction_uuid).status == "failed"
-    [message] = queued_deliveries(app, webhook_queue("inference").name)
+    [message] = drain_queue(app, webhook_queue("inference").name)
     assert message.payload[0] == [prediction_uuid, 1]
 
 
@@ -213,7 +199,7 @@ def test_a_duplicate_delivery_message_is_skipped_once_its_attempt_is_recorded(ma
     finally:
         receiver.close()
     assert len(receiver.received) == 1
-    [retry] = queued_deliveries(app, webhook_queue("inference").name)  # the first run's retry; none from the duplicate
+    [retry] = drain_queue(app, webhook_queue("inference").name)  # the first run's retry; none from the duplicate
     assert retry.payload[0] == [prediction_uuid, 2]
 
 
@@ -237,5 +223,5 @@ def test_an_ended_job_whose_delivery_was_never_queued_is_queued_by_the_sweep(mak
         db.session.add(WebhookDelivery(uuid=lost, attempt=1, status_code=500, duration=0.1))
         db.session.commit()
         assert requeue_unsent_webhooks.run() == 0
-    [message] = queued_deliveries(app, webhook_queue("inference").name)
+    [message] = drain_queue(app, webhook_queue("inference").name)
     assert message.payload[0] == [lost, 1]

@@ -82,19 +82,37 @@ def check_image(data: bytes, limits: ImageLimits) -> str:
         raise ApiError(error.status, title, error.message) from None
 
 
-def validate_upload(raw: bytes, max_bytes: int, limits: ImageLimits) -> Upload:
-    body = parse_body(raw)
-    name = body.get("name", "")
+def check_name(name) -> str:
+    """A name is stored as data only; orjson has already refused lone surrogates in JSON, and
+    Werkzeug decodes form fields, query strings and headers without producing any."""
     if not isinstance(name, str):
         raise _invalid("'name' must be a string.")
     if len(name) > MAX_NAME_LENGTH:
         raise _invalid(f"'name' is longer than {MAX_NAME_LENGTH} characters.")
+    return name
 
+
+def check_image_bytes(image: bytes, max_bytes: int) -> bytes:
+    """The size checks a decoded base64 image gets, for an image sent as bytes."""
+    if not image:
+        raise _invalid("The image is empty.")
+    if len(image) > max_bytes:
+        raise _invalid(f"The image is larger than {max_bytes} bytes.", 413)
+    return image
+
+
+def validated(name, image: bytes, limits: ImageLimits, callback_url: object = None) -> Upload:
+    """The one place every kind of upload (JSON, multipart, raw) gets its name and image checked."""
+    return Upload(name=check_name(name), image=image, extension=check_image(image, limits),
+                  callback_url=callback_url)
+
+
+def validate_upload(raw: bytes, max_bytes: int, limits: ImageLimits) -> Upload:
+    body = parse_body(raw)
+    name = check_name(body.get("name", ""))
     data = body.get("data")
     if data is None:
         raise _invalid("'data' is missing; send the image as a base64 string.")
     if not isinstance(data, str):
         raise _invalid("'data' must be a base64 string.")
-    image = decode_base64(data, max_bytes)
-    return Upload(name=name, image=image, extension=check_image(image, limits),
-                  callback_url=body.get("callback_url"))
+    return validated(name, decode_base64(data, max_bytes), limits, body.get("callback_url"))

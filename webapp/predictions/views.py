@@ -1,19 +1,20 @@
-"""The two API routes: accept an image (``jobs.submit`` makes the job), and report what became of it."""
+"""The API routes: accept an image (``jobs.submit`` makes the job), report what became of it, cancel it."""
 import logging
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from config.logging import bind_job
+from jobs.endings import announce_ended
+from jobs.idempotency import MAX_KEY_LENGTH, IdempotencyConflict
 from jobs.imagecheck import configured_limits
 from jobs.imagestore import ImageStoreUnavailable
-from jobs.records import PENDING, find_prediction, prediction_json
+from jobs.records import CANCELLED, PENDING, cancel_job, find_prediction, prediction_json
 from jobs.submit import DatabaseUnavailable, submit_job
-from webapp.auth import require_api_key
+from webapp.auth import api_key_scope, require_api_key
 from webapp.errors import ApiError
 from webapp.predictions.notify import CALLBACK_HEADER, accepted_callback, is_uuid4, parse_wait
-from webapp.predictions.validation import validate_upload
+from webapp.predictions.uploads import read_upload
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("predictions", __name__)
@@ -30,15 +31,20 @@ def _unavailable(what: str) -> ApiError:
 @bp.post("/inference/image", strict_slashes=False)
 def submit_image():
     config = current_app.config
-    upload = validate_upload(_read_body(), config["MAX_IMAGE_BYTES"], configured_limits(config))
+    idempotency = _idempotency_key()
+    upload = read_upload(config["MAX_IMAGE_BYTES"], configured_limits(config))
     callback_url = accepted_callback(upload.callback_url, request.headers.get(CALLBACK_HEADER), config)
     try:
-        prediction_uuid = submit_job(upload.name, upload.image, upload.extension, callback_url)
+        prediction_uuid = submit_job(upload.name, upload.image, upload.extension, callback_url, idempotency)
     except ImageStoreUnavailable:
         logger.exception("could not store an image")
         raise _unavailable("image store") from None
     except DatabaseUnavailable:
         raise _unavailable("database") from None
+    except IdempotencyConflict:
+        raise ApiError(422, "Unprocessable Content",
+                       "This Idempotency-Key was already used with a different image or name; "
+                       "use a new key for a new request.") from None
     bind_job(prediction_uuid)
     # repr() escapes newlines and control characters, so a name cannot forge log lines.
     logger.info("accepted %s, name %r", prediction_uuid, upload.name)
@@ -46,17 +52,15 @@ def submit_image():
     return jsonify(uuid=prediction_uuid), 202, {"Location": location}
 
 
-def _read_body() -> bytes:
-    """The whole body, or 413 once it reaches the limit.
-
-    A declared Content-Length over the limit is refused before reading. A chunked
-    body is read only up to the limit, and Werkzeug then stops without an error,
-    so a body that fills the limit is taken as cut short.
-    """
-    body = request.get_data(cache=False)
-    if request.max_content_length is not None and len(body) >= request.max_content_length:
-        raise RequestEntityTooLarge()
-    return body
+def _idempotency_key() -> tuple[str, str] | None:
+    """(scope, key) from the ``Idempotency-Key`` header, or None without one."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 0 < len(key) <= MAX_KEY_LENGTH or not all(" " <= char <= "~" for char in key) or key != key.strip():
+        raise ApiError(400, "Invalid request", f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII "
+                       "characters, not starting or ending with a space (a UUID is good).")
+    return api_key_scope(), key
 
 
 @bp.get("/predictions/<prediction_uuid>", strict_slashes=False)
@@ -64,18 +68,38 @@ def get_prediction(prediction_uuid: str):
     """The job's state. ``?wait=N`` is served by the waiter (webapp/waiter.py, routed there by nginx);
     one that reaches Gunicorn is redirected to ``WAITER_URL`` when set, else answered at once."""
     wait = parse_wait(request.args.get("wait"))
-    if not is_uuid4(prediction_uuid):
-        raise ApiError(404, "Not Found", f"{prediction_uuid[:64]!r} is not a prediction id (a UUID4).")
-    bind_job(prediction_uuid.lower())
-    try:
-        row = find_prediction(prediction_uuid.lower())
-    except SQLAlchemyError:
-        raise _unavailable("database") from None
-    if row is None:
-        raise ApiError(404, "Not Found", f"No prediction has id {prediction_uuid}.")
+    row = _existing(prediction_uuid, find_prediction)
     if row.status == PENDING:
         if wait is not None and current_app.config["WAITER_URL"]:
             return "", 307, {"Location": current_app.config["WAITER_URL"] + request.full_path}
         return jsonify(prediction_json(row)), 202, {"Retry-After": RETRY_AFTER_SECONDS}
     return jsonify(prediction_json(row)), 200
 
+
+
+@bp.delete("/predictions/<prediction_uuid>", strict_slashes=False)
+def cancel_prediction(prediction_uuid: str):
+    """Cancel a pending job (idempotent); a job that already ended cannot be."""
+    row, cancelled_now = _existing(prediction_uuid, cancel_job)
+    if row.status != CANCELLED:
+        raise ApiError(409, "Conflict", f"Prediction {row.uuid} already ended ({row.status}); it cannot be cancelled.")
+    if cancelled_now:
+        logger.info("cancelled %s", row.uuid)
+        announce_ended({row.uuid: CANCELLED})  # as any end: wakes ?wait pollers, sends its webhook
+    return jsonify(prediction_json(row)), 200
+
+
+def _existing(prediction_uuid: str, operation):
+    """``operation(uuid)`` on a valid id, or the 404 / 503 problem. An operation that returns a
+    (row, extra) pair is answered with the pair; a bare row is checked the same way."""
+    if not is_uuid4(prediction_uuid):
+        raise ApiError(404, "Not Found", f"{prediction_uuid[:64]!r} is not a prediction id (a UUID4).")
+    bind_job(prediction_uuid.lower())
+    try:
+        result = operation(prediction_uuid.lower())
+    except SQLAlchemyError:
+        raise _unavailable("database") from None
+    row = result[0] if isinstance(result, tuple) else result
+    if row is None:
+        raise ApiError(404, "Not Found", f"No prediction has id {prediction_uuid}.")
+    return result

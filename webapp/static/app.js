@@ -13,7 +13,9 @@ const caption = document.getElementById("preview-caption");
 const statusLine = document.getElementById("status");
 const errorBox = document.getElementById("error");
 const result = document.getElementById("result");
+const cancelButton = document.getElementById("cancel");
 let currentJob = 0; // a newer upload makes the older one's answers irrelevant
+let pendingLocation = null; // the job the Cancel button cancels
 
 function readableLabel(label) {
   return label.replace(/_/g, " ");
@@ -33,12 +35,14 @@ function setStatus(text, pending) {
 }
 
 function showError(text) {
+  cancelButton.hidden = true;
   setStatus("");
   errorBox.textContent = text;
   errorBox.hidden = false;
 }
 
 function reset() {
+  cancelButton.hidden = true;
   errorBox.hidden = true;
   errorBox.textContent = "";
   result.hidden = true;
@@ -52,15 +56,6 @@ async function problemText(response) {
     if (body.title) return body.title;
   } catch (_) { /* not JSON: fall through */ }
   return `The service answered ${response.status} ${response.statusText}.`;
-}
-
-function readAsDataUrl(file) {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(reader.result);
-    reader.onerror = () => reject(reader.error);
-    reader.readAsDataURL(file);
-  });
 }
 
 function sleep(ms) {
@@ -89,6 +84,9 @@ function showResult(body) {
     item.append(name, track, value);
     return item;
   }));
+  // Which model answered (results recorded before provenance existed have none).
+  document.getElementById("provenance").textContent = body.model
+    ? `${body.model.name} on ${body.model.runtime}, weights ${body.model.weights_sha256}` : "";
   result.hidden = false;
 }
 
@@ -128,17 +126,23 @@ async function classify(file) {
   }
   try {
     setStatus("Uploading…", true);
-    const data = await readAsDataUrl(file);
+    // Multipart: the file goes as it is, no base64. The browser sets the Content-Type and boundary.
+    const upload = new FormData();
+    upload.append("image", file, file.name);
+    upload.append("name", file.name);
     const response = await fetch(form.dataset.submitUrl, {
       method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify({ name: file.name, data }),
+      headers: { Accept: "application/json" },
+      body: upload,
     });
     if (response.status !== 202) throw new Error(await problemText(response));
     const location = response.headers.get("Location") || `/predictions/${(await response.json()).uuid}`;
     setStatus("Queued; waiting for a worker…", true);
+    pendingLocation = location;
+    cancelButton.hidden = false;
     const body = await waitForPrediction(location, job);
-    if (body === null) return; // superseded by a newer upload
+    if (body === null) return; // superseded by a newer upload, or cancelled
+    cancelButton.hidden = true;
     if (body.status === "failed") {
       showError(`The image could not be classified: ${body.error}`);
       return;
@@ -151,6 +155,21 @@ async function classify(file) {
     showError(text);
   }
 }
+
+// DELETE cancels the job while it is pending; once it has ended (409) its result is on its way.
+cancelButton.addEventListener("click", async () => {
+  const job = currentJob;
+  try {
+    const response = await fetch(pendingLocation, { method: "DELETE", headers: { Accept: "application/json" } });
+    if (job !== currentJob || response.status === 409) return;
+    if (!response.ok) throw new Error(await problemText(response));
+    currentJob += 1; // stop polling this job
+    cancelButton.hidden = true;
+    setStatus("Cancelled: no worker will classify it.");
+  } catch (error) {
+    if (job === currentJob) showError(error.message);
+  }
+});
 
 // Not every file a browser can send is one it can show (TIFF, or not an image at all).
 preview.addEventListener("error", () => {

@@ -1,0 +1,69 @@
+"""Each worker serves its own Prometheus endpoint, so workers on any number of hosts are scraped one by one.
+
+At start, before the pool forks, the worker's parent makes a multiprocess folder of its own
+(a fresh temporary directory, removed at exit) where its pool processes write their figures,
+and serves their sum on ``WORKER_METRICS_PORT`` (unset: no endpoint). Nothing is shared with the
+web or with other workers, on this host or another.
+"""
+import atexit
+import functools
+import logging
+import os
+import shutil
+import tempfile
+
+from celery import current_app
+from celery.signals import worker_init
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from tasks import metrics
+
+logger = logging.getLogger(__name__)
+
+
+def make_private_folder() -> str:
+    """A fresh multiprocess folder for this worker, removed when its parent exits."""
+    folder = tempfile.mkdtemp(prefix="worker-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder  # inherited by the pool processes
+    owner = os.getpid()
+    # Forked pool processes inherit atexit handlers; only the parent removes the folder.
+    atexit.register(lambda: os.getpid() == owner and shutil.rmtree(folder, ignore_errors=True))
+    return folder
+
+
+class ModelInfoCollector:
+    """``worker_model_info{runtime, weights_sha256} 1``: which model this worker serves."""
+
+    def __init__(self, identity):
+        self.identity = functools.cache(identity)  # hashing the weights once, at the first scrape
+
+    def collect(self):
+        identity = self.identity()
+        info = GaugeMetricFamily("worker_model_info", "The model this worker serves.", labels=sorted(identity))
+        info.add_metric([identity[key] for key in sorted(identity)], 1)
+        yield info
+
+
+def serve(folder: str, port: int, bind: str, model_identity):
+    """Start the HTTP server in a daemon thread; returns the server (``server.server_port``, ``shutdown``)."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=folder)
+    registry.register(ModelInfoCollector(model_identity))
+    server, _thread = start_http_server(port, addr=bind, registry=registry)
+    return server
+
+
+@worker_init.connect
+def start_worker_metrics(**_):
+    config = current_app.flask_app.config
+    folder = make_private_folder()
+    metrics.enable()
+    port = config["WORKER_METRICS_PORT"]
+    if port is None:
+        return
+    from tasks.worker_model import model_identity
+
+    serve(folder, port, config["WORKER_METRICS_BIND"], model_identity)
+    logger.info("worker metrics on http://%s:%d/metrics", config["WORKER_METRICS_BIND"], port)

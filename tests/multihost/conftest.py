@@ -1,0 +1,175 @@
+"""The deployment spread over test hosts made of network namespaces (``deploy/netns.py``).
+
+- ``services``: a private MariaDB, RabbitMQ and S3 server (moto), bound to that host's address;
+- ``web``: the proxy (nginx) on the host's address in front of Gunicorn on a unix socket, as the
+  Procfile runs them; reached at ``entry_url``;
+- ``worker-a``, ``worker-b``: one Celery worker each, with its own instance folder, model cache and
+  metrics endpoint (the same port on both: they are different hosts);
+- the load client: this test process, in the root namespace, on the switch's own address.
+
+Every URL names an interface address; nothing crosses hosts over 127.0.0.1. Needs root, iproute2,
+rabbitmq-server and mariadb-server: without them the tests are skipped, or fail with REQUIRE_SERVICES=1.
+"""
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+from deploy.harness import STARTUP_TIMEOUT, Process, create_database, deployment_env, launch_worker
+from deploy.netns import Host, NetnsUnavailable, Network, require_netns
+from tests.integration.conftest import service_missing
+from tests.servers import RABBITMQ_BIN, MariaDB, RabbitMQ, wait_for_port
+
+WORKER_METRICS_PORT = 9808
+# Seconds between AMQP heartbeats for the workers: RabbitMQ declares a silent worker dead after about
+# two periods and hands its unacked jobs to the others, and the worker notices it lost the broker as
+# fast. Production keeps the default (RabbitMQ's 60 s), where a vanished host's jobs wait ~2 minutes.
+WORKER_HEARTBEAT = 2
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "multihost" in str(item.path):
+            item.add_marker(pytest.mark.multihost)
+
+
+@dataclass
+class Services:
+    host: Host
+    mariadb: MariaDB
+    rabbitmq: RabbitMQ
+    s3_url: str
+
+
+@dataclass
+class Worker:
+    host: Host
+    process: Process
+    env: dict
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.host.address}:{self.env['WORKER_METRICS_PORT']}/metrics"
+
+
+@dataclass
+class Deployment:
+    network: Network
+    services: Services
+    web: Host
+    entry_url: str
+    env: dict  # what every host shares: database, broker, queue, image store
+    workers: dict = field(default_factory=dict)
+    log_dir: Path | None = None
+
+
+@pytest.fixture(scope="session")
+def network():
+    try:
+        require_netns()
+    except NetnsUnavailable as error:
+        service_missing("Network namespaces", error)
+    with Network() as net:
+        yield net
+
+
+@pytest.fixture(scope="session")
+def services(network, tmp_path_factory):
+    for program in (RABBITMQ_BIN / "rabbitmq-server", Path("/usr/sbin/mariadbd")):
+        if not program.exists():
+            service_missing(str(program), FileNotFoundError(program))
+    host = network.add_host("services")
+    mariadb = MariaDB(tmp_path_factory.mktemp("mariadb"), host.address, host.command)
+    rabbitmq = RabbitMQ(tmp_path_factory.mktemp("rabbitmq"), host.address, host.command)
+    s3_port = 9000
+    s3_log = tmp_path_factory.mktemp("moto") / "moto.log"
+    s3 = Process(host.command([sys.executable, "-m", "moto.server", "-H", host.address, "-p", str(s3_port)]),
+                 {**os.environ, **S3_CREDENTIALS}, s3_log)
+    try:
+        mariadb.start()
+        rabbitmq.start()
+        wait_for_port(s3_port, s3.popen, s3_log, address=host.address)
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in S3_CREDENTIALS.items():  # for this process's own S3 clients
+                patch.setenv(key, value)
+            yield Services(host, mariadb, rabbitmq, f"http://{host.address}:{s3_port}")
+    finally:
+        s3.stop()
+        rabbitmq.remove()
+        mariadb.remove()
+
+
+@dataclass
+class Web:
+    """The proxy (nginx) on the web host's address, in front of Gunicorn on a unix socket, as the Procfile runs them."""
+
+    gunicorn: Process
+    proxy: Process
+    url: str
+
+    def stop(self) -> None:
+        self.proxy.stop()
+        self.gunicorn.stop()
+
+
+def start_web(host: Host, env: dict, folder: Path, port: int = 5000) -> Web:
+    """The web on ``host``, once /health answers 200 through the proxy; its files and logs go in ``folder``."""
+    env = {**env, "WEB_BIND": f"unix:{folder / 'web.sock'}"}
+    gunicorn = Process(host.command([sys.executable, "-m", "gunicorn", "--bind", env["WEB_BIND"], "--workers", "2",
+                                     "wsgi:app"]), env, folder / "web.log")
+    proxy = Process(host.command([sys.executable, "-m", "deploy.proxy"]),
+                    {**env, "PROXY_BIND": host.address, "PORT": str(port), "INSTANCE_PATH": str(folder)},
+                    folder / "proxy.log")
+    web = Web(gunicorn, proxy, f"http://{host.address}:{port}")
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        try:
+            if requests.get(f"{web.url}/health", timeout=2).status_code == 200:
+                return web
+        except requests.RequestException:  # not listening yet, or busy starting
+            pass
+        if time.monotonic() > deadline or gunicorn.popen.poll() is not None or proxy.popen.poll() is not None:
+            web.stop()
+            raise RuntimeError(f"web on {web.url} not healthy:\n{gunicorn.output()[-2000:]}\n{proxy.output()[-2000:]}")
+        time.sleep(0.2)
+
+
+def worker_env(env: dict, host: Host, disk: Path, **settings) -> dict:
+    """A worker host's settings: the shared ones, plus its own disk (instance, model cache) and metrics."""
+    return {**env, "INSTANCE_PATH": str(disk), "MODEL_CACHE_DIR": str(disk / "model-cache"),
+            "WORKER_METRICS_PORT": str(WORKER_METRICS_PORT), "WORKER_METRICS_BIND": host.address,
+            "BROKER_HEARTBEAT": str(WORKER_HEARTBEAT), **settings}
+
+
+@pytest.fixture(scope="session")
+def deployment(network, services, tmp_path_factory):
+    log_dir = tmp_path_factory.mktemp("multihost-logs")
+    database_url = create_database("imgsvc_multihost", services.mariadb.url)
+    shared = {"CELERY_BROKER_URL": services.rabbitmq.url, "S3_ENDPOINT_URL": services.s3_url,
+              "IMAGE_STORE_URL": f"s3://images-{uuid.uuid4().hex[:8]}/uploads", "S3_CREATE_BUCKET": "1",
+              **S3_CREDENTIALS}
+    queue = f"inference-multihost-{uuid.uuid4().hex[:8]}"
+    env = deployment_env(tmp_path_factory.mktemp("web-disk"), database_url, queue, **shared)  # migrates
+    web_host = network.add_host("web")
+    web = start_web(web_host, env, tmp_path_factory.mktemp("web"))
+    deploy = Deployment(network, services, web_host, web.url, env, log_dir=log_dir)
+    try:
+        for name in ("worker-a", "worker-b"):
+            host = network.add_host(name)
+            settings = worker_env(env, host, tmp_path_factory.mktemp(f"{name}-disk"))
+            deploy.workers[name] = Worker(host, launch_worker(settings, log_dir, name, concurrency=1,
+                                                              wrap=host.command), settings)
+        for worker in deploy.workers.values():
+            worker.process.wait_for(" ready.")
+        yield deploy
+    finally:
+        for worker in deploy.workers.values():
+            worker.host.restore()
+            worker.process.stop()
+        web.stop()

@@ -1,0 +1,72 @@
+"""A worker's own /metrics: pool processes write to the worker's private folder, the parent serves their sum."""
+import multiprocessing
+import os
+
+import pytest
+import requests
+from prometheus_client import values
+from prometheus_client.parser import text_string_to_metric_families
+
+from tasks import metrics
+from tasks.metrics_endpoint import make_private_folder, serve
+
+IDENTITY = {"runtime": "litert", "weights_sha256": "0123456789abcdef"}
+
+
+def scrape(url: str) -> dict:
+    response = requests.get(url, timeout=5)
+    assert response.status_code == 200
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+
+
+def pool_process(statuses, batch_size):
+    """What one pool process does for one batch: a model call, then the rows it wrote."""
+    metrics.observe_batch(batch_size, 0.03)
+    metrics.count_recorded(statuses)
+
+
+@pytest.fixture
+def worker_metrics(monkeypatch):
+    """The worker's start-up in this process: its own folder, file-backed metrics; undone afterwards."""
+    monkeypatch.setattr(values, "ValueClass", values.ValueClass)
+    monkeypatch.setattr(metrics, "_metrics", None)
+    saved = os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    folder = make_private_folder()
+    metrics.enable()
+    yield folder
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR")
+    if saved is not None:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = saved
+
+
+def test_endpoint_adds_up_the_pool_processes_of_this_worker_only(worker_metrics):
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == worker_metrics
+    assert os.path.basename(worker_metrics).startswith("worker-metrics-")
+    fork = multiprocessing.get_context("fork")  # as Celery's prefork pool does
+    for statuses, size in ((["done", "done", "failed"], 3), (["done"], 1)):
+        child = fork.Process(target=pool_process, args=(statuses, size))
+        child.start()
+        child.join(timeout=30)
+        assert child.exitcode == 0
+    server = serve(worker_metrics, 0, "127.0.0.1", lambda: IDENTITY)
+    try:
+        samples = scrape(f"http://127.0.0.1:{server.server_port}/metrics")
+    finally:
+        server.shutdown()
+    assert samples[("worker_jobs_recorded_total", (("status", "done"),))] == 3
+    assert samples[("worker_jobs_recorded_total", (("status", "failed"),))] == 1
+    assert samples[("inference_batch_size_count", ())] == 2
+    assert samples[("inference_batch_size_sum", ())] == 4
+    assert samples[("inference_batch_seconds_bucket", (("le", "0.05"),))] == 2
+    assert samples[("worker_model_info", tuple(sorted(IDENTITY.items())))] == 1
+    # Each pool process wrote its own files, all in this worker's folder.
+    assert len([name for name in os.listdir(worker_metrics) if name.startswith("counter_")]) >= 2
+
+
+def test_without_a_worker_start_nothing_is_counted(monkeypatch):
+    """The web and in-process task runs import the same module but count nothing."""
+    monkeypatch.setattr(metrics, "_metrics", None)
+    metrics.observe_batch(1, 0.01)
+    metrics.count_recorded(["done"])
+    assert metrics._metrics is None
