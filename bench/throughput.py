@@ -18,7 +18,7 @@ service as shipped (``make run``) and the naive worker, in one run.
    throughput (workers saturated), and completion latency (row created → result committed);
 4. one request on an idle service; 5. worker memory;
 6. CPU time of each process group (bench/cpu.py) per POST, per GET and per image, against targets.
-``--profile`` samples Gunicorn's workers with py-spy under a POST flood and a GET flood
+``--profile`` samples Gunicorn's workers with py-spy under a POST flood (JSON, then multipart) and a GET flood
 (raw stacks in instance/profiles/). Needs MariaDB and RabbitMQ (TEST_MYSQL_URL, TEST_AMQP_URL)
 and the model weights.
 """
@@ -44,6 +44,7 @@ from bench import profile_web
 from bench.as_shipped import batch_client, running_honcho
 from bench.cpu import LOAD_GENERATOR, OTHER, CpuMeter, listener_pid
 from bench.drain_backlog import drain_rate
+from client.batch import post_image
 from config.settings import PROJECT_ROOT
 from deploy.harness import (
     AMQP_URL,
@@ -258,6 +259,11 @@ def deployed(label: str, count: int, clients: int, meter: CpuMeter, worker_app: 
                 # POST latency while the workers are saturated: clients pace their requests at the
                 # throughput just measured, so the queue never drains but the web is not flooded.
                 paced = load_test(base_url, database_url, count // 2, clients, rate=result["rate"])
+                multipart, files = None, image_files()
+                if gets:  # the batch client's POST: multipart with an Idempotency-Key, not JSON and base64
+                    _, multipart_cpu = measured(meter, hammer, clients, lambda session, i: post_image(
+                        session, base_url, files[i % len(files)]), count=count // 2)
+                    multipart = {"requests": count // 2, "cpu": multipart_cpu}
                 profiles = None
                 if profile_seconds:
                     workers = profile_web.children(web.popen.pid)
@@ -265,9 +271,12 @@ def deployed(label: str, count: int, clients: int, meter: CpuMeter, worker_app: 
                         kind: profile_web.record(workers, profile_seconds, PROFILES, f"web-{kind}",
                                                  lambda stop, send=send: hammer(clients, send, stop=stop))
                         for kind, send in (("POST", post_images(base_url)),
+                                           ("POST-multipart", lambda session, i: post_image(
+                                               session, base_url, files[i % len(files)])),
                                            ("GET", get_finished(base_url, paced["uuids"])))}
                 return {"label": label, "idle": idle, "memory": memory, "cpu": cpu, "gets": get_phase,
-                        "profiles": profiles, **result, "paced_p50": paced["post_p50"], "paced_p99": paced["post_p99"]}
+                        "multipart": multipart, "profiles": profiles, **result, "paced_p50": paced["post_p50"],
+                        "paced_p99": paced["post_p99"]}
     finally:
         drop_database(database_url)
         delete_queues([queue])
@@ -329,7 +338,8 @@ def main():
     parser.add_argument("--gets", type=int, default=None, help="GETs of finished jobs (default 2000, --quick 500)")
     parser.add_argument("--quick", action="store_true", help="a smaller run (about 4 minutes)")
     parser.add_argument("--profile", action="store_true",
-                        help="py-spy each Gunicorn worker for 10 s under a POST and a GET flood (instance/profiles/)")
+                        help="py-spy each Gunicorn worker for 10 s under POST floods (JSON, multipart) and a GET flood "
+                             "(instance/profiles/)")
     args = parser.parse_args()
     images = args.images or (300 if args.quick else 1000)
     naive_images = args.naive_images or (150 if args.quick else images)
@@ -426,6 +436,9 @@ def main():
           f"({service['gets']['requests']} GETs of finished jobs from {args.clients} threads, latency "
           f"p50/p99 {service['gets']['p50'] * 1e3:.1f}/{service['gets']['p99'] * 1e3:.1f} ms); nginx "
           f"{per_image['(2) deployed']['nginx']:.2f} per POST, {nginx_get_ms:.2f} per GET")
+    multipart_ms = service["multipart"]["cpu"]["Gunicorn"] / service["multipart"]["requests"] * 1e3
+    print(f"    the batch client's POST (multipart, Idempotency-Key; {service['multipart']['requests']} from "
+          f"{args.clients} threads): {multipart_ms:.2f} CPU-ms per POST in Gunicorn")
     print(f"worker: {worker_ms:.2f} CPU-ms per image deployed, {shipped_worker_ms:.2f} as shipped (task events on); "
           f"the limit {limit_cpu_ms:.2f} (2 processes x 1 thread, batch 1) → overhead "
           f"{worker_ms - limit_cpu_ms:.2f} deployed, {shipped_worker_ms - limit_cpu_ms:.2f} as shipped")
@@ -448,7 +461,9 @@ def main():
         target("as shipped / limit, CPU-projected", projected["as shipped"], f"{projected['as shipped']:.2f}",
                0.5, True),
         target("deployed / naive", ratios["deployed/naive"], f"{ratios['deployed/naive']:.1f}", 8, True),
-        target("web CPU per POST", post_ms, f"{post_ms:.2f} ms", 2, False, " ms"),
+        target("web CPU per POST, JSON + base64", post_ms, f"{post_ms:.2f} ms", 2, False, " ms"),
+        target("web CPU per POST, multipart (the batch client's)", multipart_ms, f"{multipart_ms:.2f} ms", 2, False,
+               " ms"),
         target("web CPU per GET", get_ms, f"{get_ms:.2f} ms", 0.5, False, " ms"),
         target("worker overhead per image (worker − limit CPU)", overhead,
                f"{worker_ms:.2f} − {limit_cpu_ms:.2f} = {overhead:.2f} ms", 1, False, " ms"),
