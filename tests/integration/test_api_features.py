@@ -236,8 +236,8 @@ def test_a_job_cancelled_behind_a_backlog_is_never_classified(own):
                   u=doomed)
     assert row == {"status": "cancelled", "prediction": None, "finished_at": None, "model_name": None}
     assert requests.get(f"{own.url}/predictions/{doomed}", timeout=10).json() == cancelled.json()
-    assert f"prediction {jobs[-1]}: " in worker.output(), "the worker logs each job it classifies"
-    assert f"prediction {doomed}: " not in worker.output(), "never classified"
+    assert f"prediction {jobs[-1]} recorded: " in worker.output(), "the worker logs each job it classifies"
+    assert f"prediction {doomed} recorded" not in worker.output(), "never classified"
     assert f"prediction {doomed} already cancelled" in worker.output(), "its message was taken and skipped"
     again = requests.delete(f"{own.url}/predictions/{doomed}", timeout=10)
     assert (again.status_code, again.json()) == (200, cancelled.json())
