@@ -11,6 +11,7 @@ dead-lettered to ``<queue>.dead`` instead of looping. Celery sees the quorum
 queue and turns global QoS off by itself. The embedded brokers (filesystem,
 memory) have no such queue type and use a plain durable queue.
 """
+
 from kombu import Exchange, Queue
 
 from config.settings import Settings
@@ -39,9 +40,14 @@ def job_queue(settings: Settings) -> Queue:
 def dead_letter_queue(settings: Settings) -> Queue:
     """Where RabbitMQ puts a message returned too often: kept a week for inspection, never consumed."""
     name = f"{settings.CELERY_QUEUE}.dead"
-    return Queue(name, Exchange(name), routing_key=name, durable=True,
-                 queue_arguments={"x-queue-type": "quorum", "x-message-ttl": 7 * 24 * 3600 * 1000,
-                                  "x-max-length": 100_000})
+    return Queue(
+        name,
+        Exchange(name),
+        routing_key=name,
+        durable=True,
+        queue_arguments={"x-queue-type": "quorum", "x-message-ttl": 7 * 24 * 3600 * 1000, "x-max-length": 100_000},
+    )
+
 
 RETENTION_SWEEP_SECONDS = 300
 

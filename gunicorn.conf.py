@@ -7,6 +7,7 @@ publish confirm; threads let one process overlap those waits (gthread worker).
 multiprocess mode) from a folder private to this server: a fresh temporary directory,
 removed at exit, unless ``PROMETHEUS_MULTIPROC_DIR`` names one. Workers serve their own.
 """
+
 import os
 import shutil
 import tempfile

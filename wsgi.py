@@ -2,6 +2,7 @@
 
 The worker has its own entry point: ``celery -A tasks.worker:celery_app worker``.
 """
+
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp import create_app

@@ -1,4 +1,5 @@
 """``python -m client batch DIR --url URL``: classify a folder of images with a running service."""
+
 import argparse
 import sys
 import time
@@ -12,17 +13,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m client", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     batch = commands.add_parser(
-        "batch", help="post every image in a folder and print what the service answers",
+        "batch",
+        help="post every image in a folder and print what the service answers",
         description="Post every image directly in DIR, wait for each prediction, and print the answers. "
-                    "With DIR/labels.csv (filename,class_index,wnid,label) also print top-1/top-5 accuracy.")
+        "With DIR/labels.csv (filename,class_index,wnid,label) also print top-1/top-5 accuracy.",
+    )
     batch.add_argument("folder", metavar="DIR", type=Path, help="folder of images (not searched recursively)")
     batch.add_argument("--url", default="http://127.0.0.1:5000", help="service base URL (default: %(default)s)")
-    batch.add_argument("--concurrency", type=int, default=4,
-                       help="images in flight at once (default: %(default)s)")
-    batch.add_argument("--summary", action="store_true",
-                       help="print one table at the end instead of each POST and GET answer")
-    batch.add_argument("--timeout", type=float, default=180,
-                       help="seconds to wait for one prediction (default: %(default)s)")
+    batch.add_argument("--concurrency", type=int, default=4, help="images in flight at once (default: %(default)s)")
+    batch.add_argument(
+        "--summary", action="store_true", help="print one table at the end instead of each POST and GET answer"
+    )
+    batch.add_argument(
+        "--timeout", type=float, default=180, help="seconds to wait for one prediction (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     if args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
@@ -52,8 +56,10 @@ def main(argv=None) -> int:
         print(summary_table(outcomes, labels))
     done = sum(o.status == "done" for o in outcomes)
     gets = sum(o.gets for o in outcomes)
-    print(f"{done}/{len(outcomes)} classified in {elapsed:.1f} s: {len(outcomes) / elapsed:.2f} images/s "
-          f"(concurrency {args.concurrency}; {gets / max(len(outcomes), 1):.2f} GETs per image)")
+    print(
+        f"{done}/{len(outcomes)} classified in {elapsed:.1f} s: {len(outcomes) / elapsed:.2f} images/s "
+        f"(concurrency {args.concurrency}; {gets / max(len(outcomes), 1):.2f} GETs per image)"
+    )
     if labels is not None:
         print(accuracy(outcomes, labels))
     return 0 if done == len(outcomes) else 1

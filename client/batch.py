@@ -1,4 +1,5 @@
 """Posting every image of a folder to a running service and waiting for each prediction."""
+
 import threading
 import time
 import uuid
@@ -72,8 +73,13 @@ def post_image(session: requests.Session, base_url: str, path: Path) -> requests
     headers = {"Idempotency-Key": str(uuid.uuid4())}
 
     def send() -> requests.Response:
-        return session.post(f"{base_url}/inference/image", files={"image": (path.name, image)},
-                            data={"name": path.name}, headers=headers, timeout=30)
+        return session.post(
+            f"{base_url}/inference/image",
+            files={"image": (path.name, image)},
+            data={"name": path.name},
+            headers=headers,
+            timeout=30,
+        )
 
     for pause in POST_RETRY_PAUSES:
         try:
@@ -92,8 +98,10 @@ def run_batch(base_url: str, images: list[Path], concurrency: int, timeout: floa
     Returns the outcomes in the order of ``images``.
     """
     outcomes: dict[Path, Outcome] = {}
-    with ThreadPoolExecutor(max_workers=concurrency) as pool, \
-            tqdm(total=len(images), unit="img", desc="classifying") as progress:
+    with (
+        ThreadPoolExecutor(max_workers=concurrency) as pool,
+        tqdm(total=len(images), unit="img", desc="classifying") as progress,
+    ):
         futures = {pool.submit(classify_one, base_url, path, timeout): path for path in images}
         for future in as_completed(futures):
             outcome = outcomes[futures[future]] = future.result()

@@ -1,4 +1,5 @@
 """What the batch client reads from a folder and prints about the answers: no network here."""
+
 import csv
 import json
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ class Accuracy:
     def __str__(self) -> str:
         def share(hits):
             return f"{hits}/{self.labelled} ({100 * hits / self.labelled:.1f}%)" if self.labelled else "n/a"
+
         return f"top-1 accuracy: {share(self.top1)}   top-5 accuracy: {share(self.top5)}"
 
 
@@ -102,8 +104,10 @@ def summary_table(outcomes: list[Outcome], labels: dict[str, str] | None) -> str
             row += [expected or "", _mark(expected, o.prediction == expected), _mark(expected, expected in o.top5)]
         rows.append(row)
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
-             for line in [headers, ["-" * w for w in widths], *rows]]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
+        for line in [headers, ["-" * w for w in widths], *rows]
+    ]
     return "\n".join(lines)
 
 

@@ -5,6 +5,7 @@ binds it in the request that creates or reads the job, the worker for the task
 that classifies it. Celery's own task lines ("Task ... received") carry the
 task id, which is the job's uuid, in their arguments; those are picked up too.
 """
+
 import json
 import logging
 import logging.config
@@ -58,8 +59,12 @@ def logging_config(level: str = "INFO") -> dict:
         "filters": {"job": {"()": JobContextFilter}},
         "formatters": {"json": {"()": JsonFormatter}},
         "handlers": {
-            "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout",
-                       "formatter": "json", "filters": ["job"]},
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stdout",
+                "formatter": "json",
+                "filters": ["job"],
+            },
         },
         "root": {"level": level.upper(), "handlers": ["stdout"]},
         # Gunicorn's own loggers write through the root handler instead of their plain-text ones.

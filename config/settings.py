@@ -9,6 +9,7 @@ The defaults give the embedded setup (SQLite, a filesystem broker and a local
 image directory under ``instance/``), so a fresh clone runs with no
 configuration. Real services are chosen by setting the URLs.
 """
+
 import dataclasses
 import os
 from dataclasses import dataclass

@@ -3,6 +3,7 @@
 Shared by the integration tests and the benchmarks, which both need a real
 deployment with a database and queue of their own.
 """
+
 import dataclasses
 import os
 import signal
@@ -51,8 +52,12 @@ def check_broker() -> None:
 def queue_length(name: str, amqp_url: str = AMQP_URL) -> int:
     """Messages ready in the queue (not those a worker holds unacked)."""
     with Connection(amqp_url) as connection:
-        return Queue(name, Exchange(name), routing_key=name).bind(connection.channel()).queue_declare(
-            passive=True).message_count
+        return (
+            Queue(name, Exchange(name), routing_key=name)
+            .bind(connection.channel())
+            .queue_declare(passive=True)
+            .message_count
+        )
 
 
 def delete_queues(names) -> None:
@@ -80,8 +85,13 @@ def deployment_env(instance: Path, database_url: str, queue: str, **settings) ->
     }
     # Gunicorn (gunicorn.conf.py) and each worker make a private metrics folder of their own.
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
-                   cwd=PROJECT_ROOT, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return env
 
 
@@ -115,8 +125,9 @@ class Process:
         self.log = log
         self._file = log.open("ab")  # appends, like nginx's access log opened on the same file
         # In its own process group, the process and all its children can be killed at once.
-        self.popen = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=self._file, stderr=subprocess.STDOUT,
-                                      start_new_session=own_group)
+        self.popen = subprocess.Popen(
+            args, cwd=PROJECT_ROOT, env=env, stdout=self._file, stderr=subprocess.STDOUT, start_new_session=own_group
+        )
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -154,20 +165,51 @@ def same_host(args: list[str]) -> list[str]:
     return args
 
 
-def launch_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2, own_group: bool = False,
-                  app: str = "tasks.worker:celery_app", wrap=same_host) -> Process:
+def launch_worker(
+    env,
+    log_dir: Path,
+    name: str = "worker",
+    concurrency: int = 2,
+    own_group: bool = False,
+    app: str = "tasks.worker:celery_app",
+    wrap=same_host,
+) -> Process:
     """A Celery worker process, not waited for (see ``start_worker``); ``wrap`` may run it on another
     host (``deploy.netns.Host.command``)."""
     return Process(
-        wrap([sys.executable, "-m", "celery", "-A", app, "worker", "--loglevel", "INFO",
-              "--concurrency", str(concurrency), "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h",
-              "--without-gossip", "--without-mingle"]),
-        env, log_dir / f"{name}.log", own_group,
+        wrap(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                app,
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                str(concurrency),
+                "--hostname",
+                f"{name}-{uuid.uuid4().hex[:6]}@%h",
+                "--without-gossip",
+                "--without-mingle",
+            ]
+        ),
+        env,
+        log_dir / f"{name}.log",
+        own_group,
     )
 
 
-def start_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2, own_group: bool = False,
-                 app: str = "tasks.worker:celery_app", wrap=same_host) -> Process:
+def start_worker(
+    env,
+    log_dir: Path,
+    name: str = "worker",
+    concurrency: int = 2,
+    own_group: bool = False,
+    app: str = "tasks.worker:celery_app",
+    wrap=same_host,
+) -> Process:
     """A Celery worker process, once it is ready to consume."""
     worker = launch_worker(env, log_dir, name, concurrency, own_group, app, wrap)
     worker.wait_for(" ready.")
@@ -176,8 +218,22 @@ def start_worker(env, log_dir: Path, name: str = "worker", concurrency: int = 2,
 
 def start_beat(env, log_dir: Path) -> Process:
     """Celery beat, which schedules the sweeper, as the Procfile runs it."""
-    beat = Process([sys.executable, "-m", "celery", "-A", "tasks.worker:celery_app", "beat", "--loglevel", "INFO",
-                    "--schedule", str(log_dir / "celerybeat-schedule")], env, log_dir / "beat.log")
+    beat = Process(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tasks.worker:celery_app",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(log_dir / "celerybeat-schedule"),
+        ],
+        env,
+        log_dir / "beat.log",
+    )
     beat.wait_for("beat: Starting")
     return beat
 
@@ -192,8 +248,11 @@ def running_web(env, log_dir: Path):
     """
     port = free_port()
     env = {**env, "WEB_BIND": env.get("WEB_BIND") or f"unix:{log_dir / 'web.sock'}"}
-    web = Process([sys.executable, "-m", "gunicorn", "--bind", env["WEB_BIND"], "--workers", "2", "wsgi:app"],
-                  env, log_dir / "web.log")
+    web = Process(
+        [sys.executable, "-m", "gunicorn", "--bind", env["WEB_BIND"], "--workers", "2", "wsgi:app"],
+        env,
+        log_dir / "web.log",
+    )
     waiter, waiter_url = start_waiter(env, log_dir)
     proxy_env = {**env, "PORT": str(port), "INSTANCE_PATH": str(log_dir), "WAITER_PORT": waiter_url.rsplit(":", 1)[1]}
     proxy = Process([sys.executable, "-m", "deploy.proxy"], proxy_env, log_dir / "proxy.log")
@@ -230,8 +289,6 @@ def _healthy(url: str) -> bool:
         return False
 
 
-
-
 def start_waiter(env, log_dir: Path) -> tuple[Process, str]:
     """The waiter (``webapp.waiter``) on a spare port, once it answers; returns it and its base URL."""
     port = free_port()
@@ -250,10 +307,28 @@ def start_waiter(env, log_dir: Path) -> tuple[Process, str]:
 
 def start_webhook_worker(env, log_dir: Path) -> Process:
     """The webhook worker as the Procfile runs it: a thread pool on the webhooks queue only."""
-    worker = Process([sys.executable, "-m", "celery", "-A", "tasks.webhook_worker:celery_app", "worker",
-                      "--pool", "threads", "--concurrency", "4", "--loglevel", "INFO",
-                      "--hostname", f"webhooks-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle"],
-                     env, log_dir / "webhooks.log")
+    worker = Process(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tasks.webhook_worker:celery_app",
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "4",
+            "--loglevel",
+            "INFO",
+            "--hostname",
+            f"webhooks-{uuid.uuid4().hex[:6]}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        env,
+        log_dir / "webhooks.log",
+    )
     worker.wait_for(" ready.")
     return worker
 

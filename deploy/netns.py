@@ -7,6 +7,7 @@ reaches every host. ``Host.command`` runs a program inside a host; ``Host.cut`` 
 unplug and replug its cable. Everything (processes in the namespaces, links, namespaces) is removed
 on exit, even after a failure. Needs root and iproute2's ``ip``.
 """
+
 import ipaddress
 import os
 import random
@@ -40,13 +41,15 @@ def require_netns() -> None:
 
 def free_subnet() -> ipaddress.IPv4Network:
     """A 10.213.x.0/24 that no address or route of this machine overlaps."""
-    used = [ipaddress.ip_interface(word).network for line in ip("-o", "-4", "addr", "show").splitlines()
-            for word in line.split()[3:4]]
+    used = [
+        ipaddress.ip_interface(word).network
+        for line in ip("-o", "-4", "addr", "show").splitlines()
+        for word in line.split()[3:4]
+    ]
     for line in ip("-4", "route", "show", "table", "all").splitlines():
         destination = line.split()[0]
         if destination[0].isdigit():
-            used.append(ipaddress.ip_network(destination if "/" in destination else f"{destination}/32",
-                                             strict=False))
+            used.append(ipaddress.ip_network(destination if "/" in destination else f"{destination}/32", strict=False))
     for third in random.sample(range(1, 255), 254):
         subnet = ipaddress.ip_network(SUBNET_POOL.format(third))
         if not any(subnet.overlaps(other) for other in used):
@@ -70,8 +73,22 @@ class Host:
             return ["ip", "netns", "exec", self.namespace, *args]
         mounts = " && ".join(f'mount -t tmpfs tmpfs "${i + 1}"' for i in range(len(private_dirs)))
         script = f'{mounts} && shift {len(private_dirs)} && exec "$@"'
-        return ["ip", "netns", "exec", self.namespace, "unshare", "--mount", "--propagation", "private",
-                "sh", "-c", script, "sh", *private_dirs, *args]
+        return [
+            "ip",
+            "netns",
+            "exec",
+            self.namespace,
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            *private_dirs,
+            *args,
+        ]
 
     def cut(self) -> None:
         """Unplug the cable: packets to and from this host are dropped, its sockets stay open."""
@@ -116,8 +133,12 @@ class Network:
 
     def add_host(self, name: str) -> Host:
         index = len(self.hosts) + 1
-        host = Host(name, f"{self.prefix}-{self.run_id}-{name}", str(self.subnet.network_address + 10 + index),
-                    f"{self.prefix}{self.run_id}h{index}")
+        host = Host(
+            name,
+            f"{self.prefix}-{self.run_id}-{name}",
+            str(self.subnet.network_address + 10 + index),
+            f"{self.prefix}{self.run_id}h{index}",
+        )
         self.hosts[name] = host  # registered first, so close() removes whatever part was made
         ip("netns", "add", host.namespace)
         ip("link", "add", host.cable, "type", "veth", "peer", "name", "eth0", "netns", host.namespace)

@@ -6,6 +6,7 @@ hold them. This renders ``deploy/nginx/*.conf.template`` from the environment in
 nor system folders. docker-compose.yml renders the same ``api.conf.template`` with the nginx image's
 envsubst, which replaces the same ``${NAME}`` placeholders.
 """
+
 import grp
 import os
 import pwd
@@ -79,8 +80,7 @@ def main() -> None:
     nginx = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
     if nginx is None:
         sys.exit("nginx is not installed; scripts/install-system-deps.sh installs it")
-    os.execv(nginx, [nginx, "-p", f"{prefix}/", "-c", str(prefix / "main.conf"), "-e", "stderr",
-                     "-g", "daemon off;"])
+    os.execv(nginx, [nginx, "-p", f"{prefix}/", "-c", str(prefix / "main.conf"), "-e", "stderr", "-g", "daemon off;"])
 
 
 if __name__ == "__main__":

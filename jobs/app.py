@@ -4,6 +4,7 @@ The web (``webapp.create_app``) adds its routes to it; the worker
 (``tasks.worker``) adds its tasks. Celery tasks run inside its app context, as
 in Flask's ``examples/celery``.
 """
+
 from celery import Celery, Task
 from celeryconfig import celery_settings
 from flask import Flask
@@ -34,7 +35,8 @@ def create_base_app(import_name: str, test_config: dict | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     app.extensions["image_store"] = open_image_store(
-        settings.IMAGE_STORE_URL, settings.S3_ENDPOINT_URL, settings.S3_CREATE_BUCKET)
+        settings.IMAGE_STORE_URL, settings.S3_ENDPOINT_URL, settings.S3_CREATE_BUCKET
+    )
     celery_init_app(app, settings)
     return app
 

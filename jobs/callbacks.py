@@ -4,6 +4,7 @@ A URL is vetted when its job is accepted (a 422 for the client) and again before
 delivery attempt, which then connects to the very address vetted (``Target.address``):
 a DNS answer that changes in between (rebinding) cannot move the request elsewhere.
 """
+
 import ipaddress
 import socket
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Flask extensions, created unbound so every module can import them."""
+
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 

@@ -2,6 +2,7 @@
 
 Called after the outcomes are committed. Neither step may undo or fail the caller's work.
 """
+
 import logging
 
 from jobs.events import publish_completions

@@ -5,6 +5,7 @@ exchange ``<CELERY_QUEUE>.events`` (RabbitMQ only). Each waiter (``webapp.waiter
 host) binds an exclusive auto-delete queue to it. An event is a hint that saves polling:
 the row stays the truth, so a lost event only delays a waiter until its next check.
 """
+
 import logging
 
 from flask import current_app
@@ -30,8 +31,15 @@ def publish_completions(statuses: dict[str, str]) -> bool:
     exchange = Exchange(events_exchange_name(current_app.config["CELERY_QUEUE"]), "fanout", durable=False)
     try:
         with celery.producer_pool.acquire(block=True, timeout=2) as producer:
-            producer.publish({"jobs": statuses}, exchange=exchange, routing_key="", declare=[exchange],
-                             serializer="json", delivery_mode="transient", retry=False)
+            producer.publish(
+                {"jobs": statuses},
+                exchange=exchange,
+                routing_key="",
+                declare=[exchange],
+                serializer="json",
+                delivery_mode="transient",
+                retry=False,
+            )
         return True
     except Exception:  # a waiter notices at its next check anyway
         logger.warning("could not publish the completion of %d jobs", len(statuses), exc_info=True)

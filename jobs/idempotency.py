@@ -5,6 +5,7 @@ name) for ``IDEMPOTENCY_TTL_SECONDS``. The table's primary key (scope, key) is w
 settles two requests racing with one key: the second insert fails, and that request
 answers with the winner's job.
 """
+
 import hashlib
 from datetime import timedelta
 
@@ -16,8 +17,9 @@ from jobs.records import Timestamp, utcnow
 
 MAX_KEY_LENGTH = 255
 # Keys are printable ASCII, compared byte for byte: MariaDB's default collation would make "Key" and "key" one key.
-KeyString = String(MAX_KEY_LENGTH).with_variant(mysql.VARCHAR(MAX_KEY_LENGTH, charset="ascii", collation="ascii_bin"),
-                                                "mysql", "mariadb")
+KeyString = String(MAX_KEY_LENGTH).with_variant(
+    mysql.VARCHAR(MAX_KEY_LENGTH, charset="ascii", collation="ascii_bin"), "mysql", "mariadb"
+)
 
 
 class IdempotencyConflict(ValueError):
@@ -64,14 +66,17 @@ def job_for(row, body_sha256: str, ttl_seconds: int) -> str | None:
     return row.prediction_uuid
 
 
-def record_key(connection, scope: str, key: str, body_sha256: str, prediction_uuid: str,
-               expired_before=None) -> None:
+def record_key(connection, scope: str, key: str, body_sha256: str, prediction_uuid: str, expired_before=None) -> None:
     """Insert the key in the job's transaction. ``expired_before``: the key's expired row exists and
     is replaced. A missing key is never deleted first: on MariaDB that DELETE takes a gap lock, and
     two requests racing with one key would deadlock instead of one winning on the primary key."""
     table = IdempotencyKey.__table__
     if expired_before is not None:
-        connection.execute(delete(table).where(table.c.scope == scope, table.c.key == key,
-                                               table.c.created_at < expired_before))
-    connection.execute(insert(table).values(scope=scope, key=key, body_sha256=body_sha256,
-                                            prediction_uuid=prediction_uuid, created_at=utcnow()))
+        connection.execute(
+            delete(table).where(table.c.scope == scope, table.c.key == key, table.c.created_at < expired_before)
+        )
+    connection.execute(
+        insert(table).values(
+            scope=scope, key=key, body_sha256=body_sha256, prediction_uuid=prediction_uuid, created_at=utcnow()
+        )
+    )

@@ -6,6 +6,7 @@ decoder allocates the whole canvas when opened, a GIF's canvas is its logical sc
 and TIFF go through Pillow's lazy header parse, after our own checks, inside a try that turns
 any error into a refusal. A refused image raises ImageRefused, whose message is safe to show.
 """
+
 import io
 import struct
 import zlib
@@ -180,8 +181,8 @@ def _png_size(data: bytes, limits: ImageLimits) -> tuple[int, int]:
             if data.rfind(b"IEND", chunk_end) < 0:
                 raise _truncated("PNG", "it has no end chunk")
             return width, height
-        body = data[pos + 8:pos + 8 + length]
-        if zlib.crc32(data[pos + 4:pos + 8 + length]) != struct.unpack_from(">I", data, pos + 8 + length)[0]:
+        body = data[pos + 8 : pos + 8 + length]
+        if zlib.crc32(data[pos + 4 : pos + 8 + length]) != struct.unpack_from(">I", data, pos + 8 + length)[0]:
             raise _truncated("PNG", f"the {_name(kind)} chunk fails its checksum")
         if kind == b"fcTL":
             _check_apng_frame(body, width, height)
@@ -200,8 +201,10 @@ def _check_apng_frame(body: bytes, width: int, height: int) -> None:
         raise _truncated("PNG", "an animation frame header is too short")
     _, frame_width, frame_height, x, y = struct.unpack_from(">IIIII", body)
     if not (frame_width > 0 and frame_height > 0 and x + frame_width <= width and y + frame_height <= height):
-        raise ImageRefused(f"An animation frame of the PNG ({frame_width}x{frame_height} at {x},{y}) "
-                           f"lies outside its {width}x{height} canvas.")
+        raise ImageRefused(
+            f"An animation frame of the PNG ({frame_width}x{frame_height} at {x},{y}) "
+            f"lies outside its {width}x{height} canvas."
+        )
 
 
 def _gif_size(data: bytes, limits: ImageLimits) -> tuple[int, int]:
@@ -246,7 +249,7 @@ def _webp_size(data: bytes, limits: ImageLimits) -> tuple[int, int]:
         if pos + 8 > end:
             raise _truncated("WebP", "it ends before any image data")
         kind, length = struct.unpack_from("<4sI", data, pos)
-        body = data[pos + 8:pos + 8 + length]
+        body = data[pos + 8 : pos + 8 + length]
         if len(body) < length:
             raise _truncated("WebP", f"the {_name(kind)} chunk runs past the end of the file")
         if kind == b"VP8X":
@@ -284,7 +287,7 @@ def _webp_frame(kind: bytes, body: bytes) -> tuple[int, int, int, int]:
 
 
 def _u24(data: bytes, pos: int) -> int:
-    return int.from_bytes(data[pos:pos + 3], "little")
+    return int.from_bytes(data[pos : pos + 3], "little")
 
 
 def _bmp_size(data: bytes, limits: ImageLimits) -> tuple[int, int]:
@@ -322,8 +325,11 @@ def _tiff_size(data: bytes, limits: ImageLimits) -> tuple[int, int]:
     _check_pixels("TIFF", "image", width, height, limits.max_pixels)
     compression = number(259, 1)
     if compression not in _TIFF_COMPRESSIONS:
-        raise ImageRefused(f"TIFF compression {compression} is not supported; use one of "
-                           f"{', '.join(sorted(set(_TIFF_COMPRESSIONS.values())))}.", 415)
+        raise ImageRefused(
+            f"TIFF compression {compression} is not supported; use one of "
+            f"{', '.join(sorted(set(_TIFF_COMPRESSIONS.values())))}.",
+            415,
+        )
     planes = number(277, 1) if number(284, 1) == 2 else 1
     if 322 in tags or 324 in tags:
         tile_width, tile_height = number(322), number(323)

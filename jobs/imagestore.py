@@ -7,6 +7,7 @@ S3-compatible object store, which workers on any host can read.
 Error messages can reach clients (a failed job's ``error``), so they name an image
 by its key, never by a server path; the log keeps the path.
 """
+
 import logging
 import os
 import tempfile
@@ -20,9 +21,11 @@ logger = logging.getLogger(__name__)
 
 
 # A worker on another host than the web sees no file at all: say so, and what the fix is.
-NOT_ON_THIS_DISK = ("image {name} is not on this worker's disk: it was deleted, or the web saved it on another "
-                    "host. A file:// image store needs one volume shared by the web and every worker at the same "
-                    "path; otherwise use IMAGE_STORE_URL=s3://bucket/prefix")
+NOT_ON_THIS_DISK = (
+    "image {name} is not on this worker's disk: it was deleted, or the web saved it on another "
+    "host. A file:// image store needs one volume shared by the web and every worker at the same "
+    "path; otherwise use IMAGE_STORE_URL=s3://bucket/prefix"
+)
 
 
 class ImageNotFound(LookupError):
@@ -128,7 +131,8 @@ class S3ImageStore:
 
         self.bucket, self.prefix = bucket, prefix.strip("/")
         self.client = boto3.client(
-            "s3", endpoint_url=endpoint_url or None,
+            "s3",
+            endpoint_url=endpoint_url or None,
             config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30),
         )
         self._ensure_bucket(create_bucket)
@@ -194,8 +198,10 @@ class S3ImageStore:
             listing = self.client.list_objects_v2(**arguments)
         except (BotoCoreError, ClientError) as error:
             raise ImageStoreUnavailable(f"cannot list s3://{self.bucket}/{self.prefix}: {error}") from error
-        return [StoredImage(item["Key"], f"s3://{self.bucket}/{item['Key']}", _naive_utc(item["LastModified"]))
-                for item in listing.get("Contents", [])]
+        return [
+            StoredImage(item["Key"], f"s3://{self.bucket}/{item['Key']}", _naive_utc(item["LastModified"]))
+            for item in listing.get("Contents", [])
+        ]
 
 
 def open_image_store(url: str, s3_endpoint_url: str = "", s3_create_bucket: bool = False) -> ImageStore:

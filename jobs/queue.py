@@ -1,4 +1,5 @@
 """Publishing a job by task name, so the publisher never imports the worker's code."""
+
 import logging
 
 from flask import current_app
@@ -14,10 +15,14 @@ def publish_job(prediction_uuid: str, image_url: str) -> bool:
     """Publish the job; False if the broker refused (the row stays pending for the sweeper)."""
     try:
         # Through this Flask app's own Celery app, not the process-wide default.
-        current_app.extensions["celery"].send_task(CLASSIFY_TASK, args=(prediction_uuid, image_url),
-                                                   task_id=prediction_uuid)
+        current_app.extensions["celery"].send_task(
+            CLASSIFY_TASK, args=(prediction_uuid, image_url), task_id=prediction_uuid
+        )
         return True
     except Exception:  # any broker or connection error: the sweeper publishes it again
-        logger.exception("publish failed for %s; it stays pending and will be republished", prediction_uuid,
-                         extra={"uuid": prediction_uuid})
+        logger.exception(
+            "publish failed for %s; it stays pending and will be republished",
+            prediction_uuid,
+            extra={"uuid": prediction_uuid},
+        )
         return False

@@ -3,6 +3,7 @@
 The web creates rows (``jobs.submit``) and reads them; the worker and the
 sweeper end them with ``record_outcomes``.
 """
+
 from datetime import UTC, datetime
 
 from sqlalchemy import JSON, DateTime, bindparam, insert, select, update
@@ -56,8 +57,12 @@ def prediction_json(row) -> dict:
     if row.status == DONE:
         body.update(prediction=row.prediction, confidence=row.confidence, top5=row.top5)
         if row.model_name is not None:  # rows done before provenance was recorded have none
-            body["model"] = {"name": row.model_name, "runtime": row.model_runtime,
-                             "weights_sha256": row.weights_sha256, "converted_sha256": row.converted_sha256}
+            body["model"] = {
+                "name": row.model_name,
+                "runtime": row.model_runtime,
+                "weights_sha256": row.weights_sha256,
+                "converted_sha256": row.converted_sha256,
+            }
     elif row.status == FAILED:
         body["error"] = row.error
     if row.finished_at is not None:
@@ -72,17 +77,27 @@ def find_prediction(prediction_uuid: str):
         return connection.execute(select(table).where(table.c.uuid == prediction_uuid)).first()
 
 
-def insert_prediction(prediction_uuid: str, name: str, image_url: str, callback_url: str | None = None,
-                      connection=None) -> None:
+def insert_prediction(
+    prediction_uuid: str, name: str, image_url: str, callback_url: str | None = None, connection=None
+) -> None:
     """Record a new pending job: one Core INSERT in its own transaction (or ``connection``'s), no ORM unit of work."""
     if connection is None:
         with db.engine.begin() as connection:
             insert_prediction(prediction_uuid, name, image_url, callback_url, connection)
         return
     now = utcnow()
-    connection.execute(insert(Prediction.__table__).values(
-        uuid=prediction_uuid, name=name, image_url=image_url, callback_url=callback_url, status=PENDING,
-        republished=0, created_at=now, updated_at=now))
+    connection.execute(
+        insert(Prediction.__table__).values(
+            uuid=prediction_uuid,
+            name=name,
+            image_url=image_url,
+            callback_url=callback_url,
+            status=PENDING,
+            republished=0,
+            created_at=now,
+            updated_at=now,
+        )
+    )
 
 
 def done_outcome(label: str, confidence: float, top5: list[dict]) -> dict:
@@ -115,9 +130,13 @@ def record_outcomes(outcomes: dict[str, dict], model: dict | None = None) -> set
     # One statement per row (the MySQL driver would run an executemany UPDATE so anyway), each with its rowcount.
     for job, outcome in outcomes.items():
         provenance = model if model is not None and outcome["status"] == DONE else {}
-        row = {"b_uuid": job, "b_updated_at": now, "b_finished_at": now,
-               **{f"b_{field}": provenance.get(field) for field in MODEL_FIELDS},
-               **{f"b_{key}": value for key, value in outcome.items()}}
+        row = {
+            "b_uuid": job,
+            "b_updated_at": now,
+            "b_finished_at": now,
+            **{f"b_{field}": provenance.get(field) for field in MODEL_FIELDS},
+            **{f"b_{key}": value for key, value in outcome.items()},
+        }
         if db.session.execute(statement, row).rowcount:
             written.add(job)
     db.session.commit()
@@ -129,8 +148,13 @@ def cancel_job(prediction_uuid: str):
     cancel cannot both win. Returns (the row as it now is or None, whether this call cancelled it)."""
     table = Prediction.__table__
     with db.engine.begin() as connection:
-        cancelled = connection.execute(
-            update(table).where(table.c.uuid == prediction_uuid, table.c.status == PENDING)
-            .values(status=CANCELLED, updated_at=utcnow())).rowcount == 1
+        cancelled = (
+            connection.execute(
+                update(table)
+                .where(table.c.uuid == prediction_uuid, table.c.status == PENDING)
+                .values(status=CANCELLED, updated_at=utcnow())
+            ).rowcount
+            == 1
+        )
         row = connection.execute(select(table).where(table.c.uuid == prediction_uuid)).first()
     return row, cancelled

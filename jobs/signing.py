@@ -3,6 +3,7 @@
 ``X-Webhook-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body under WEBHOOK_SECRET>``.
 The time inside the signed text lets a receiver refuse replays of an old delivery.
 """
+
 import hashlib
 import hmac
 import time
@@ -16,8 +17,7 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={_mac(secret, body, timestamp)}"
 
 
-def verify(secret: str, body: bytes, header: str, now: float | None = None,
-           tolerance: int = TOLERANCE_SECONDS) -> bool:
+def verify(secret: str, body: bytes, header: str, now: float | None = None, tolerance: int = TOLERANCE_SECONDS) -> bool:
     """What a receiver does: the header's MAC matches and its time is recent."""
     fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
     try:

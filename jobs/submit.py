@@ -6,6 +6,7 @@ database refuses takes its image with it, so nothing is left behind. With an
 idempotency key, the key's row is inserted in the same transaction as the job's:
 a retry finds it and gets the same uuid, and nothing is stored twice.
 """
+
 import logging
 import uuid
 
@@ -25,8 +26,9 @@ class DatabaseUnavailable(RuntimeError):
     """The row could not be recorded; the image was removed again."""
 
 
-def submit_job(name: str, image: bytes, extension: str, callback_url: str | None = None,
-               idempotency: tuple[str, str] | None = None) -> str:
+def submit_job(
+    name: str, image: bytes, extension: str, callback_url: str | None = None, idempotency: tuple[str, str] | None = None
+) -> str:
     """Create a pending job for ``image`` and return its uuid; ``callback_url`` (vetted) gets its result.
 
     ``idempotency`` is (scope, key): a key already used with the same name and image
@@ -50,8 +52,13 @@ def submit_job(name: str, image: bytes, extension: str, callback_url: str | None
         with db.engine.begin() as connection:
             insert_prediction(prediction_uuid, name, image_url, callback_url, connection)
             if idempotency is not None:
-                record_key(connection, *idempotency, digest, prediction_uuid,
-                           expired_before=cutoff(ttl) if known is not None else None)
+                record_key(
+                    connection,
+                    *idempotency,
+                    digest,
+                    prediction_uuid,
+                    expired_before=cutoff(ttl) if known is not None else None,
+                )
     except SQLAlchemyError as error:
         _remove(store, image_url)
         # Another request with the same key committed first (a duplicate key, or a deadlock

@@ -14,6 +14,7 @@ durable and never expire (an ``x-expires`` would drop the messages inside); with
 doubling up to LONGEST_DELAY there are about seven. Other brokers (the
 embedded filesystem one) have no TTL or dead-lettering, and use a plain countdown.
 """
+
 from flask import current_app
 from kombu import Exchange, Queue
 from sqlalchemy import select
@@ -32,8 +33,7 @@ class WebhookDelivery(db.Model):
     __tablename__ = "webhook_deliveries"
 
     id = db.Column(db.Integer, primary_key=True, autoincrement=True)
-    uuid = db.Column(db.String(36), db.ForeignKey("predictions.uuid", ondelete="CASCADE"), nullable=False,
-                     index=True)
+    uuid = db.Column(db.String(36), db.ForeignKey("predictions.uuid", ondelete="CASCADE"), nullable=False, index=True)
     attempt = db.Column(db.Integer, nullable=False)
     attempted_at = db.Column(Timestamp, nullable=False, default=utcnow)
     status_code = db.Column(db.Integer)
@@ -44,20 +44,27 @@ class WebhookDelivery(db.Model):
 def webhook_queue(base_queue: str) -> Queue:
     """The classic queue deliveries wait in (declared classic, whatever type new queues default to)."""
     name = f"{base_queue}.webhooks"
-    return Queue(name, Exchange(name, "direct"), routing_key=name, durable=True,
-                 queue_arguments={"x-queue-type": "classic"})
+    return Queue(
+        name, Exchange(name, "direct"), routing_key=name, durable=True, queue_arguments={"x-queue-type": "classic"}
+    )
 
 
 def delay_queue(base_queue: str, seconds: int) -> Queue:
     """A queue where a retry waits ``seconds``, then is dead-lettered into the webhooks queue."""
     target = webhook_queue(base_queue)
     name = f"{target.name}.delay-{seconds}s"
-    return Queue(name, Exchange("", "direct"), routing_key=name, durable=True, queue_arguments={
-        "x-queue-type": "classic",
-        "x-message-ttl": seconds * 1000,
-        "x-dead-letter-exchange": target.exchange.name,
-        "x-dead-letter-routing-key": target.routing_key,
-    })
+    return Queue(
+        name,
+        Exchange("", "direct"),
+        routing_key=name,
+        durable=True,
+        queue_arguments={
+            "x-queue-type": "classic",
+            "x-message-ttl": seconds * 1000,
+            "x-dead-letter-exchange": target.exchange.name,
+            "x-dead-letter-routing-key": target.routing_key,
+        },
+    )
 
 
 def retry_delay(failed_attempts: int, first: float) -> int:
@@ -82,7 +89,8 @@ def schedule_webhooks(uuids) -> int:
     if not uuids:
         return 0
     with_callback = db.session.scalars(
-        select(Prediction.uuid).where(Prediction.uuid.in_(uuids), Prediction.callback_url.is_not(None))).all()
+        select(Prediction.uuid).where(Prediction.uuid.in_(uuids), Prediction.callback_url.is_not(None))
+    ).all()
     db.session.rollback()  # end the read transaction
     for prediction_uuid in with_callback:
         send_delivery(prediction_uuid, attempt=1, delay=0)

@@ -2,6 +2,7 @@
 ``HEARTBEAT_SECONDS``, and removes it when it stops, so ``/health`` can list the
 live ones from any host through the database they all share.
 """
+
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -30,8 +31,9 @@ def heartbeat(hostname: str, model: dict) -> None:
     """Record that ``hostname`` runs ``model`` now (insert the first time)."""
     now = utcnow()
     values = {field: model.get(field) for field in MODEL_FIELDS}
-    updated = db.session.execute(update(WorkerRecord).where(WorkerRecord.hostname == hostname)
-                                 .values(last_seen=now, **values)).rowcount
+    updated = db.session.execute(
+        update(WorkerRecord).where(WorkerRecord.hostname == hostname).values(last_seen=now, **values)
+    ).rowcount
     if not updated:
         db.session.add(WorkerRecord(hostname=hostname, started_at=now, last_seen=now, **values))
     db.session.commit()
@@ -43,10 +45,20 @@ def forget(hostname: str) -> None:
 
 
 def live_workers() -> list[dict]:
-    rows = db.session.execute(select(WorkerRecord).where(WorkerRecord.last_seen >= utcnow() - LIVE_WITHIN)
-                              .order_by(WorkerRecord.hostname)).scalars()
-    return [{"hostname": row.hostname,
-             "model": {"name": row.model_name, "runtime": row.model_runtime,
-                       "weights_sha256": row.weights_sha256, "converted_sha256": row.converted_sha256},
-             "started_at": row.started_at.isoformat(timespec="seconds") + "Z",
-             "last_seen": row.last_seen.isoformat(timespec="seconds") + "Z"} for row in rows]
+    rows = db.session.execute(
+        select(WorkerRecord).where(WorkerRecord.last_seen >= utcnow() - LIVE_WITHIN).order_by(WorkerRecord.hostname)
+    ).scalars()
+    return [
+        {
+            "hostname": row.hostname,
+            "model": {
+                "name": row.model_name,
+                "runtime": row.model_runtime,
+                "weights_sha256": row.weights_sha256,
+                "converted_sha256": row.converted_sha256,
+            },
+            "started_at": row.started_at.isoformat(timespec="seconds") + "Z",
+            "last_seen": row.last_seen.isoformat(timespec="seconds") + "Z",
+        }
+        for row in rows
+    ]

@@ -1,4 +1,5 @@
 """What a classifier returns for one image, whatever runtime computed it."""
+
 from dataclasses import dataclass
 
 import numpy as np

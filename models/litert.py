@@ -5,6 +5,7 @@ TensorFlow one needs ~600 MB and seconds. The conversion imports TensorFlow,
 so it runs in a separate process (``python -m models.litert WEIGHTS OUT``),
 and its result is cached under a name keyed by the weights' hash.
 """
+
 import os
 import sys
 import tempfile

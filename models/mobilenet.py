@@ -4,6 +4,7 @@ TensorFlow is imported only when a model is built (here, or by the LiteRT
 conversion in ``models/litert.py``, which runs in a subprocess), so the web
 process and the worker's parent never load it.
 """
+
 import numpy as np
 
 from models.classification import Classification, describe

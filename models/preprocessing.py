@@ -8,6 +8,7 @@ Large JPEGs are decoded straight to a smaller scale in the DCT domain
 (``draft``), never below twice the input size: images up to 448 pixels a side
 decode exactly as Keras does, and a 12-megapixel photo decodes several times faster.
 """
+
 import io
 
 import numpy as np

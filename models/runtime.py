@@ -3,6 +3,7 @@
 ``prepare`` runs once in the worker's parent before the pool forks and never
 imports TensorFlow there; ``load`` runs in each pool process.
 """
+
 import subprocess
 import sys
 from pathlib import Path
@@ -22,8 +23,11 @@ def prepare(files: ModelFiles, runtime: str, cache_dir: Path) -> None:
         raise ValueError(f"MODEL_RUNTIME={runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if runtime == "litert" and not converted_path(files, cache_dir).is_file():
         weights = "" if files.in_keras_cache else str(files.weights)
-        subprocess.run([sys.executable, "-m", "models.litert", weights, str(converted_path(files, cache_dir))],
-                       check=True, cwd=PROJECT_ROOT)
+        subprocess.run(
+            [sys.executable, "-m", "models.litert", weights, str(converted_path(files, cache_dir))],
+            check=True,
+            cwd=PROJECT_ROOT,
+        )
 
 
 def load(files: ModelFiles, runtime: str, cache_dir: Path):
@@ -35,5 +39,9 @@ def load(files: ModelFiles, runtime: str, cache_dir: Path):
 def describe(files: ModelFiles, runtime: str, cache_dir: Path) -> dict:
     """The provenance a result records: which network, run how, from which files (after ``prepare``)."""
     converted = short_sha256(converted_path(files, cache_dir)) if runtime == "litert" else None
-    return {"model_name": MODEL_NAME, "model_runtime": runtime,
-            "weights_sha256": files.sha256(), "converted_sha256": converted}
+    return {
+        "model_name": MODEL_NAME,
+        "model_runtime": runtime,
+        "weights_sha256": files.sha256(),
+        "converted_sha256": converted,
+    }

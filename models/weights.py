@@ -4,6 +4,7 @@ Keras keeps downloaded files in ``$KERAS_HOME/models`` (default ``~/.keras``).
 The worker looks there, or at ``MODEL_WEIGHTS_PATH``, and refuses to start
 when neither has the file, instead of trying a download that cannot work offline.
 """
+
 import hashlib
 import json
 import os

@@ -20,6 +20,7 @@ that from looping:
 Each run has a hard time limit, so a pool process stuck on one image is
 killed and that image is counted like a crash.
 """
+
 import logging
 
 from celery_batches import Batches, SimpleRequest
@@ -78,8 +79,10 @@ class NoLossBatches(AppContextTask, Batches):
 
         # apply_batches_task returns None when run raised; error_callback sees a killed process.
         return self._pool.apply_async(
-            apply_batches_task, (self, batch, 0, None),
-            callback=on_return, error_callback=lambda error: requeue(_describe_pool_error(error)),
+            apply_batches_task,
+            (self, batch, 0, None),
+            callback=on_return,
+            error_callback=lambda error: requeue(_describe_pool_error(error)),
             timeout=RUN_BASE_SECONDS + RUN_SECONDS_PER_IMAGE * len(requests),
         )
 

@@ -5,6 +5,7 @@ once (``tasks.batching``). Whatever one image does while it is read, decoded
 or prepared fails only its own job, with a reason a person can read. Only
 causes outside the images (database, store) send the batch back, after backoff.
 """
+
 import logging
 import math
 import time
@@ -45,8 +46,10 @@ def classify_batch(requests) -> bool:
     outcomes = {
         request.args[0]: failed_outcome(
             f"gave up after {max_deliveries} deliveries: processing this image stopped its worker "
-            "process (crash or time limit) every time")
-        for request in requests if request.args[0] in pending and deliveries(request) >= max_deliveries
+            "process (crash or time limit) every time"
+        )
+        for request in requests
+        if request.args[0] in pending and deliveries(request) >= max_deliveries
     }
     inputs = _prepare_inputs({job: jobs[job] for job in pending if job not in outcomes}, outcomes)
     if inputs:
@@ -57,13 +60,19 @@ def classify_batch(requests) -> bool:
     for prediction_uuid, outcome in outcomes.items():
         # "recorded" only for rows this worker wrote: across workers, each uuid has exactly one such line.
         what = "recorded" if prediction_uuid in written else "already final, not recorded again"
-        logger.info("prediction %s %s: %s", prediction_uuid, what, outcome["prediction"] or outcome["error"],
-                    extra={"uuid": prediction_uuid})
+        logger.info(
+            "prediction %s %s: %s",
+            prediction_uuid,
+            what,
+            outcome["prediction"] or outcome["error"],
+            extra={"uuid": prediction_uuid},
+        )
     return True
 
 
 def _pending_jobs(jobs: dict[str, str]) -> set[str]:
     """The jobs whose rows are still pending; a job already ended (a redelivery) is skipped."""
+
     def read_statuses(uuids):
         query = select(Prediction.uuid, Prediction.status).where(Prediction.uuid.in_(uuids))
         return _with_database_retry(lambda: dict(db.session.execute(query).all()))
@@ -77,12 +86,12 @@ def _pending_jobs(jobs: dict[str, str]) -> set[str]:
         states.update(read_statuses(missing))
     db.session.rollback()  # end the read transaction before the slow part
     for prediction_uuid in jobs.keys() - states.keys():
-        logger.error("prediction %s has no row; dropping its message", prediction_uuid,
-                     extra={"uuid": prediction_uuid})
+        logger.error("prediction %s has no row; dropping its message", prediction_uuid, extra={"uuid": prediction_uuid})
     for prediction_uuid, status in states.items():
         if status != PENDING:
-            logger.info("prediction %s already %s; redelivery ignored", prediction_uuid, status,
-                        extra={"uuid": prediction_uuid})
+            logger.info(
+                "prediction %s already %s; redelivery ignored", prediction_uuid, status, extra={"uuid": prediction_uuid}
+            )
     return {prediction_uuid for prediction_uuid, status in states.items() if status == PENDING}
 
 
@@ -106,10 +115,10 @@ def _prepare_inputs(jobs: dict[str, str], failures: dict[str, dict]) -> dict[str
         except ImageRefused as error:
             failures[prediction_uuid] = failed_outcome(error.message)
         except Exception as error:  # hostile files raise anything: SyntaxError, struct.error, MemoryError...
-            logger.warning("image of %s not decodable", prediction_uuid, exc_info=True,
-                           extra={"uuid": prediction_uuid})
+            logger.warning("image of %s not decodable", prediction_uuid, exc_info=True, extra={"uuid": prediction_uuid})
             failures[prediction_uuid] = failed_outcome(
-                f"the image could not be decoded: {type(error).__name__}: {error}")
+                f"the image could not be decoded: {type(error).__name__}: {error}"
+            )
     return inputs
 
 

@@ -4,6 +4,7 @@ A batch covers many jobs, so the classify task tags each line about a job
 with ``extra={"uuid": ...}``; Celery's own "Task ... received" lines carry the
 task id, which is the job's uuid.
 """
+
 from celery.signals import setup_logging
 
 from config.logging import configure_logging

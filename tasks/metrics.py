@@ -5,6 +5,7 @@ The metrics are made by ``enable`` once the worker has chosen its private multip
 so that each pool process writes its own file there; until then (the web, unit tests that run the
 task in-process) counting does nothing.
 """
+
 from collections.abc import Iterable
 
 from prometheus_client import Counter, Histogram, values
@@ -18,12 +19,18 @@ class WorkerMetrics:
     """The worker's counters and histograms; registered nowhere, the multiprocess files are the registry."""
 
     def __init__(self):
-        self.batch_size = Histogram("inference_batch_size", "Images per model call in the worker.",
-                                    buckets=BATCH_SIZE_BUCKETS, registry=None)
-        self.batch_seconds = Histogram("inference_batch_seconds", "Seconds per model call in the worker.",
-                                       buckets=BATCH_SECONDS_BUCKETS, registry=None)
-        self.jobs = Counter("worker_jobs_recorded", "Jobs this worker moved from pending to a final status.",
-                            ["status"], registry=None)
+        self.batch_size = Histogram(
+            "inference_batch_size", "Images per model call in the worker.", buckets=BATCH_SIZE_BUCKETS, registry=None
+        )
+        self.batch_seconds = Histogram(
+            "inference_batch_seconds",
+            "Seconds per model call in the worker.",
+            buckets=BATCH_SECONDS_BUCKETS,
+            registry=None,
+        )
+        self.jobs = Counter(
+            "worker_jobs_recorded", "Jobs this worker moved from pending to a final status.", ["status"], registry=None
+        )
         for status in RECORDED_STATUSES:
             self.jobs.labels(status)  # both series exist from the start, at 0
 

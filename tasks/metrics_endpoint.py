@@ -5,6 +5,7 @@ At start, before the pool forks, the worker's parent makes a multiprocess folder
 and serves their sum on ``WORKER_METRICS_PORT`` (unset: no endpoint). Nothing is shared with the
 web or with other workers, on this host or another.
 """
+
 import atexit
 import functools
 import logging

@@ -7,6 +7,7 @@ killed worker's row simply stops being refreshed. The parent closes its database
 connections after each beat, and pool processes drop inherited ones, so no
 connection is ever shared across a fork.
 """
+
 import logging
 import threading
 
@@ -44,8 +45,9 @@ def announce_model(sender=None, **_):
     flask_app = current_app.flask_app
     _hostname.append(sender.hostname)
     _beat(flask_app, sender.hostname)
-    threading.Thread(target=_beat_until_stopped, args=(flask_app, sender.hostname), name="worker-heartbeat",
-                     daemon=True).start()
+    threading.Thread(
+        target=_beat_until_stopped, args=(flask_app, sender.hostname), name="worker-heartbeat", daemon=True
+    ).start()
 
 
 @worker_shutdown.connect

@@ -8,6 +8,7 @@
   upload still being recorded is never taken. The store is walked a chunk per
   run, resuming after the last key seen (per process; a restart starts over).
 """
+
 import logging
 from datetime import timedelta
 
@@ -46,9 +47,12 @@ def purge_old_jobs(created_before, chunk: int = CHUNK, max_chunks: int = MAX_CHU
     store = current_app.extensions["image_store"]
     removed = 0
     for _ in range(max_chunks):
-        rows = db.session.execute(select(Prediction.uuid, Prediction.image_url)
-                                  .where(Prediction.created_at < created_before)
-                                  .order_by(Prediction.created_at).limit(chunk)).all()
+        rows = db.session.execute(
+            select(Prediction.uuid, Prediction.image_url)
+            .where(Prediction.created_at < created_before)
+            .order_by(Prediction.created_at)
+            .limit(chunk)
+        ).all()
         db.session.rollback()
         if not rows:
             break
@@ -67,8 +71,11 @@ def purge_old_jobs(created_before, chunk: int = CHUNK, max_chunks: int = MAX_CHU
 def purge_expired_keys(ttl_seconds: int, chunk: int = CHUNK, max_chunks: int = MAX_CHUNKS) -> int:
     removed = 0
     for _ in range(max_chunks):
-        keys = db.session.execute(select(IdempotencyKey.scope, IdempotencyKey.key)
-                                  .where(IdempotencyKey.created_at < key_cutoff(ttl_seconds)).limit(chunk)).all()
+        keys = db.session.execute(
+            select(IdempotencyKey.scope, IdempotencyKey.key)
+            .where(IdempotencyKey.created_at < key_cutoff(ttl_seconds))
+            .limit(chunk)
+        ).all()
         for scope, key in keys:
             db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key))
         db.session.commit()
@@ -86,8 +93,9 @@ def purge_orphan_images(modified_before, chunk: int = CHUNK) -> int:
     old = {image.url: image for image in images if image.modified < modified_before}
     if not old:
         return 0
-    referenced = set(db.session.execute(select(Prediction.image_url)
-                                        .where(Prediction.image_url.in_(list(old)))).scalars())
+    referenced = set(
+        db.session.execute(select(Prediction.image_url).where(Prediction.image_url.in_(list(old)))).scalars()
+    )
     db.session.rollback()
     orphans = [url for url in old if url not in referenced]
     for url in orphans:

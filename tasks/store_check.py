@@ -4,6 +4,7 @@ Images are read by URL; with a file:// store the web writes them to its own disk
 worker on another host finds nothing unless the directory is a shared volume. Jobs then fail
 one by one with that reason; this warning says it once, before the first job.
 """
+
 import logging
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -19,6 +20,9 @@ def warn_if_image_directory_is_missing(**_):
     url = current_app.flask_app.config["IMAGE_STORE_URL"]
     parsed = urlparse(url)
     if parsed.scheme == "file" and not Path(unquote(parsed.path)).is_dir():
-        logger.warning("image store %s is not a directory on this host (yet): if the web runs on another host, "
-                       "every job will fail. A file:// store needs one volume shared by the web and every worker at "
-                       "the same path; otherwise use IMAGE_STORE_URL=s3://bucket/prefix", url)
+        logger.warning(
+            "image store %s is not a directory on this host (yet): if the web runs on another host, "
+            "every job will fail. A file:// store needs one volume shared by the web and every worker at "
+            "the same path; otherwise use IMAGE_STORE_URL=s3://bucket/prefix",
+            url,
+        )

@@ -5,6 +5,7 @@ result. Each republish is counted in the row's ``republished`` column, and a
 job republished ``MAX_DELIVERIES`` times ends as failed, so no job cycles
 between the sweeper and the queue forever.
 """
+
 import logging
 from datetime import timedelta
 
@@ -32,18 +33,28 @@ def republish_stale_pending() -> int:
         .limit(SWEEP_LIMIT)
     ).all()
     exhausted = {row.uuid for row in stale if row.republished >= config["MAX_DELIVERIES"]}
-    record_outcomes({job: failed_outcome(
-        f"gave up after republishing it {config['MAX_DELIVERIES']} times: no worker finished it") for job in exhausted})
+    record_outcomes(
+        {
+            job: failed_outcome(
+                f"gave up after republishing it {config['MAX_DELIVERIES']} times: no worker finished it"
+            )
+            for job in exhausted
+        }
+    )
     announce_ended(dict.fromkeys(exhausted, FAILED))
     for prediction_uuid, image_url, republished in stale:
         if prediction_uuid in exhausted:
             continue
         # Count and touch the row first, so the next sweep waits a full period before trying again.
-        db.session.execute(update(Prediction).where(Prediction.uuid == prediction_uuid)
-                           .values(updated_at=utcnow(), republished=republished + 1))
+        db.session.execute(
+            update(Prediction)
+            .where(Prediction.uuid == prediction_uuid)
+            .values(updated_at=utcnow(), republished=republished + 1)
+        )
         db.session.commit()
         publish_job(prediction_uuid, image_url)
     if stale:
-        logger.warning("republished %d stale pending predictions, failed %d", len(stale) - len(exhausted),
-                       len(exhausted))
+        logger.warning(
+            "republished %d stale pending predictions, failed %d", len(stale) - len(exhausted), len(exhausted)
+        )
     return len(stale)

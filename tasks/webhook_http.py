@@ -4,6 +4,7 @@ http.client is used because it connects where it is told: the TCP connection goe
 address vetted by ``jobs.callbacks`` while the Host header and the TLS name (SNI and
 certificate check) stay the URL's host. It never follows redirects.
 """
+
 import http.client
 import socket
 import ssl

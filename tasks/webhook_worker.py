@@ -3,6 +3,7 @@
 It consumes only the webhooks queue and loads no model, so HTTP waits on slow receivers
 never take an inference process (see the Procfile's ``webhooks:`` line).
 """
+
 from jobs.app import create_base_app
 from jobs.webhooks import webhook_queue
 

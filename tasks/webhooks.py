@@ -12,6 +12,7 @@ receivers should treat the uuid as the key.
 (the broker refused the publish just as the job ended): an ended job with a callback and no
 attempt UNSENT_AFTER seconds after its end is queued again.
 """
+
 import json
 import logging
 import time
@@ -46,14 +47,24 @@ def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
         return "already delivered or attempted"
     body = json.dumps(row.to_json(), separators=(",", ":")).encode()
     callback_url = row.callback_url
-    first_attempt_at = db.session.scalar(
-        select(func.min(WebhookDelivery.attempted_at)).where(WebhookDelivery.uuid == prediction_uuid)) or utcnow()
+    first_attempt_at = (
+        db.session.scalar(select(func.min(WebhookDelivery.attempted_at)).where(WebhookDelivery.uuid == prediction_uuid))
+        or utcnow()
+    )
     db.session.rollback()  # no transaction is held while the receiver answers
 
     attempted_at, started = utcnow(), time.monotonic()
     status_code, error = _attempt(callback_url, body, prediction_uuid, attempt, config)
-    db.session.add(WebhookDelivery(uuid=prediction_uuid, attempt=attempt, attempted_at=attempted_at,
-                                   status_code=status_code, error=error, duration=time.monotonic() - started))
+    db.session.add(
+        WebhookDelivery(
+            uuid=prediction_uuid,
+            attempt=attempt,
+            attempted_at=attempted_at,
+            status_code=status_code,
+            error=error,
+            duration=time.monotonic() - started,
+        )
+    )
     db.session.commit()
     if status_code is not None and 200 <= status_code < 300:
         logger.info("webhook of %s delivered (attempt %d)", prediction_uuid, attempt, extra={"uuid": prediction_uuid})
@@ -62,8 +73,13 @@ def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
     delay = retry_delay(attempt, config["WEBHOOK_FIRST_RETRY"])
     elapsed = (utcnow() - first_attempt_at).total_seconds()
     if elapsed + delay > config["WEBHOOK_RETRY_SECONDS"]:
-        logger.warning("webhook of %s given up after %d attempts: %s", prediction_uuid, attempt,
-                       error or status_code, extra={"uuid": prediction_uuid})
+        logger.warning(
+            "webhook of %s given up after %d attempts: %s",
+            prediction_uuid,
+            attempt,
+            error or status_code,
+            extra={"uuid": prediction_uuid},
+        )
         return "given up"
     send_delivery(prediction_uuid, attempt + 1, delay)
     return f"attempt {attempt} failed ({error or status_code}); next in {delay}s"
@@ -75,9 +91,13 @@ def _attempt(callback_url: str, body: bytes, prediction_uuid: str, attempt: int,
         return None, "WEBHOOK_SECRET is not set: nothing can be signed"
     try:
         target = vet_callback_url(callback_url, config["WEBHOOK_ALLOWED_HOSTS"], config["WEBHOOK_ALLOW_PRIVATE"])
-        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
-                   "X-Webhook-Id": prediction_uuid, "X-Webhook-Attempt": str(attempt),
-                   SIGNATURE_HEADER: sign(config["WEBHOOK_SECRET"], body, int(time.time()))}
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-Webhook-Id": prediction_uuid,
+            "X-Webhook-Attempt": str(attempt),
+            SIGNATURE_HEADER: sign(config["WEBHOOK_SECRET"], body, int(time.time())),
+        }
         return webhook_http.post(target, body, headers), None
     except CallbackRefused as error:
         return None, str(error)[:500]
@@ -87,9 +107,17 @@ def _attempt(callback_url: str, body: bytes, prediction_uuid: str, attempt: int,
 
 def _superseded(prediction_uuid: str, attempt: int) -> bool:
     """Accepted already, or this attempt (or a later one) was made: this message is a duplicate."""
-    return db.session.scalar(select(func.count()).select_from(WebhookDelivery).where(
-        WebhookDelivery.uuid == prediction_uuid,
-        WebhookDelivery.status_code.between(200, 299) | (WebhookDelivery.attempt >= attempt))) > 0
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(WebhookDelivery)
+            .where(
+                WebhookDelivery.uuid == prediction_uuid,
+                WebhookDelivery.status_code.between(200, 299) | (WebhookDelivery.attempt >= attempt),
+            )
+        )
+        > 0
+    )
 
 
 @shared_task(name=REQUEUE_TASK)
@@ -97,10 +125,19 @@ def requeue_unsent_webhooks() -> int:
     """Queue the first delivery of ended jobs that have a callback but no attempt after UNSENT_AFTER."""
     now = utcnow()
     attempted = select(WebhookDelivery.id).where(WebhookDelivery.uuid == Prediction.uuid).exists()
-    unsent = db.session.scalars(select(Prediction.uuid).where(
-        Prediction.callback_url.is_not(None), Prediction.status != PENDING, ~attempted,
-        Prediction.updated_at.between(now - timedelta(seconds=current_app.config["WEBHOOK_RETRY_SECONDS"]),
-                                      now - timedelta(seconds=UNSENT_AFTER))).limit(REQUEUE_LIMIT)).all()
+    unsent = db.session.scalars(
+        select(Prediction.uuid)
+        .where(
+            Prediction.callback_url.is_not(None),
+            Prediction.status != PENDING,
+            ~attempted,
+            Prediction.updated_at.between(
+                now - timedelta(seconds=current_app.config["WEBHOOK_RETRY_SECONDS"]),
+                now - timedelta(seconds=UNSENT_AFTER),
+            ),
+        )
+        .limit(REQUEUE_LIMIT)
+    ).all()
     db.session.rollback()
     for prediction_uuid in unsent:
         send_delivery(prediction_uuid, attempt=1, delay=0)

@@ -4,6 +4,7 @@ Like ``make_celery.py`` in Flask's ``examples/celery``: the shared base app
 (settings, database, image store, Celery) plus the worker's own tasks and
 signal handlers, and none of the web's routes.
 """
+
 from celery.signals import worker_init
 from celeryconfig import dead_letter_queue, is_rabbitmq
 

@@ -4,6 +4,7 @@ TensorFlow is not fork-safe, so the parent never imports it: it checks that the
 weights exist and has a subprocess convert them for LiteRT if needed; each pool
 process then builds its own classifier.
 """
+
 import logging
 import os
 

@@ -2,6 +2,7 @@
 
 Nothing here needs a running service; integration fixtures live in tests/integration.
 """
+
 import base64
 import io
 import os
@@ -16,9 +17,21 @@ from webapp import create_app
 # Tests say which services they use: neither the developer's shell nor .env may
 # redirect them (Celery lets CELERY_BROKER_URL override any configuration).
 os.environ["PYTHON_DOTENV_DISABLED"] = "1"
-for _setting in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_QUEUE", "IMAGE_STORE_URL", "INSTANCE_PATH",
-                 "S3_ENDPOINT_URL", "S3_CREATE_BUCKET", "API_KEYS", "RATE_LIMIT", "RATE_LIMIT_STORAGE_URL",
-                 "IDEMPOTENCY_TTL_SECONDS", "RETENTION_DAYS", "ORPHAN_GRACE_SECONDS"):
+for _setting in (
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "CELERY_QUEUE",
+    "IMAGE_STORE_URL",
+    "INSTANCE_PATH",
+    "S3_ENDPOINT_URL",
+    "S3_CREATE_BUCKET",
+    "API_KEYS",
+    "RATE_LIMIT",
+    "RATE_LIMIT_STORAGE_URL",
+    "IDEMPOTENCY_TTL_SECONDS",
+    "RETENTION_DAYS",
+    "ORPHAN_GRACE_SECONDS",
+):
     os.environ.pop(_setting, None)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -32,19 +45,23 @@ UNREACHABLE_BROKER = "amqp://guest:guest@127.0.0.1:1//"  # nothing listens on po
 @pytest.fixture
 def make_app(tmp_path):
     """Apps sharing one SQLite database and image store; ``broker_url`` picks the broker, ``config`` adds settings."""
+
     def make(broker_url="memory://", **config):
-        app = create_app({
-            "TESTING": True,
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'test.sqlite'}",
-            "IMAGE_STORE_URL": (tmp_path / "images").as_uri(),
-            "INSTANCE_PATH": tmp_path / "instance",
-            "REPUBLISH_PENDING_AFTER": 0,
-            "CELERY_BROKER_URL": broker_url,
-            **config,
-        })
+        app = create_app(
+            {
+                "TESTING": True,
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'test.sqlite'}",
+                "IMAGE_STORE_URL": (tmp_path / "images").as_uri(),
+                "INSTANCE_PATH": tmp_path / "instance",
+                "REPUBLISH_PENDING_AFTER": 0,
+                "CELERY_BROKER_URL": broker_url,
+                **config,
+            }
+        )
         with app.app_context():
             flask_migrate.upgrade()
         return app
+
     return make
 
 
@@ -75,8 +92,10 @@ def drain_queue(app, queue_name: str) -> list:
 @pytest.fixture
 def published(app):
     """Drains the in-memory broker's job queue and returns the messages published to it."""
+
     def drain():
         return drain_queue(app, app.extensions["celery"].conf.task_default_queue)
+
     drain()
     return drain
 
@@ -106,8 +125,9 @@ def s3_endpoint(tmp_path_factory):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -119,8 +139,11 @@ def s3_endpoint(tmp_path_factory):
                 raise RuntimeError("moto server did not start") from None
             time.sleep(0.1)
     with pytest.MonkeyPatch.context() as patch:
-        for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                           "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        for key, value in {
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
             patch.setenv(key, value)
         yield url
     server.terminate()

@@ -3,6 +3,7 @@
 Started as ``celery -A tests.crashing_worker:celery_app worker`` by the crash-loop
 test: ``os._exit`` is what a segfault or an OOM kill looks like to the pool.
 """
+
 import os
 
 import tasks.classify

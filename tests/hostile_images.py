@@ -6,6 +6,7 @@ Each entry says what must happen to it:
 - ``done``: a valid if odd image that the worker must classify.
 Every file is small (< 300 KB) and the whole corpus builds in well under two seconds.
 """
+
 import io
 import random
 import struct
@@ -74,9 +75,14 @@ def jpeg_exif_ifd_loop() -> bytes:
 
 
 def jpeg_exif_offsets_out_of_range() -> bytes:
-    return save(photo(), "JPEG", exif=exif([ORIENTATION_6, (0x010F, ASCII, 64, b"x" * 64),
-                                            (0x8769, LONG, 1, struct.pack("<I", 0xFFFFFF00))],
-                                           next_ifd=0x7FFFFFFF)[:-64])
+    return save(
+        photo(),
+        "JPEG",
+        exif=exif(
+            [ORIENTATION_6, (0x010F, ASCII, 64, b"x" * 64), (0x8769, LONG, 1, struct.pack("<I", 0xFFFFFF00))],
+            next_ifd=0x7FFFFFFF,
+        )[:-64],
+    )
 
 
 def jpeg_exif_first_ifd_past_the_end() -> bytes:
@@ -89,6 +95,7 @@ def png_exif_not_tiff() -> bytes:
 
 
 # --- JPEG -----------------------------------------------------------------------------------------
+
 
 def repeat_last_scan(data: bytes, scans: int) -> bytes:
     last = data.rindex(b"\xff\xda")
@@ -108,7 +115,7 @@ def jpeg_huge_dimensions() -> bytes:
     """A real 8x8 JPEG whose frame header claims 60000x60000."""
     data = bytearray(save(photo((8, 8)), "JPEG"))
     sof = data.index(b"\xff\xc0")
-    data[sof + 5:sof + 9] = struct.pack(">HH", 60000, 60000)
+    data[sof + 5 : sof + 9] = struct.pack(">HH", 60000, 60000)
     return bytes(data)
 
 
@@ -118,14 +125,14 @@ def jpeg_cut_in_headers() -> bytes:
 
 def jpeg_cut_in_scan() -> bytes:
     data = save(photo((300, 200)), "JPEG")
-    return data[:len(data) // 2]
+    return data[: len(data) // 2]
 
 
 def jpeg_bad_huffman_table() -> bytes:
     """Headers well formed, but the Huffman table claims more codes than its length allows."""
     data = bytearray(save(photo(), "JPEG"))
     dht = data.index(b"\xff\xc4")
-    data[dht + 5:dht + 21] = b"\xff" * 16
+    data[dht + 5 : dht + 21] = b"\xff" * 16
     return bytes(data)
 
 
@@ -163,14 +170,20 @@ def jpeg_lossless_process() -> bytes:
 
 # --- PNG ------------------------------------------------------------------------------------------
 
+
 def png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
 def png(width: int, height: int, depth: int, colour: int, rows: bytes, extra: bytes = b"") -> bytes:
     header = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + extra
-            + png_chunk(b"IDAT", zlib.compress(rows, 9)) + png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + extra
+        + png_chunk(b"IDAT", zlib.compress(rows, 9))
+        + png_chunk(b"IEND", b"")
+    )
 
 
 def png_40_megapixels() -> bytes:
@@ -204,7 +217,7 @@ def png_cut_in_headers() -> bytes:
 
 def png_cut_in_data() -> bytes:
     data = save(photo((300, 200)), "PNG")
-    return data[:len(data) // 2]
+    return data[: len(data) // 2]
 
 
 def png_cut_stream_in_whole_chunks() -> bytes:
@@ -212,8 +225,12 @@ def png_cut_stream_in_whole_chunks() -> bytes:
     raw = b"".join(b"\0" + bytes(random.Random(row).randbytes(300)) for row in range(100))
     stream = zlib.compress(raw)
     header = struct.pack(">IIBBBBB", 100, 100, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", stream[:len(stream) // 2])
-            + png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", stream[: len(stream) // 2])
+        + png_chunk(b"IEND", b"")
+    )
 
 
 def png_bad_header_crc() -> bytes:
@@ -237,12 +254,21 @@ def png_with_html_after_the_end() -> bytes:
 
 # --- GIF ------------------------------------------------------------------------------------------
 
+
 def _gif(screen: tuple[int, int], frame: tuple[int, int, int, int]) -> bytes:
     """A GIF89a with a two-colour table and one frame (left, top, width, height) of colour 0."""
     width, height = frame[2:]
     pixels = _lzw_zeros(width * height)
-    return (b"GIF89a" + struct.pack("<HHBBB", *screen, 0x80, 0, 0) + b"\0\0\0\xff\xff\xff"
-            + b"\x2c" + struct.pack("<HHHHB", *frame, 0) + b"\x02" + pixels + b"\x3b")
+    return (
+        b"GIF89a"
+        + struct.pack("<HHBBB", *screen, 0x80, 0, 0)
+        + b"\0\0\0\xff\xff\xff"
+        + b"\x2c"
+        + struct.pack("<HHHHB", *frame, 0)
+        + b"\x02"
+        + pixels
+        + b"\x3b"
+    )
 
 
 def _lzw_zeros(count: int) -> bytes:
@@ -253,7 +279,7 @@ def _lzw_zeros(count: int) -> bytes:
         codes += [4] + [0] * min(2, count - done)
     codes.append(5)
     packed = sum(code << (3 * index) for index, code in enumerate(codes)).to_bytes((3 * len(codes) + 7) // 8, "little")
-    return b"".join(bytes([len(packed[i:i + 255])]) + packed[i:i + 255] for i in range(0, len(packed), 255)) + b"\0"
+    return b"".join(bytes([len(packed[i : i + 255])]) + packed[i : i + 255] for i in range(0, len(packed), 255)) + b"\0"
 
 
 def gif_canvas_bomb() -> bytes:
@@ -287,6 +313,7 @@ def gif_lzw_code_size_too_large() -> bytes:
 
 
 # --- WebP -----------------------------------------------------------------------------------------
+
 
 def riff(*chunks: bytes) -> bytes:
     body = b"WEBP" + b"".join(chunks)
@@ -335,6 +362,7 @@ def webp_corrupt_bitstream() -> bytes:
 
 
 # --- BMP ------------------------------------------------------------------------------------------
+
 
 def bmp(width: int, height: int, bits: int, compression: int, pixels: bytes, colours: int = 0) -> bytes:
     palette = b"".join(bytes([i % 256, 255 - i % 256, 90, 0]) for i in range(colours))
@@ -387,15 +415,34 @@ def tiff(entries, pixels: bytes) -> bytes:
         else:
             table += struct.pack("<HHII", tag, kind, len(items), base + len(values))
             values += packed
-    return (b"II*\0" + struct.pack("<I", ifd_at) + pixels + b"\0" * (len(pixels) & 1)
-            + struct.pack("<H", len(entries)) + table + b"\0\0\0\0" + values)
+    return (
+        b"II*\0"
+        + struct.pack("<I", ifd_at)
+        + pixels
+        + b"\0" * (len(pixels) & 1)
+        + struct.pack("<H", len(entries))
+        + table
+        + b"\0\0\0\0"
+        + values
+    )
 
 
 def _grey_tiff(width=8, height=8, offsets=None, offsets_type=LONG, counts=None, compression=1) -> bytes:
     pixels = bytes(range(width * height))
-    return tiff([(256, SHORT, [width]), (257, SHORT, [height]), (258, SHORT, [8]), (259, SHORT, [compression]),
-                 (262, SHORT, [1]), (273, offsets_type, offsets or [8]), (277, SHORT, [1]),
-                 (278, SHORT, [height]), (279, LONG, counts or [len(pixels)])], pixels)
+    return tiff(
+        [
+            (256, SHORT, [width]),
+            (257, SHORT, [height]),
+            (258, SHORT, [8]),
+            (259, SHORT, [compression]),
+            (262, SHORT, [1]),
+            (273, offsets_type, offsets or [8]),
+            (277, SHORT, [1]),
+            (278, SHORT, [height]),
+            (279, LONG, counts or [len(pixels)]),
+        ],
+        pixels,
+    )
 
 
 def tiff_float_strip_offsets() -> bytes:
@@ -415,8 +462,10 @@ def tiff_jpeg_compression() -> bytes:
 
 
 def tiff_huge_dimensions() -> bytes:
-    return tiff([(256, LONG, [100_000]), (257, LONG, [100_000]), (259, SHORT, [1]), (273, LONG, [8]),
-                 (279, LONG, [8])], bytes(8))
+    return tiff(
+        [(256, LONG, [100_000]), (257, LONG, [100_000]), (259, SHORT, [1]), (273, LONG, [8]), (279, LONG, [8])],
+        bytes(8),
+    )
 
 
 def tiff_small_grey() -> bytes:
@@ -426,8 +475,20 @@ def tiff_small_grey() -> bytes:
 def tiff_lzw_garbage() -> bytes:
     """A well-formed layout whose LZW strip is noise."""
     pixels = bytes(random.Random(3).randbytes(64))
-    return tiff([(256, SHORT, [8]), (257, SHORT, [8]), (258, SHORT, [8]), (259, SHORT, [5]), (262, SHORT, [1]),
-                 (273, LONG, [8]), (277, SHORT, [1]), (278, SHORT, [8]), (279, LONG, [64])], pixels)
+    return tiff(
+        [
+            (256, SHORT, [8]),
+            (257, SHORT, [8]),
+            (258, SHORT, [8]),
+            (259, SHORT, [5]),
+            (262, SHORT, [1]),
+            (273, LONG, [8]),
+            (277, SHORT, [1]),
+            (278, SHORT, [8]),
+            (279, LONG, [64]),
+        ],
+        pixels,
+    )
 
 
 def tiff_lzw() -> bytes:
@@ -443,6 +504,7 @@ def bigtiff() -> bytes:
 
 
 # --- not images -----------------------------------------------------------------------------------
+
 
 def zero_length() -> bytes:
     return b""

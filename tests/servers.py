@@ -5,6 +5,7 @@ run their own instance, with every file in a temporary folder, and remove it aft
 By default they listen on 127.0.0.1; the multi-host test binds them to a test host's
 address and runs them inside that host (``wrap``: ``deploy.netns.Host.command``).
 """
+
 import os
 import shutil
 import signal
@@ -23,8 +24,9 @@ START_TIMEOUT = 60
 LOOPBACK = "127.0.0.1"
 
 
-def wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: float = START_TIMEOUT,
-                  address: str = LOOPBACK) -> None:
+def wait_for_port(
+    port: int, process: subprocess.Popen, log: Path, timeout: float = START_TIMEOUT, address: str = LOOPBACK
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as sock:
@@ -55,8 +57,9 @@ class Server:
         """Start and wait until the port answers; returns the seconds it took."""
         started = time.monotonic()
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(self.wrap(self.command()), env=self.env(), stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.wrap(self.command()), env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         wait_for_port(self.port, self.process, self.log, address=self.address)
         return time.monotonic() - started
 
@@ -93,15 +96,21 @@ class RabbitMQ(Server):
 
     def env(self) -> dict:
         folder = self.folder
-        return {**os.environ, "HOME": str(folder),  # the Erlang cookie goes here, for rabbitmqctl too
-                "RABBITMQ_CONF_ENV_FILE": str(folder / "rabbitmq-env.conf"),
-                "RABBITMQ_NODENAME": self.node, "RABBITMQ_NODE_IP_ADDRESS": self.address,
-                "RABBITMQ_NODE_PORT": str(self.port), "RABBITMQ_DIST_PORT": str(free_port()),
-                "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq.conf"),
-                "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
-                "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"), "RABBITMQ_LOG_BASE": str(folder / "log"),
-                "RABBITMQ_PLUGINS_EXPAND_DIR": str(folder / "plugins"),
-                "RABBITMQ_PID_FILE": str(folder / "rabbitmq.pid")}
+        return {
+            **os.environ,
+            "HOME": str(folder),  # the Erlang cookie goes here, for rabbitmqctl too
+            "RABBITMQ_CONF_ENV_FILE": str(folder / "rabbitmq-env.conf"),
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_IP_ADDRESS": self.address,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(free_port()),
+            "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(folder / "log"),
+            "RABBITMQ_PLUGINS_EXPAND_DIR": str(folder / "plugins"),
+            "RABBITMQ_PID_FILE": str(folder / "rabbitmq.pid"),
+        }
 
     def command(self) -> list[str]:
         return [str(RABBITMQ_BIN / "rabbitmq-server")]
@@ -110,8 +119,12 @@ class RabbitMQ(Server):
         """A clean stop through rabbitmqctl, as an operator would; durable messages stay on disk."""
         if self.process is None or self.process.poll() is not None:
             return
-        subprocess.run(self.wrap([str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, "stop"]), env=self.env(),
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            self.wrap([str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, "stop"]),
+            env=self.env(),
+            capture_output=True,
+            timeout=60,
+        )
         super().stop()
 
 
@@ -120,9 +133,19 @@ class MariaDB(Server):
 
     def __init__(self, folder: Path, address: str = LOOPBACK, wrap=same_host):
         super().__init__(folder, free_port(), address, wrap)
-        subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={folder / 'data'}", "--user=root",
-                        "--auth-root-authentication-method=normal", "--skip-test-db"],
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [
+                "mariadb-install-db",
+                "--no-defaults",
+                f"--datadir={folder / 'data'}",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
 
     @property
     def url(self) -> str:
@@ -132,16 +155,34 @@ class MariaDB(Server):
         folder = self.folder
         # Clients on other hosts: no reverse DNS lookup of their addresses (none answers on a test network).
         remote = [] if self.address == LOOPBACK else ["--skip-name-resolve"]
-        return ["mariadbd", "--no-defaults", f"--datadir={folder / 'data'}", "--user=root",
-                f"--port={self.port}", f"--bind-address={self.address}", *remote,
-                f"--socket={folder / 'mariadb.sock'}",
-                f"--pid-file={folder / 'mariadb.pid'}", "--innodb-buffer-pool-size=32M", "--skip-log-bin"]
+        return [
+            "mariadbd",
+            "--no-defaults",
+            f"--datadir={folder / 'data'}",
+            "--user=root",
+            f"--port={self.port}",
+            f"--bind-address={self.address}",
+            *remote,
+            f"--socket={folder / 'mariadb.sock'}",
+            f"--pid-file={folder / 'mariadb.pid'}",
+            "--innodb-buffer-pool-size=32M",
+            "--skip-log-bin",
+        ]
 
     def start(self) -> float:
         """As ``Server.start``; clients on other hosts may then log in as root too."""
         seconds = super().start()
         if self.address != LOOPBACK:
-            subprocess.run(["mariadb", f"--socket={self.folder / 'mariadb.sock'}", "-uroot", "-e",
-                            "CREATE USER IF NOT EXISTS root@'%'; GRANT ALL ON *.* TO root@'%' WITH GRANT OPTION"],
-                           check=True, capture_output=True, timeout=30)
+            subprocess.run(
+                [
+                    "mariadb",
+                    f"--socket={self.folder / 'mariadb.sock'}",
+                    "-uroot",
+                    "-e",
+                    "CREATE USER IF NOT EXISTS root@'%'; GRANT ALL ON *.* TO root@'%' WITH GRANT OPTION",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=30,
+            )
         return seconds

@@ -3,6 +3,7 @@
 It publishes jobs by task name (``jobs.queue``) and never imports the worker
 package ``tasks``; it never loads the model either.
 """
+
 from flask import Flask
 
 from config.logging import unbind_job

@@ -5,6 +5,7 @@ to it. Swagger UI's files are fetched at install time (scripts/install-swagger-u
 into vendor/swagger-ui and served from here, so the page works with no internet
 access; only the files the page needs are served, never a demo page.
 """
+
 import json
 from pathlib import Path
 
@@ -33,9 +34,12 @@ def openapi():
 @bp.get("/docs", strict_slashes=False)
 def docs():
     if not all((SWAGGER_UI_DIR / name).is_file() for name in SWAGGER_UI_ASSETS):
-        raise ApiError(503, "Service Unavailable",
-                       "Swagger UI's files are not installed; run `make install` (scripts/install-swagger-ui.sh). "
-                       "The API's description is at /openapi.json.")
+        raise ApiError(
+            503,
+            "Service Unavailable",
+            "Swagger UI's files are not installed; run `make install` (scripts/install-swagger-ui.sh). "
+            "The API's description is at /openapi.json.",
+        )
     return render_template("docs.html")
 
 

@@ -2,6 +2,7 @@
 
 ``api_key_refusal`` is the check itself, shared by the Flask routes and the waiter.
 """
+
 import hashlib
 import hmac
 

@@ -3,6 +3,7 @@
 Unexpected exceptions become a bare 500 problem: the traceback goes to the log,
 never to the client.
 """
+
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 

@@ -1,4 +1,5 @@
 """``GET /health``: is the service able to accept work right now, and which models do the workers run?"""
+
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
@@ -39,7 +40,9 @@ def _broker_ok() -> bool:
 def health():
     checks = {"database": _database_ok(), "broker": _broker_ok()}
     healthy = all(checks.values())
-    body = {"status": "ok" if healthy else "unavailable",
-            "checks": {name: "ok" if ok else "unreachable" for name, ok in checks.items()},
-            "workers": _workers() if checks["database"] else []}
+    body = {
+        "status": "ok" if healthy else "unavailable",
+        "checks": {name: "ok" if ok else "unreachable" for name, ok in checks.items()},
+        "workers": _workers() if checks["database"] else [],
+    }
     return jsonify(body), 200 if healthy else 503

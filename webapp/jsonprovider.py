@@ -1,4 +1,5 @@
 """JSON in and out through orjson: several times cheaper than the standard library per request."""
+
 import orjson
 from flask.json.provider import JSONProvider
 
@@ -13,5 +14,6 @@ class OrjsonProvider(JSONProvider):
         return orjson.loads(s)
 
     def response(self, *args, **kwargs):
-        return self._app.response_class(orjson.dumps(self._prepare_response_obj(args, kwargs)),
-                                        mimetype="application/json")
+        return self._app.response_class(
+            orjson.dumps(self._prepare_response_obj(args, kwargs)), mimetype="application/json"
+        )

@@ -6,6 +6,7 @@ this server are added up here. Workers serve their own figures (``tasks/metrics_
 Jobs by status and queue depth are read from the database and the broker at scrape
 time, so they are never stale.
 """
+
 import logging
 import os
 import time
@@ -59,8 +60,7 @@ class ScrapeTimeCollector:
         jobs = GaugeMetricFamily("prediction_jobs", "Predictions in the database by status.", labels=["status"])
         counts = dict.fromkeys((PENDING, DONE, FAILED, CANCELLED), 0)
         try:
-            counts.update(db.session.execute(
-                select(Prediction.status, func.count()).group_by(Prediction.status)).all())
+            counts.update(db.session.execute(select(Prediction.status, func.count()).group_by(Prediction.status)).all())
         except Exception:
             db.session.rollback()
             logger.warning("metrics: the database is unreachable; job counts unknown")
@@ -71,8 +71,9 @@ class ScrapeTimeCollector:
 
         celery = self.app.extensions["celery"]
         queue = celery.conf.task_default_queue
-        depth = GaugeMetricFamily("queue_messages", "Jobs waiting in the broker queue (NaN: broker unreachable).",
-                                  labels=["queue"])
+        depth = GaugeMetricFamily(
+            "queue_messages", "Jobs waiting in the broker queue (NaN: broker unreachable).", labels=["queue"]
+        )
         depth.add_metric([queue], self._queue_depth(celery, queue))
         yield depth
 

@@ -1,4 +1,5 @@
 """``GET /``: the web page, a client of the JSON API in plain HTML, CSS and JS (webapp/static)."""
+
 from flask import Blueprint, current_app, render_template
 
 bp = Blueprint("page", __name__)

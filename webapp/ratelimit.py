@@ -5,6 +5,7 @@ workers, ``memory://`` counts per worker; a shared store (``redis://``) counts
 for the whole service. A store that fails lets requests through rather than
 failing them.
 """
+
 from flask import Blueprint, Flask
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address

@@ -16,6 +16,7 @@ Futures are resolved from two sources, each followed by one query for the jobs c
 Answers are the plain GET's: 200 done/failed, 202 pending with Retry-After, 404, 401 with API
 keys (``webapp.auth``), and problem documents. Rate limits are the web's, not applied here.
 """
+
 import argparse
 import asyncio
 import json
@@ -51,8 +52,9 @@ class Waiter:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.engine = create_engine(settings.DATABASE_URL, pool_size=4, max_overflow=4,
-                                    **engine_options(settings.DATABASE_URL))
+        self.engine = create_engine(
+            settings.DATABASE_URL, pool_size=4, max_overflow=4, **engine_options(settings.DATABASE_URL)
+        )
         self.waiting: dict[str, set[asyncio.Future]] = {}
         self.subscribed = False
         self._tasks: list[asyncio.Task] = []
@@ -62,7 +64,7 @@ class Waiter:
         bodies = {}
         with Session(self.engine) as session:
             for start in range(0, len(uuids), READ_CHUNK):
-                query = select(Prediction).where(Prediction.uuid.in_(uuids[start:start + READ_CHUNK]))
+                query = select(Prediction).where(Prediction.uuid.in_(uuids[start : start + READ_CHUNK]))
                 bodies.update((row.uuid, row.to_json()) for row in session.scalars(query))
         return bodies
 
@@ -116,8 +118,9 @@ class Waiter:
                 connection = await aio_pika.connect(url, timeout=5)
                 async with connection:
                     channel = await connection.channel()
-                    exchange = await channel.declare_exchange(exchange_name, aio_pika.ExchangeType.FANOUT,
-                                                              durable=False)
+                    exchange = await channel.declare_exchange(
+                        exchange_name, aio_pika.ExchangeType.FANOUT, durable=False
+                    )
                     queue = await channel.declare_queue(exclusive=True, auto_delete=True)
                     await queue.bind(exchange)
                     self.subscribed = True
@@ -164,8 +167,11 @@ class Waiter:
             return problem(error)
         except SQLAlchemyError:
             logger.warning("database unavailable", exc_info=True)
-            return problem(ApiError(503, "Service Unavailable", "The database is unavailable; try again shortly.",
-                                    {"Retry-After": "5"}))
+            return problem(
+                ApiError(
+                    503, "Service Unavailable", "The database is unavailable; try again shortly.", {"Retry-After": "5"}
+                )
+            )
 
     async def _answer(self, request: web.Request) -> web.Response:
         refusal = api_key_refusal(self.settings.API_KEYS, request.headers.get("Authorization", ""))

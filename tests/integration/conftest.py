@@ -4,6 +4,7 @@ Each session gets its own database and queue (created here, dropped after), so
 tests never touch what a running instance owns. With REQUIRE_SERVICES=1 (as in
 CI) a missing service fails the run instead of skipping it.
 """
+
 import os
 import uuid
 
@@ -67,8 +68,14 @@ def new_queue():
 
 @pytest.fixture(scope="session")
 def service_env(tmp_path_factory, mysql_url, new_queue):
-    return deployment_env(tmp_path_factory.mktemp("instance"), mysql_url, new_queue(), REPUBLISH_PENDING_AFTER="30",
-                          WORKER_METRICS_PORT=str(free_port()), WORKER_METRICS_BIND="127.0.0.1")
+    return deployment_env(
+        tmp_path_factory.mktemp("instance"),
+        mysql_url,
+        new_queue(),
+        REPUBLISH_PENDING_AFTER="30",
+        WORKER_METRICS_PORT=str(free_port()),
+        WORKER_METRICS_BIND="127.0.0.1",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -86,10 +93,14 @@ def base_url(service):
 @pytest.fixture(scope="session")
 def s3_service_env(service_env, new_queue, s3_endpoint):
     """The deployment with images in an S3 bucket, on its own queue."""
-    return {**service_env, **{key: os.environ[key] for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                                                "AWS_DEFAULT_REGION")},
-            "CELERY_QUEUE": new_queue(), "IMAGE_STORE_URL": f"s3://images-{uuid.uuid4().hex[:8]}/uploads",
-            "S3_ENDPOINT_URL": s3_endpoint, "S3_CREATE_BUCKET": "1"}
+    return {
+        **service_env,
+        **{key: os.environ[key] for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")},
+        "CELERY_QUEUE": new_queue(),
+        "IMAGE_STORE_URL": f"s3://images-{uuid.uuid4().hex[:8]}/uploads",
+        "S3_ENDPOINT_URL": s3_endpoint,
+        "S3_CREATE_BUCKET": "1",
+    }
 
 
 @pytest.fixture(scope="session")

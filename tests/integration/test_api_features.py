@@ -1,5 +1,6 @@
 """The API's integration features on the real deployment (Gunicorn, MariaDB, RabbitMQ, the real worker):
 binary uploads as curl sends them, idempotent retries, cancelling behind a backlog, provenance, retention."""
+
 import hashlib
 import json
 import os
@@ -33,8 +34,9 @@ BACKLOG = 300
 
 def curl(*args) -> tuple[int, dict]:
     """Run curl as a user would; returns (status, JSON body)."""
-    result = subprocess.run(["curl", "-sS", "-w", "\n%{http_code}", *map(str, args)], capture_output=True, text=True,
-                            check=True, timeout=60)
+    result = subprocess.run(
+        ["curl", "-sS", "-w", "\n%{http_code}", *map(str, args)], capture_output=True, text=True, check=True, timeout=60
+    )
     body, status = result.stdout.rsplit("\n", 1)
     return int(status), json.loads(body)
 
@@ -65,28 +67,49 @@ def test_multipart_upload_with_curl_is_classified(base_url, service_env):
 
 
 def test_raw_upload_with_curl_is_classified_and_named_by_query_or_header(base_url, service_env):
-    status, body = curl("-X", "POST", f"{base_url}/inference/image?name=car.png", "-H", "Content-Type: image/png",
-                        "--data-binary", f"@{BMW}")
+    status, body = curl(
+        "-X",
+        "POST",
+        f"{base_url}/inference/image?name=car.png",
+        "-H",
+        "Content-Type: image/png",
+        "--data-binary",
+        f"@{BMW}",
+    )
     assert status == 202, body
     assert wait_for_result(base_url, body["uuid"])["prediction"] == "convertible"
-    status, by_header = curl("-X", "POST", f"{base_url}/inference/image", "-H", "Content-Type: image/jpeg",
-                             "-H", "X-Image-Name: from-header.jpg", "--data-binary", f"@{ELEPHANT}")
+    status, by_header = curl(
+        "-X",
+        "POST",
+        f"{base_url}/inference/image",
+        "-H",
+        "Content-Type: image/jpeg",
+        "-H",
+        "X-Image-Name: from-header.jpg",
+        "--data-binary",
+        f"@{ELEPHANT}",
+    )
     assert status == 202
-    names = query(service_env, "SELECT uuid, name FROM predictions WHERE uuid IN (:a, :b)",
-                  a=body["uuid"], b=by_header["uuid"])
-    assert {row["uuid"]: row["name"] for row in names} == {body["uuid"]: "car.png",
-                                                          by_header["uuid"]: "from-header.jpg"}
+    names = query(
+        service_env, "SELECT uuid, name FROM predictions WHERE uuid IN (:a, :b)", a=body["uuid"], b=by_header["uuid"]
+    )
+    assert {row["uuid"]: row["name"] for row in names} == {
+        body["uuid"]: "car.png",
+        by_header["uuid"]: "from-header.jpg",
+    }
 
 
 def test_binary_refusals_are_problems_through_gunicorn(base_url):
     status, body = curl("-X", "POST", f"{base_url}/inference/image", "-F", "name=no-image")
     assert (status, body["status"]) == (422, 422) and "exactly one 'image' file part" in body["detail"]
-    status, body = curl("-X", "POST", f"{base_url}/inference/image", "-H", "Content-Type: application/xml",
-                        "--data-binary", "<a/>")
+    status, body = curl(
+        "-X", "POST", f"{base_url}/inference/image", "-H", "Content-Type: application/xml", "--data-binary", "<a/>"
+    )
     assert status == 415 and "not taken" in body["detail"]
     too_big = b"\xff\xd8" + os.urandom(1024 * 1024)
-    response = requests.post(f"{base_url}/inference/image", data=too_big, headers={"Content-Type": "image/jpeg"},
-                             timeout=30)
+    response = requests.post(
+        f"{base_url}/inference/image", data=too_big, headers={"Content-Type": "image/jpeg"}, timeout=30
+    )
     assert response.status_code == 413
     assert response.headers["Content-Type"] == "application/problem+json"
 
@@ -97,17 +120,29 @@ def test_binary_refusals_are_problems_through_gunicorn(base_url):
 def test_a_retried_post_with_its_key_gets_the_same_job_and_one_row(base_url, service_env):
     headers = {"Idempotency-Key": f"retry-{time.time_ns()}"}
     files_before = stored_files(service_env)
-    answers = [requests.post(f"{base_url}/inference/image", files={"image": ("e.jpg", ELEPHANT.read_bytes())},
-                             headers=headers, timeout=30) for _ in range(3)]
+    answers = [
+        requests.post(
+            f"{base_url}/inference/image",
+            files={"image": ("e.jpg", ELEPHANT.read_bytes())},
+            headers=headers,
+            timeout=30,
+        )
+        for _ in range(3)
+    ]
     assert [answer.status_code for answer in answers] == [202] * 3
     assert len({answer.json()["uuid"] for answer in answers}) == 1
     assert len(stored_files(service_env) - files_before) == 1
-    other = requests.post(f"{base_url}/inference/image", files={"image": ("b.png", BMW.read_bytes())},
-                          headers=headers, timeout=30)
+    other = requests.post(
+        f"{base_url}/inference/image", files={"image": ("b.png", BMW.read_bytes())}, headers=headers, timeout=30
+    )
     assert other.status_code == 422
     assert "different image or name" in other.json()["detail"]
-    upper = requests.post(f"{base_url}/inference/image", files={"image": ("b.png", BMW.read_bytes())},
-                          headers={"Idempotency-Key": headers["Idempotency-Key"].upper()}, timeout=30)
+    upper = requests.post(
+        f"{base_url}/inference/image",
+        files={"image": ("b.png", BMW.read_bytes())},
+        headers={"Idempotency-Key": headers["Idempotency-Key"].upper()},
+        timeout=30,
+    )
     assert upper.status_code == 202, "keys are case-sensitive on MariaDB too"
 
 
@@ -117,9 +152,12 @@ def test_concurrent_posts_with_one_key_make_one_job(base_url, service_env):
     files_before = stored_files(service_env)
 
     def post(_):
-        return requests.post(f"{base_url}/inference/image", data=image,
-                             headers={"Content-Type": "image/jpeg", "Idempotency-Key": key,
-                                      "X-Image-Name": "race.jpg"}, timeout=30)
+        return requests.post(
+            f"{base_url}/inference/image",
+            data=image,
+            headers={"Content-Type": "image/jpeg", "Idempotency-Key": key, "X-Image-Name": "race.jpg"},
+            timeout=30,
+        )
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(post, range(8)))
@@ -128,10 +166,12 @@ def test_concurrent_posts_with_one_key_make_one_job(base_url, service_env):
     assert len(uuids) == 1
     [job] = uuids
     assert query(service_env, "SELECT prediction_uuid FROM idempotency_keys WHERE `key` = :k", k=key) == [
-        {"prediction_uuid": job}]
+        {"prediction_uuid": job}
+    ]
     assert len(query(service_env, "SELECT uuid FROM predictions WHERE name = 'race.jpg'")) == 1
-    assert [path.name for path in stored_files(service_env) - files_before] == [f"{job}.jpg"], \
+    assert [path.name for path in stored_files(service_env) - files_before] == [f"{job}.jpg"], (
         "the losers' images were removed"
+    )
     assert wait_for_result(base_url, job)["status"] == "done"
 
 
@@ -144,9 +184,12 @@ def test_results_record_the_model_files_that_produced_them(base_url, service_env
 
     files = locate_model_files(service_env.get("MODEL_WEIGHTS_PATH", ""))
     converted = converted_path(files, Path(service_env["INSTANCE_PATH"]) / "model-cache")
-    expected = {"name": "mobilenet_v1_0.75_224", "runtime": "litert",
-                "weights_sha256": hashlib.sha256(files.weights.read_bytes()).hexdigest()[:16],
-                "converted_sha256": hashlib.sha256(converted.read_bytes()).hexdigest()[:16]}
+    expected = {
+        "name": "mobilenet_v1_0.75_224",
+        "runtime": "litert",
+        "weights_sha256": hashlib.sha256(files.weights.read_bytes()).hexdigest()[:16],
+        "converted_sha256": hashlib.sha256(converted.read_bytes()).hexdigest()[:16],
+    }
     status, body = curl("-X", "POST", f"{base_url}/inference/image", "-F", f"image=@{BMW}")
     result = wait_for_result(base_url, body["uuid"])
     assert result["model"] == expected
@@ -172,8 +215,11 @@ def own(tmp_path_factory, new_queue):
     instance, logs = tmp_path_factory.mktemp("api-instance"), tmp_path_factory.mktemp("api-logs")
     env = deployment_env(instance, database_url, new_queue(), RETENTION_DAYS="7", ORPHAN_GRACE_SECONDS="600")
     port = free_port()
-    web = Process([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "wsgi:app"],
-                  env, logs / "web.log")
+    web = Process(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "wsgi:app"],
+        env,
+        logs / "web.log",
+    )
     deployment = Deployment(f"http://127.0.0.1:{port}", env, logs)
     try:
         deployment.wait_healthy(web)
@@ -217,8 +263,12 @@ def test_a_job_cancelled_behind_a_backlog_is_never_classified(own):
     image = ELEPHANT.read_bytes()
 
     def post(i):
-        response = requests.post(f"{own.url}/inference/image?name=backlog-{i}.jpg", data=image,
-                                 headers={"Content-Type": "image/jpeg"}, timeout=30)
+        response = requests.post(
+            f"{own.url}/inference/image?name=backlog-{i}.jpg",
+            data=image,
+            headers={"Content-Type": "image/jpeg"},
+            timeout=30,
+        )
         assert response.status_code == 202, response.text
         return response.json()["uuid"]
 
@@ -230,14 +280,17 @@ def test_a_job_cancelled_behind_a_backlog_is_never_classified(own):
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json() == {"uuid": doomed, "status": "cancelled"}
 
-    own.wait_until("SELECT status, COUNT(*) AS n FROM predictions GROUP BY status ORDER BY status",
-                   [{"status": "cancelled", "n": 1}, {"status": "done", "n": BACKLOG - 1}])
-    [row] = query(own.env, "SELECT status, prediction, finished_at, model_name FROM predictions WHERE uuid = :u",
-                  u=doomed)
+    own.wait_until(
+        "SELECT status, COUNT(*) AS n FROM predictions GROUP BY status ORDER BY status",
+        [{"status": "cancelled", "n": 1}, {"status": "done", "n": BACKLOG - 1}],
+    )
+    [row] = query(
+        own.env, "SELECT status, prediction, finished_at, model_name FROM predictions WHERE uuid = :u", u=doomed
+    )
     assert row == {"status": "cancelled", "prediction": None, "finished_at": None, "model_name": None}
     assert requests.get(f"{own.url}/predictions/{doomed}", timeout=10).json() == cancelled.json()
-    assert f"prediction {jobs[-1]}: " in worker.output(), "the worker logs each job it classifies"
-    assert f"prediction {doomed}: " not in worker.output(), "never classified"
+    assert f"prediction {jobs[-1]} recorded: " in worker.output(), "the worker logs each job it classifies"
+    assert f"prediction {doomed} recorded" not in worker.output(), "never classified"
     assert f"prediction {doomed} already cancelled" in worker.output(), "its message was taken and skipped"
     again = requests.delete(f"{own.url}/predictions/{doomed}", timeout=10)
     assert (again.status_code, again.json()) == (200, cancelled.json())
@@ -249,21 +302,34 @@ def test_retention_purges_old_jobs_their_files_and_old_orphans_and_nothing_newer
     from deploy.harness import app_for
 
     own.start_worker().wait_for(" ready.")
-    jobs = [requests.post(f"{own.url}/inference/image?name=r{i}.png", data=BMW.read_bytes(),
-                          headers={"Content-Type": "image/png", "Idempotency-Key": f"retention-{i}"},
-                          timeout=30).json()["uuid"] for i in range(6)]
+    jobs = [
+        requests.post(
+            f"{own.url}/inference/image?name=r{i}.png",
+            data=BMW.read_bytes(),
+            headers={"Content-Type": "image/png", "Idempotency-Key": f"retention-{i}"},
+            timeout=30,
+        ).json()["uuid"]
+        for i in range(6)
+    ]
     for job in jobs:
         wait_for_result(own.url, job)
     old, recent = jobs[:3], jobs[3:]
     engine = create_engine(own.env["DATABASE_URL"])
     with engine.begin() as connection:
-        connection.execute(text("UPDATE predictions SET created_at = created_at - INTERVAL 8 DAY "
-                                "WHERE uuid IN :old").bindparams(bindparam("old", expanding=True)), {"old": old})
-        connection.execute(text("UPDATE predictions SET created_at = created_at - INTERVAL 6 DAY "
-                                "WHERE uuid = :u"), {"u": recent[0]})
+        connection.execute(
+            text("UPDATE predictions SET created_at = created_at - INTERVAL 8 DAY WHERE uuid IN :old").bindparams(
+                bindparam("old", expanding=True)
+            ),
+            {"old": old},
+        )
+        connection.execute(
+            text("UPDATE predictions SET created_at = created_at - INTERVAL 6 DAY WHERE uuid = :u"), {"u": recent[0]}
+        )
     engine.dispose()
-    paths = {row["uuid"]: Path(row["image_url"].removeprefix("file://"))
-             for row in query(own.env, "SELECT uuid, image_url FROM predictions")}
+    paths = {
+        row["uuid"]: Path(row["image_url"].removeprefix("file://"))
+        for row in query(own.env, "SELECT uuid, image_url FROM predictions")
+    }
     images = Path(own.env["INSTANCE_PATH"]) / "images" / "zz"
     images.mkdir(exist_ok=True)
     old_orphan, new_orphan = images / "zz-old-orphan.png", images / "zz-new-orphan.png"
@@ -275,8 +341,9 @@ def test_retention_purges_old_jobs_their_files_and_old_orphans_and_nothing_newer
     app = app_for(own.env)
     assert app.extensions["celery"].send_task("purge_expired")  # run by the real worker, as beat would
 
-    own.wait_until("SELECT COUNT(*) AS n FROM predictions WHERE uuid IN ('%s')" % "', '".join(old), [{"n": 0}],
-                   timeout=60)
+    own.wait_until(
+        "SELECT COUNT(*) AS n FROM predictions WHERE uuid IN ('%s')" % "', '".join(old), [{"n": 0}], timeout=60
+    )
     deadline = time.monotonic() + 30
     while old_orphan.exists():
         assert time.monotonic() < deadline, own.worker.output()[-3000:]
@@ -286,7 +353,8 @@ def test_retention_purges_old_jobs_their_files_and_old_orphans_and_nothing_newer
     assert all(paths[job].exists() for job in recent)
     assert new_orphan.exists(), "an orphan younger than ORPHAN_GRACE_SECONDS may still be an upload in progress"
     assert [row["key"] for row in query(own.env, "SELECT `key` FROM idempotency_keys ORDER BY `key`")] == [
-        f"retention-{i}" for i in range(3, 6)]
+        f"retention-{i}" for i in range(3, 6)
+    ]
     assert requests.get(f"{own.url}/predictions/{old[0]}", timeout=10).status_code == 404
     assert "retention removed 3 jobs" in own.worker.output()
 

@@ -1,4 +1,5 @@
 """``python -m client batch`` against the real deployment, on a few of the shared images."""
+
 import shutil
 import subprocess
 import sys
@@ -11,15 +12,20 @@ SUBSET = 6
 
 def labelled_subset(folder):
     lines = (SHARED_IMAGES / "labels.csv").read_text().splitlines()
-    (folder / "labels.csv").write_text("\n".join(lines[:SUBSET + 1]) + "\n")
-    for line in lines[1:SUBSET + 1]:
+    (folder / "labels.csv").write_text("\n".join(lines[: SUBSET + 1]) + "\n")
+    for line in lines[1 : SUBSET + 1]:
         shutil.copy(SHARED_IMAGES / line.split(",")[0], folder)
     return folder
 
 
 def run_client(*args):
-    return subprocess.run([sys.executable, "-m", "client", "batch", *map(str, args)],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "client", "batch", *map(str, args)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_batch_prints_each_post_and_get_answer_and_accuracy(base_url, tmp_path):
@@ -27,7 +33,7 @@ def test_batch_prints_each_post_and_get_answer_and_accuracy(base_url, tmp_path):
     result = run_client(folder, "--url", base_url, "--concurrency", "3")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert sum(": POST 202 {\"uuid\":" in line for line in lines) == SUBSET
+    assert sum(': POST 202 {"uuid":' in line for line in lines) == SUBSET
     assert sum(": GET 200 {" in line and '"status":"done"' in line for line in lines) == SUBSET
     assert f"{SUBSET}/{SUBSET} classified in" in result.stdout and "images/s" in result.stdout
     # Long polls through the proxy to the waiter: one GET per image, two if a job straddles its wait.

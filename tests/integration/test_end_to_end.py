@@ -1,4 +1,5 @@
 """The whole pipeline for real: Gunicorn → MariaDB row → RabbitMQ → Celery worker → Keras → GET."""
+
 import base64
 import csv
 import time
@@ -43,8 +44,10 @@ def test_server_status(base_url):
     response = requests.get(f"{base_url}/health", timeout=5)
     assert response.status_code == 200
     body = response.json()
-    assert {key: body[key] for key in ("status", "checks")} == {"status": "ok",
-                                                               "checks": {"database": "ok", "broker": "ok"}}
+    assert {key: body[key] for key in ("status", "checks")} == {
+        "status": "ok",
+        "checks": {"database": "ok", "broker": "ok"},
+    }
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/json"])

@@ -3,6 +3,7 @@
 The broker and database outages run on private RabbitMQ and MariaDB servers
 (tests/servers.py): the machine's shared ones are never stopped.
 """
+
 import base64
 import threading
 import time
@@ -101,8 +102,12 @@ def count_result_writes(database_url: str) -> None:
     engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
         connection.execute(text("CREATE TABLE row_writes (uuid VARCHAR(36) NOT NULL, status VARCHAR(16) NOT NULL)"))
-        connection.execute(text("CREATE TRIGGER log_row_writes AFTER UPDATE ON predictions FOR EACH ROW "
-                                "INSERT INTO row_writes VALUES (NEW.uuid, NEW.status)"))
+        connection.execute(
+            text(
+                "CREATE TRIGGER log_row_writes AFTER UPDATE ON predictions FOR EACH ROW "
+                "INSERT INTO row_writes VALUES (NEW.uuid, NEW.status)"
+            )
+        )
     engine.dispose()
 
 
@@ -157,7 +162,8 @@ def test_worker_killed_mid_batch_loses_nothing_and_each_result_is_written_once(o
 
 
 def test_an_image_that_kills_its_worker_fails_after_the_delivery_limit_and_its_batch_completes(
-        own_database, new_queue, tmp_path):
+    own_database, new_queue, tmp_path
+):
     from jobs.submit import submit_job
     from tests.crashing_worker import CRASH_MARKER
 
@@ -204,8 +210,9 @@ def post_image(base_url: str) -> tuple[int, str | None, float]:
 
 
 def test_rabbitmq_restart_while_clients_post_loses_no_uuid(own_rabbitmq, own_database, tmp_path):
-    env = deployment_env(tmp_path, own_database, "inference", CELERY_BROKER_URL=own_rabbitmq.url,
-                         REPUBLISH_PENDING_AFTER="4")
+    env = deployment_env(
+        tmp_path, own_database, "inference", CELERY_BROKER_URL=own_rabbitmq.url, REPUBLISH_PENDING_AFTER="4"
+    )
     answers, outage = [], {}
     stop_posting = threading.Event()
 
@@ -241,8 +248,10 @@ def test_rabbitmq_restart_while_clients_post_loses_no_uuid(own_rabbitmq, own_dat
             assert "republished" in worker.output(), "the sweeper published what the outage left pending"
         finally:
             beat.stop()
-    print(f"\n{len(accepted)} accepted, {len(during)} during the outage (slowest {max(during):.2f}s); "
-          f"broker restarted in {outage['restart_seconds']:.1f}s")
+    print(
+        f"\n{len(accepted)} accepted, {len(during)} during the outage (slowest {max(during):.2f}s); "
+        f"broker restarted in {outage['restart_seconds']:.1f}s"
+    )
 
 
 def test_mariadb_restart_while_workers_run(own_mariadb, new_queue, tmp_path):
@@ -252,9 +261,14 @@ def test_mariadb_restart_while_workers_run(own_mariadb, new_queue, tmp_path):
         accepted = [post_image(base_url)[1] for _ in range(40)]
         own_mariadb.stop()
         try:
-            refused = [requests.post(f"{base_url}/inference/image", timeout=30,
-                                     json={"name": "x", "data": base64.b64encode(IMAGE.read_bytes()).decode()})
-                       for _ in range(3)]
+            refused = [
+                requests.post(
+                    f"{base_url}/inference/image",
+                    timeout=30,
+                    json={"name": "x", "data": base64.b64encode(IMAGE.read_bytes()).decode()},
+                )
+                for _ in range(3)
+            ]
             time.sleep(5)
         finally:
             restart_seconds = own_mariadb.start()
@@ -278,8 +292,11 @@ def test_poison_jobs_fail_with_a_reason_and_do_not_block_the_real_worker(base_ur
     from tests.conftest import image_bytes
 
     store = service_app.extensions["image_store"]
-    images = {"huge": image_bytes(mode="L", fmt="PNG", size=(20000, 20000)), "deleted": IMAGE.read_bytes(),
-              "good": IMAGE.read_bytes()}
+    images = {
+        "huge": image_bytes(mode="L", fmt="PNG", size=(20000, 20000)),
+        "deleted": IMAGE.read_bytes(),
+        "good": IMAGE.read_bytes(),
+    }
     jobs = {kind: str(uuid.uuid4()) for kind in images}
     with service_app.app_context():
         urls = {kind: store.save(f"{jobs[kind]}.img", data) for kind, data in images.items()}

@@ -4,6 +4,7 @@ For each file: the HTTP answer, the job's final status and reason, and that a go
 posted right after it is classified. Around the whole corpus: the peak memory of every web
 and worker process (VmHWM from /proc) grows within the decode budget.
 """
+
 import base64
 import time
 from pathlib import Path
@@ -101,7 +102,8 @@ def test_each_hostile_file_gets_its_answer_and_fails_alone(service):
 def test_a_name_with_a_lone_surrogate_is_refused_and_nothing_is_stored(service, tmp_path):
     base_url, _, _ = service
     body = '{"name": "\\ud800", "data": "%s"}' % base64.b64encode(GOOD.read_bytes()).decode()
-    response = requests.post(f"{base_url}/inference/image", data=body, timeout=30,
-                             headers={"Content-Type": "application/json"})
+    response = requests.post(
+        f"{base_url}/inference/image", data=body, timeout=30, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code in (400, 422), response.text
     assert "name" in response.json()["detail"] or "JSON" in response.json()["detail"]

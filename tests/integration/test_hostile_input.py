@@ -1,4 +1,5 @@
 """Oversized bodies through the real proxy and Gunicorn: 413 before the body is read, whatever the client claims."""
+
 import json
 import select
 import socket
@@ -25,13 +26,15 @@ def read_response(sock: socket.socket) -> tuple[int, dict]:
 
 
 def request_head(headers: str) -> bytes:
-    return (f"POST /inference/image HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n{headers}"
-            "Connection: close\r\n\r\n").encode()
+    return (
+        f"POST /inference/image HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n{headers}"
+        "Connection: close\r\n\r\n"
+    ).encode()
 
 
 def test_a_declared_gigabyte_is_refused_before_any_of_it_is_sent(base_url):
     with connect(base_url) as sock:
-        sock.sendall(request_head(f"Content-Length: {1024 ** 3}\r\n"))
+        sock.sendall(request_head(f"Content-Length: {1024**3}\r\n"))
         status, problem = read_response(sock)  # the server answers without waiting for the body
     assert status == 413
     assert problem["status"] == 413

@@ -1,4 +1,5 @@
 """Waiting and webhooks for real: Gunicorn, the waiter, the inference and webhook workers, MariaDB, RabbitMQ."""
+
 import base64
 import json
 import sys
@@ -30,8 +31,15 @@ DEADLINE = 60
 @pytest.fixture(scope="module")
 def notify_env(tmp_path_factory, mysql_url, new_queue):
     # new_queue deletes the webhooks and delay queues and the events exchange beside the queue after the session.
-    return deployment_env(tmp_path_factory.mktemp("notify"), mysql_url, new_queue(), REPUBLISH_PENDING_AFTER="30",
-                          WEBHOOK_SECRET=SECRET, WEBHOOK_ALLOW_PRIVATE="1", WEBHOOK_FIRST_RETRY="1")
+    return deployment_env(
+        tmp_path_factory.mktemp("notify"),
+        mysql_url,
+        new_queue(),
+        REPUBLISH_PENDING_AFTER="30",
+        WEBHOOK_SECRET=SECRET,
+        WEBHOOK_ALLOW_PRIVATE="1",
+        WEBHOOK_FIRST_RETRY="1",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +154,9 @@ def test_wait_answers_when_the_job_ends_not_when_the_wait_is_over(notify_service
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "done" and response.json()["prediction"] == "convertible"
     with database.connect() as connection:
-        finished = connection.execute(text("SELECT UNIX_TIMESTAMP(updated_at) FROM predictions WHERE uuid = :u"),
-                                      {"u": prediction_uuid}).scalar_one()
+        finished = connection.execute(
+            text("SELECT UNIX_TIMESTAMP(updated_at) FROM predictions WHERE uuid = :u"), {"u": prediction_uuid}
+        ).scalar_one()
     assert answer["at"] - started >= 1.5, "answered before the job ran"
     assert answer["at"] >= float(finished), "answered before the result was committed"
     assert answer["at"] - float(finished) < 2, "the completion event did not wake the waiter"
@@ -168,8 +177,13 @@ def test_wait_on_a_job_that_does_not_end_answers_pending_after_n_seconds(notify_
 
 def deliveries(database, prediction_uuid):
     with database.connect() as connection:
-        return connection.execute(text("SELECT attempt, status_code, error, attempted_at FROM webhook_deliveries "
-                                       "WHERE uuid = :u ORDER BY attempt"), {"u": prediction_uuid}).all()
+        return connection.execute(
+            text(
+                "SELECT attempt, status_code, error, attempted_at FROM webhook_deliveries "
+                "WHERE uuid = :u ORDER BY attempt"
+            ),
+            {"u": prediction_uuid},
+        ).all()
 
 
 def test_webhook_delivers_the_signed_result(notify_service, database, receiver):
@@ -194,13 +208,16 @@ def test_webhook_delivers_the_signed_result(notify_service, database, receiver):
 def test_webhook_retries_with_backoff_until_the_receiver_accepts(notify_service, database, receiver):
     base_url, _ = notify_service
     hook = receiver(statuses=(500, 500, 204))
-    response = requests.post(f"{base_url}/inference/image", data=upload("soccer_ball.jpg"),
-                             headers={"X-Callback-URL": hook.url}, timeout=30)
+    response = requests.post(
+        f"{base_url}/inference/image", data=upload("soccer_ball.jpg"), headers={"X-Callback-URL": hook.url}, timeout=30
+    )
     assert response.status_code == 202, response.text
     prediction_uuid = response.json()["uuid"]
 
-    recorded = until(lambda: (rows := deliveries(database, prediction_uuid)) and len(rows) >= 3 and rows,
-                     "three attempts not recorded")
+    recorded = until(
+        lambda: (rows := deliveries(database, prediction_uuid)) and len(rows) >= 3 and rows,
+        "three attempts not recorded",
+    )
     assert [(row.attempt, row.status_code) for row in recorded] == [(1, 500), (2, 500), (3, 204)]
     assert len(hook.received) == 3
     gaps = [later["at"] - earlier["at"] for earlier, later in zip(hook.received, hook.received[1:])]
@@ -212,14 +229,22 @@ def test_webhook_retries_with_backoff_until_the_receiver_accepts(notify_service,
 def test_private_callback_refused_at_post_without_the_allow_setting(notify_env, tmp_path):
     env = {key: value for key, value in notify_env.items() if key != "WEBHOOK_ALLOW_PRIVATE"}
     port = free_port()
-    web = Process([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "wsgi:app"],
-                  env, tmp_path / "web.log")
+    web = Process(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "wsgi:app"],
+        env,
+        tmp_path / "web.log",
+    )
     try:
         until(lambda: _answers(f"http://127.0.0.1:{port}/health"), "web did not start")
-        for url in ("http://127.0.0.1:8080/hook", "http://localhost/hook", "http://[::1]/hook",
-                    "http://169.254.169.254/latest/meta-data"):
-            response = requests.post(f"http://127.0.0.1:{port}/inference/image", data=upload(callback_url=url),
-                                     timeout=30)
+        for url in (
+            "http://127.0.0.1:8080/hook",
+            "http://localhost/hook",
+            "http://[::1]/hook",
+            "http://169.254.169.254/latest/meta-data",
+        ):
+            response = requests.post(
+                f"http://127.0.0.1:{port}/inference/image", data=upload(callback_url=url), timeout=30
+            )
             assert response.status_code == 422, (url, response.text)
             assert response.headers["Content-Type"] == "application/problem+json"
             assert "not a public address" in response.json()["detail"]

@@ -3,6 +3,7 @@
 Slow clients come from many loopback addresses (127.0.0.0/8 is all local), as an attack from many
 hosts would; the connection budget and the rate limit are then per address.
 """
+
 import json
 import select
 import socket
@@ -25,8 +26,13 @@ SLOW = 32  # connections of each kind: 64 in all
 @pytest.fixture(scope="module")
 def proxied(service_env, tmp_path_factory):
     """A second web (Gunicorn behind nginx) with short timeouts, a small budget and a rate limit."""
-    env = {**service_env, "PROXY_HEADER_TIMEOUT": str(HEADER_TIMEOUT), "PROXY_BODY_TIMEOUT": str(BODY_TIMEOUT),
-           "PROXY_CONNECTIONS_PER_CLIENT": str(BUDGET), "RATE_LIMIT": f"{RATE}/minute"}
+    env = {
+        **service_env,
+        "PROXY_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
+        "PROXY_BODY_TIMEOUT": str(BODY_TIMEOUT),
+        "PROXY_CONNECTIONS_PER_CLIENT": str(BUDGET),
+        "RATE_LIMIT": f"{RATE}/minute",
+    }
     with running_web(env, tmp_path_factory.mktemp("proxied")) as (url, web, proxy):
         yield url, web, proxy
 
@@ -84,8 +90,10 @@ def test_slow_clients_leave_health_answering_then_are_cut_off(proxied):
     header_trickles = [connect(url, f"127.0.1.{i + 1}") for i in range(SLOW)]
     body_trickles = [connect(url, f"127.0.2.{i + 1}") for i in range(SLOW)]
     for sock in body_trickles:
-        sock.sendall(b"POST /inference/image HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 1000000\r\n\r\n{")
+        sock.sendall(
+            b"POST /inference/image HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000000\r\n\r\n{"
+        )
     closed_at = {}
 
     def trickle(socks):
@@ -157,8 +165,10 @@ def test_the_rate_limit_counts_each_client_by_the_address_the_proxy_saw(proxied)
     """Gunicorn sees every request come from nginx; the limiter must still tell clients apart, and a
     client cannot pose as another by sending its own X-Forwarded-For."""
     url, _, _ = proxied
-    spoofing = [exchange(url, get(f"/predictions/{uuid.uuid4()}", f"X-Forwarded-For: 10.9.9.{i}\r\n"), "127.0.4.1")
-                for i in range(3 * RATE)]
+    spoofing = [
+        exchange(url, get(f"/predictions/{uuid.uuid4()}", f"X-Forwarded-For: 10.9.9.{i}\r\n"), "127.0.4.1")
+        for i in range(3 * RATE)
+    ]
     passed = [status for status, _, _ in spoofing if status != 429]
     assert passed and set(passed) == {404}
     assert len(passed) <= 2 * RATE, "at most RATE per Gunicorn worker (memory:// counts per worker), not one per XFF"
@@ -166,12 +176,15 @@ def test_the_rate_limit_counts_each_client_by_the_address_the_proxy_saw(proxied)
     assert exchange(url, get(f"/predictions/{uuid.uuid4()}"), "127.0.4.2")[0] == 404, "another client is not limited"
 
 
-@pytest.mark.parametrize(("request_bytes", "status"), [
-    (b"GARBAGE\r\n\r\n", 400),
-    (get("/" + "a" * 9000), 414),
-    (get("/health", f"X-Big: {'a' * 9000}\r\n"), 431),
-    (get("/_problems/413"), 404),  # the proxy's own error pages are not reachable from outside
-])
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", 400),
+        (get("/" + "a" * 9000), 414),
+        (get("/health", f"X-Big: {'a' * 9000}\r\n"), 431),
+        (get("/_problems/413"), 404),  # the proxy's own error pages are not reachable from outside
+    ],
+)
 def test_errors_of_the_proxy_itself_are_problem_documents(base_url, request_bytes, status):
     assert_problem(*exchange(base_url, request_bytes), status)
 
@@ -193,8 +206,14 @@ def test_an_upstream_that_fails_gets_a_problem_document(tmp_path):
     """502 when nothing listens behind the proxy, 504 when Gunicorn would not answer in time."""
     silent = socket.create_server(("127.0.0.1", 0))  # accepts connections (backlog) and never answers
     port = free_port()
-    env = {"PATH": "/usr/bin:/bin", "PYTHON_DOTENV_DISABLED": "1", "INSTANCE_PATH": str(tmp_path),
-           "PORT": str(port), "WEB_BIND": f"127.0.0.1:{silent.getsockname()[1]}", "PROXY_READ_TIMEOUT": "1"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHON_DOTENV_DISABLED": "1",
+        "INSTANCE_PATH": str(tmp_path),
+        "PORT": str(port),
+        "WEB_BIND": f"127.0.0.1:{silent.getsockname()[1]}",
+        "PROXY_READ_TIMEOUT": "1",
+    }
     proxy = Process([sys.executable, "-m", "deploy.proxy"], env, tmp_path / "proxy.log")
     url = f"http://127.0.0.1:{port}"
     try:

@@ -1,4 +1,5 @@
 """The full round trip with images in S3 (a real S3 API server), on MariaDB and RabbitMQ."""
+
 import uuid
 
 import boto3
@@ -12,8 +13,9 @@ from tests.integration.test_end_to_end import post, wait_for_result
 def stored_url(database_url: str, prediction_uuid: str) -> str:
     engine = create_engine(database_url)
     with engine.connect() as connection:
-        url = connection.execute(text("SELECT image_url FROM predictions WHERE uuid = :u"),
-                                 {"u": prediction_uuid}).scalar_one()
+        url = connection.execute(
+            text("SELECT image_url FROM predictions WHERE uuid = :u"), {"u": prediction_uuid}
+        ).scalar_one()
     engine.dispose()
     return url
 

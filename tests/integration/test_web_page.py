@@ -2,6 +2,7 @@
 
 Screenshots go to ``ARTIFACTS_DIR`` (default ``tmp/artifacts``) for a person to look at.
 """
+
 import base64
 import os
 from pathlib import Path
@@ -16,8 +17,15 @@ from webapp.apidocs import load_spec
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR", PROJECT_ROOT / "tmp" / "artifacts"))
 # Playwright's own browser download cannot work offline; it drives the system chromium instead.
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 RESULT_TIMEOUT_MS = 120_000
 # Runs before the page's own scripts (and outside its CSP): records every violation the browser reports.
 RECORD_CSP_VIOLATIONS = """window.cspViolations = [];
@@ -33,8 +41,12 @@ def browser_context(tmp_path_factory):
 
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            tmp_path_factory.mktemp("chromium-profile"), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_FLAGS, viewport={"width": 1000, "height": 760})
+            tmp_path_factory.mktemp("chromium-profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1000, "height": 760},
+        )
         yield context
         context.close()
 
@@ -94,12 +106,15 @@ def test_a_refused_upload_is_explained_in_words(page):
 
 def test_an_image_dropped_on_the_zone_is_classified(page):
     data = base64.b64encode((SAMPLES / "elephant.jpg").read_bytes()).decode()
-    dropped = page.evaluate_handle("""(data) => {
+    dropped = page.evaluate_handle(
+        """(data) => {
         const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
         const transfer = new DataTransfer();
         transfer.items.add(new File([bytes], "elephant.jpg", {type: "image/jpeg"}));
         return transfer;
-    }""", data)
+    }""",
+        data,
+    )
     page.dispatch_event("#dropzone", "drop", {"dataTransfer": dropped})
     page.get_by_role("heading", name="Prediction").wait_for(timeout=RESULT_TIMEOUT_MS)
     assert page.locator("#prediction").inner_text() in {"tusker", "African elephant", "Indian elephant"}
@@ -115,8 +130,11 @@ def idle_url(tmp_path_factory, new_queue):
     database_url = create_database("imgsvc_page")
     env = deployment_env(tmp_path_factory.mktemp("idle-instance"), database_url, new_queue())
     port = free_port()
-    web = Process([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "wsgi:app"], env,
-                  tmp_path_factory.mktemp("idle-logs") / "web.log")
+    web = Process(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+        env,
+        tmp_path_factory.mktemp("idle-logs") / "web.log",
+    )
     try:
         web.wait_for("Booting worker")
         yield f"http://127.0.0.1:{port}"
@@ -140,6 +158,8 @@ def test_a_pending_job_can_be_cancelled_from_the_page(browser_context, idle_url)
     page.screenshot(path=ARTIFACTS / "web-page-cancelled.png", full_page=True)
     assert csp_violations(page) == []
     page.close()
+
+
 def test_docs_renders_every_operation_under_the_csp(browser_context, base_url):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     docs = open_page(browser_context, base_url + "/docs")
@@ -147,8 +167,9 @@ def test_docs_renders_every_operation_under_the_csp(browser_context, base_url):
         operations = docs.locator(".opblock-summary")
         operations.first.wait_for(timeout=30_000)
         summaries = {" ".join(text.split()[:2]) for text in operations.all_inner_texts()}
-        assert summaries == {f"{method.upper()} {path}" for path, methods in load_spec()["paths"].items()
-                             for method in methods}
+        assert summaries == {
+            f"{method.upper()} {path}" for path, methods in load_spec()["paths"].items() for method in methods
+        }
         operations.first.click()  # expanded: parameters, example bodies and responses render too
         docs.locator(".opblock-body .responses-wrapper").first.wait_for()
         docs.screenshot(path=ARTIFACTS / "docs-page.png", full_page=True)

@@ -10,6 +10,7 @@
 Every URL names an interface address; nothing crosses hosts over 127.0.0.1. Needs root, iproute2,
 rabbitmq-server and mariadb-server: without them the tests are skipped, or fail with REQUIRE_SERVICES=1.
 """
+
 import os
 import sys
 import time
@@ -89,8 +90,11 @@ def services(network, tmp_path_factory):
     rabbitmq = RabbitMQ(tmp_path_factory.mktemp("rabbitmq"), host.address, host.command)
     s3_port = 9000
     s3_log = tmp_path_factory.mktemp("moto") / "moto.log"
-    s3 = Process(host.command([sys.executable, "-m", "moto.server", "-H", host.address, "-p", str(s3_port)]),
-                 {**os.environ, **S3_CREDENTIALS}, s3_log)
+    s3 = Process(
+        host.command([sys.executable, "-m", "moto.server", "-H", host.address, "-p", str(s3_port)]),
+        {**os.environ, **S3_CREDENTIALS},
+        s3_log,
+    )
     try:
         mariadb.start()
         rabbitmq.start()
@@ -121,11 +125,16 @@ class Web:
 def start_web(host: Host, env: dict, folder: Path, port: int = 5000) -> Web:
     """The web on ``host``, once /health answers 200 through the proxy; its files and logs go in ``folder``."""
     env = {**env, "WEB_BIND": f"unix:{folder / 'web.sock'}"}
-    gunicorn = Process(host.command([sys.executable, "-m", "gunicorn", "--bind", env["WEB_BIND"], "--workers", "2",
-                                     "wsgi:app"]), env, folder / "web.log")
-    proxy = Process(host.command([sys.executable, "-m", "deploy.proxy"]),
-                    {**env, "PROXY_BIND": host.address, "PORT": str(port), "INSTANCE_PATH": str(folder)},
-                    folder / "proxy.log")
+    gunicorn = Process(
+        host.command([sys.executable, "-m", "gunicorn", "--bind", env["WEB_BIND"], "--workers", "2", "wsgi:app"]),
+        env,
+        folder / "web.log",
+    )
+    proxy = Process(
+        host.command([sys.executable, "-m", "deploy.proxy"]),
+        {**env, "PROXY_BIND": host.address, "PORT": str(port), "INSTANCE_PATH": str(folder)},
+        folder / "proxy.log",
+    )
     web = Web(gunicorn, proxy, f"http://{host.address}:{port}")
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while True:
@@ -142,18 +151,28 @@ def start_web(host: Host, env: dict, folder: Path, port: int = 5000) -> Web:
 
 def worker_env(env: dict, host: Host, disk: Path, **settings) -> dict:
     """A worker host's settings: the shared ones, plus its own disk (instance, model cache) and metrics."""
-    return {**env, "INSTANCE_PATH": str(disk), "MODEL_CACHE_DIR": str(disk / "model-cache"),
-            "WORKER_METRICS_PORT": str(WORKER_METRICS_PORT), "WORKER_METRICS_BIND": host.address,
-            "BROKER_HEARTBEAT": str(WORKER_HEARTBEAT), **settings}
+    return {
+        **env,
+        "INSTANCE_PATH": str(disk),
+        "MODEL_CACHE_DIR": str(disk / "model-cache"),
+        "WORKER_METRICS_PORT": str(WORKER_METRICS_PORT),
+        "WORKER_METRICS_BIND": host.address,
+        "BROKER_HEARTBEAT": str(WORKER_HEARTBEAT),
+        **settings,
+    }
 
 
 @pytest.fixture(scope="session")
 def deployment(network, services, tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("multihost-logs")
     database_url = create_database("imgsvc_multihost", services.mariadb.url)
-    shared = {"CELERY_BROKER_URL": services.rabbitmq.url, "S3_ENDPOINT_URL": services.s3_url,
-              "IMAGE_STORE_URL": f"s3://images-{uuid.uuid4().hex[:8]}/uploads", "S3_CREATE_BUCKET": "1",
-              **S3_CREDENTIALS}
+    shared = {
+        "CELERY_BROKER_URL": services.rabbitmq.url,
+        "S3_ENDPOINT_URL": services.s3_url,
+        "IMAGE_STORE_URL": f"s3://images-{uuid.uuid4().hex[:8]}/uploads",
+        "S3_CREATE_BUCKET": "1",
+        **S3_CREDENTIALS,
+    }
     queue = f"inference-multihost-{uuid.uuid4().hex[:8]}"
     env = deployment_env(tmp_path_factory.mktemp("web-disk"), database_url, queue, **shared)  # migrates
     web_host = network.add_host("web")
@@ -163,8 +182,9 @@ def deployment(network, services, tmp_path_factory):
         for name in ("worker-a", "worker-b"):
             host = network.add_host(name)
             settings = worker_env(env, host, tmp_path_factory.mktemp(f"{name}-disk"))
-            deploy.workers[name] = Worker(host, launch_worker(settings, log_dir, name, concurrency=1,
-                                                              wrap=host.command), settings)
+            deploy.workers[name] = Worker(
+                host, launch_worker(settings, log_dir, name, concurrency=1, wrap=host.command), settings
+            )
         for worker in deploy.workers.values():
             worker.process.wait_for(" ready.")
         yield deploy

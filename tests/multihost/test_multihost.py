@@ -8,6 +8,7 @@ workers on another host fails saying why.
 
 Tests run in file order on one deployment (a session fixture).
 """
+
 import base64
 import json
 import time
@@ -26,8 +27,10 @@ from tests.integration.test_end_to_end import ELEPHANTS, wait_for_result
 from tests.integration.test_failures import wait_until_finished
 from tests.multihost.conftest import S3_CREDENTIALS, start_web, worker_env
 
-BODIES = [json.dumps({"name": path.name, "data": base64.b64encode(path.read_bytes()).decode()})
-          for path in sorted(SHARED_IMAGES.glob("*.JPEG"))]
+BODIES = [
+    json.dumps({"name": path.name, "data": base64.b64encode(path.read_bytes()).decode()})
+    for path in sorted(SHARED_IMAGES.glob("*.JPEG"))
+]
 BACKLOG = 300  # jobs per drain measurement: a few seconds of work for one worker host
 DRAIN_ROUNDS = 2
 CUT_WAVE = 240
@@ -67,8 +70,11 @@ def recorded(worker) -> Counter:
 def scrape(url: str) -> dict:
     response = requests.get(url, timeout=10)
     assert response.status_code == 200
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
 
 
 def query(database_url: str, sql: str, **params):
@@ -82,8 +88,9 @@ def query(database_url: str, sql: str, **params):
 def drain_seconds(database_url: str, uuids: list[str]) -> float:
     """First result to last result of these jobs, from the rows' own timestamps."""
     wanted = set(uuids)
-    times = [row.updated_at for row in query(database_url, "SELECT uuid, updated_at FROM predictions")
-             if row.uuid in wanted]
+    times = [
+        row.updated_at for row in query(database_url, "SELECT uuid, updated_at FROM predictions") if row.uuid in wanted
+    ]
     return (max(times) - min(times)).total_seconds()
 
 
@@ -105,6 +112,7 @@ def assert_recorded_exactly_once(deployment, uuids) -> dict[str, Counter]:
 
     A worker cut off while its commit was on the wire logs the line once the answer reaches it,
     so this waits (with a deadline) for every job to have a line, then checks there is one."""
+
     def every_job_has_a_line():
         per_host = recorded_per_host(deployment)
         union = sum(per_host.values(), Counter())
@@ -117,23 +125,32 @@ def assert_recorded_exactly_once(deployment, uuids) -> dict[str, Counter]:
 
 def assert_metrics_add_up(deployment) -> dict[str, float]:
     """Jobs done, summed over each worker host's own endpoint, equal the done rows in the database."""
-    done = {name: scrape(worker.metrics_url)[("worker_jobs_recorded_total", (("status", "done"),))]
-            for name, worker in deployment.workers.items()}
+    done = {
+        name: scrape(worker.metrics_url)[("worker_jobs_recorded_total", (("status", "done"),))]
+        for name, worker in deployment.workers.items()
+    }
     [(in_database,)] = query(deployment.env["DATABASE_URL"], "SELECT COUNT(*) FROM predictions WHERE status='done'")
     assert sum(done.values()) == in_database, (done, in_database)
     return done
 
 
 def test_contract_across_hosts_on_s3(deployment):
-    urls = [deployment.entry_url, *(deployment.env[key] for key in ("DATABASE_URL", "CELERY_BROKER_URL",
-                                                                    "S3_ENDPOINT_URL"))]
+    urls = [
+        deployment.entry_url,
+        *(deployment.env[key] for key in ("DATABASE_URL", "CELERY_BROKER_URL", "S3_ENDPOINT_URL")),
+    ]
     assert not [url for url in urls if "127.0.0.1" in url or "localhost" in url], "every hop is a network one"
-    elephant = post(deployment.entry_url, json.dumps({
-        "name": "elephant.jpg", "data": base64.b64encode((SAMPLES / "elephant.jpg").read_bytes()).decode()}))
+    elephant = post(
+        deployment.entry_url,
+        json.dumps(
+            {"name": "elephant.jpg", "data": base64.b64encode((SAMPLES / "elephant.jpg").read_bytes()).decode()}
+        ),
+    )
     result = wait_for_result(deployment.entry_url, elephant)
     assert result["status"] == "done" and result["prediction"] in ELEPHANTS
-    [(image_url,)] = query(deployment.env["DATABASE_URL"], "SELECT image_url FROM predictions WHERE uuid=:u",
-                           u=elephant)
+    [(image_url,)] = query(
+        deployment.env["DATABASE_URL"], "SELECT image_url FROM predictions WHERE uuid=:u", u=elephant
+    )
     assert image_url.startswith(deployment.env["IMAGE_STORE_URL"])
     for worker in deployment.workers.values():
         identity = [key for key in scrape(worker.metrics_url) if key[0] == "worker_model_info"]
@@ -155,14 +172,19 @@ def test_unplugging_a_worker_host_loses_nothing_and_it_rejoins(deployment):
     assert set(finished.values()) == {"done"}, Counter(finished.values())
     union = sum(recorded_per_host(deployment).values(), Counter())
     assert {job: union[job] for job in first_wave if union[job] > 1} == {}, "a row written twice"
-    print(f"\nworker-a unplugged mid-load: POSTs went on for {posted_for:.1f} s; all {len(first_wave)} jobs "
-          f"done {done_after:.1f} s after the cut, worker-a still unplugged")
+    print(
+        f"\nworker-a unplugged mid-load: POSTs went on for {posted_for:.1f} s; all {len(first_wave)} jobs "
+        f"done {done_after:.1f} s after the cut, worker-a still unplugged"
+    )
 
     connections = a.process.output().count("Connected to amqp://")
     a.host.restore()
     restored_at = time.monotonic()
-    wait_for(lambda: a.process.output().count("Connected to amqp://") > connections, REJOIN_TIMEOUT,
-             "worker-a reconnects to the broker by itself")
+    wait_for(
+        lambda: a.process.output().count("Connected to amqp://") > connections,
+        REJOIN_TIMEOUT,
+        "worker-a reconnects to the broker by itself",
+    )
     print(f"worker-a reconnected {time.monotonic() - restored_at:.1f} s after its link came back")
     second_wave = post_many(deployment.entry_url, 120, 40)
     assert set(wait_until_finished(database_url, second_wave, timeout=180).values()) == {"done"}
@@ -180,16 +202,17 @@ def test_drain_time_two_worker_hosts_against_one(deployment):
     queue, database_url = env["CELERY_QUEUE"], env["DATABASE_URL"]
     control = app_for(env).extensions["celery"].control
     pings = control.ping(timeout=5)
-    nodes = {name: next(node for reply in pings for node in reply if node.startswith(f"{name}-"))
-             for name in deployment.workers}
+    nodes = {
+        name: next(node for reply in pings for node in reply if node.startswith(f"{name}-"))
+        for name in deployment.workers
+    }
 
     def drain(consumers: list[str]) -> tuple[float, list[str]]:
         replies = control.cancel_consumer(queue, destination=list(nodes.values()), reply=True, timeout=5)
         assert len(replies) == len(nodes)
         backlog = post_many(deployment.entry_url, BACKLOG)
         wait_for(lambda: queue_length(queue, env["CELERY_BROKER_URL"]) == BACKLOG, 30, "the backlog is queued")
-        replies = control.add_consumer(queue, destination=[nodes[name] for name in consumers], reply=True,
-                                       timeout=5)
+        replies = control.add_consumer(queue, destination=[nodes[name] for name in consumers], reply=True, timeout=5)
         assert len(replies) == len(consumers)
         assert set(wait_until_finished(database_url, backlog, timeout=180).values()) == {"done"}
         return drain_seconds(database_url, backlog), backlog
@@ -204,9 +227,11 @@ def test_drain_time_two_worker_hosts_against_one(deployment):
         shares = {name: len(counts.keys() & set(backlog)) for name, counts in per_host.items()}
         assert all(shares.values()), shares
     one, two = min(timings[1]), min(timings[2])
-    print(f"\nbacklog of {BACKLOG}, first result to last: one worker host {one:.2f} s ({BACKLOG / one:.0f} jobs/s), "
-          f"two worker hosts {two:.2f} s ({BACKLOG / two:.0f} jobs/s; last split {shares}); "
-          f"speed-up {one / two:.2f}x (best of {DRAIN_ROUNDS}; all runs {timings})")
+    print(
+        f"\nbacklog of {BACKLOG}, first result to last: one worker host {one:.2f} s ({BACKLOG / one:.0f} jobs/s), "
+        f"two worker hosts {two:.2f} s ({BACKLOG / two:.0f} jobs/s; last split {shares}); "
+        f"speed-up {one / two:.2f}x (best of {DRAIN_ROUNDS}; all runs {timings})"
+    )
     print(f"jobs done by worker host, from their own /metrics: {assert_metrics_add_up(deployment)}")
 
 
@@ -215,13 +240,23 @@ def test_file_store_with_workers_on_another_host_fails_clearly(deployment, tmp_p
     web_disk = tmp_path_factory.mktemp("web-local-disk")
     images = web_disk / "images"
     database_url = create_database("imgsvc_filestore", deployment.services.mariadb.url)
-    env = deployment_env(web_disk, database_url, f"inference-file-{uuid.uuid4().hex[:8]}",
-                         CELERY_BROKER_URL=deployment.env["CELERY_BROKER_URL"], IMAGE_STORE_URL=images.as_uri(),
-                         **S3_CREDENTIALS)
+    env = deployment_env(
+        web_disk,
+        database_url,
+        f"inference-file-{uuid.uuid4().hex[:8]}",
+        CELERY_BROKER_URL=deployment.env["CELERY_BROKER_URL"],
+        IMAGE_STORE_URL=images.as_uri(),
+        **S3_CREDENTIALS,
+    )
     worker_b = deployment.workers["worker-b"]
     settings = worker_env(env, worker_b.host, Path(worker_b.env["INSTANCE_PATH"]), WORKER_METRICS_PORT="")
-    worker = start_worker(settings, deployment.log_dir, "worker-b-file", concurrency=1,
-                          wrap=lambda args: worker_b.host.command(args, private_dirs=(str(web_disk),)))
+    worker = start_worker(
+        settings,
+        deployment.log_dir,
+        "worker-b-file",
+        concurrency=1,
+        wrap=lambda args: worker_b.host.command(args, private_dirs=(str(web_disk),)),
+    )
     web = start_web(deployment.web, env, tmp_path_factory.mktemp("web-file"), port=5001)
     entry_url = web.url
     try:

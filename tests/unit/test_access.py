@@ -1,4 +1,5 @@
 """Access control: API keys on the prediction routes, and the optional per-client rate limit."""
+
 import pytest
 
 from tests.conftest import b64, image_bytes
@@ -17,8 +18,10 @@ def keyed_client(make_app):
 
 
 @pytest.mark.parametrize("method, path", PROTECTED)
-@pytest.mark.parametrize("authorization", [None, "", "Bearer", "Bearer ", "Basic Zmlyc3Qta2V5", "Bearer wrong",
-                                           f"Bearer {KEYS[0]}x", f"Token {KEYS[0]}"])
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Bearer ", "Basic Zmlyc3Qta2V5", "Bearer wrong", f"Bearer {KEYS[0]}x", f"Token {KEYS[0]}"],
+)
 def test_without_a_valid_key_the_api_answers_401_problem(keyed_client, published, method, path, authorization):
     headers = {} if authorization is None else {"Authorization": authorization}
     response = getattr(keyed_client, method)(path, json=upload(), headers=headers)

@@ -1,4 +1,5 @@
 """The HTTP contract on SQLite and an in-memory broker: status codes, bodies, and what is published."""
+
 import logging
 from pathlib import Path
 
@@ -11,8 +12,7 @@ from tests.conftest import SAMPLES, UNREACHABLE_BROKER, b64, image_bytes
 
 
 def post_image(client, data: bytes, name="photo.jpg", content_type="application/json", path="/inference/image"):
-    return client.post(path, json=None, data=f'{{"name": "{name}", "data": "{b64(data)}"}}',
-                       content_type=content_type)
+    return client.post(path, json=None, data=f'{{"name": "{name}", "data": "{b64(data)}"}}', content_type=content_type)
 
 
 @pytest.mark.parametrize("content_type", ["application/json", "text/plain", "text/plain; charset=utf-8"])
@@ -55,8 +55,12 @@ def test_get_pending_answers_202_with_retry_after(client):
 def test_get_done_answers_prediction_confidence_and_top5(app, client):
     prediction_uuid = post_image(client, image_bytes()).get_json()["uuid"]
     top5 = [{"label": "dogsled", "score": 0.9}, {"label": "malamute", "score": 0.05}]
-    model = {"model_name": "mobilenet_v1_0.75_224", "model_runtime": "litert",
-             "weights_sha256": "0123456789abcdef", "converted_sha256": "fedcba9876543210"}
+    model = {
+        "model_name": "mobilenet_v1_0.75_224",
+        "model_runtime": "litert",
+        "weights_sha256": "0123456789abcdef",
+        "converted_sha256": "fedcba9876543210",
+    }
     with app.app_context():
         record_outcomes({prediction_uuid: done_outcome("dogsled", 0.9, top5)}, model)
         finished_at = db.session.get(Prediction, prediction_uuid).finished_at
@@ -64,10 +68,19 @@ def test_get_done_answers_prediction_confidence_and_top5(app, client):
     response = client.get(f"/predictions/{prediction_uuid}")
     assert response.status_code == 200
     assert response.get_json() == {
-        "uuid": prediction_uuid, "status": "done", "prediction": "dogsled", "confidence": 0.9, "top5": top5,
-        "model": {"name": "mobilenet_v1_0.75_224", "runtime": "litert", "weights_sha256": "0123456789abcdef",
-                  "converted_sha256": "fedcba9876543210"},
-        "finished_at": finished_at.isoformat(timespec="microseconds") + "Z"}
+        "uuid": prediction_uuid,
+        "status": "done",
+        "prediction": "dogsled",
+        "confidence": 0.9,
+        "top5": top5,
+        "model": {
+            "name": "mobilenet_v1_0.75_224",
+            "runtime": "litert",
+            "weights_sha256": "0123456789abcdef",
+            "converted_sha256": "fedcba9876543210",
+        },
+        "finished_at": finished_at.isoformat(timespec="microseconds") + "Z",
+    }
 
 
 def test_get_failed_answers_200_with_error_so_clients_stop_polling(app, client):
@@ -75,8 +88,12 @@ def test_get_failed_answers_200_with_error_so_clients_stop_polling(app, client):
     with app.app_context():
         record_outcomes({prediction_uuid: failed_outcome("image file gone")})
     body = client.get(f"/predictions/{prediction_uuid}").get_json()
-    assert body == {"uuid": prediction_uuid, "status": FAILED, "error": "image file gone",
-                    "finished_at": body["finished_at"]}
+    assert body == {
+        "uuid": prediction_uuid,
+        "status": FAILED,
+        "error": "image file gone",
+        "finished_at": body["finished_at"],
+    }
     assert body["finished_at"].endswith("Z")
 
 
@@ -87,20 +104,31 @@ def test_result_is_recorded_once_even_when_redelivered(app, client):
         assert record_outcomes({prediction_uuid: done_outcome("dogsled", 0.9, [])}) == {prediction_uuid}
         finished_at = db.session.get(Prediction, prediction_uuid).updated_at
         # Only the rows this call changed are reported: the worker's "recorded" lines and counters rely on it.
-        assert record_outcomes({prediction_uuid: done_outcome("pencil_sharpener", 0.1, []),
-                                other_uuid: failed_outcome("unreadable")}) == {other_uuid}
+        assert record_outcomes(
+            {prediction_uuid: done_outcome("pencil_sharpener", 0.1, []), other_uuid: failed_outcome("unreadable")}
+        ) == {other_uuid}
         assert record_outcomes({prediction_uuid: failed_outcome("late failure")}) == set()
         db.session.expire_all()
         row = db.session.get(Prediction, prediction_uuid)
         assert (row.status, row.prediction, row.updated_at) == ("done", "dogsled", finished_at)
 
 
-@pytest.mark.parametrize("bad_id", [
-    "abc", "00000000-0000-0000-0000-000000000000", "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
-    "'; DROP TABLE predictions; --", "1b4e28ba2fa141d2883f0016d3cca427", "{1b4e28ba-2fa1-41d2-883f-0016d3cca427}",
-    "urn:uuid:1b4e28ba-2fa1-41d2-883f-0016d3cca427", "1b4e28ba-2fa1-41d2-883f-0016d3cca427%0A",
-    "１b4e28ba-2fa1-41d2-883f-0016d3cca427", "%00", "a" * 10_000,
-])
+@pytest.mark.parametrize(
+    "bad_id",
+    [
+        "abc",
+        "00000000-0000-0000-0000-000000000000",
+        "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+        "'; DROP TABLE predictions; --",
+        "1b4e28ba2fa141d2883f0016d3cca427",
+        "{1b4e28ba-2fa1-41d2-883f-0016d3cca427}",
+        "urn:uuid:1b4e28ba-2fa1-41d2-883f-0016d3cca427",
+        "1b4e28ba-2fa1-41d2-883f-0016d3cca427%0A",
+        "１b4e28ba-2fa1-41d2-883f-0016d3cca427",
+        "%00",
+        "a" * 10_000,
+    ],
+)
 def test_get_malformed_or_non_uuid4_is_404_json_without_a_query(app, client, bad_id):
     statements = []
     with app.app_context():
@@ -146,12 +174,18 @@ def test_publish_failure_keeps_job_pending_and_sweeper_publishes_it(make_app, ap
 
 
 def test_health_reports_each_dependency(make_app, client):
-    assert client.get("/health").get_json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"},
-                                                "workers": []}
+    assert client.get("/health").get_json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "broker": "ok"},
+        "workers": [],
+    }
     response = make_app(broker_url=UNREACHABLE_BROKER).test_client().get("/health")
     assert response.status_code == 503
-    assert response.get_json() == {"status": "unavailable", "checks": {"database": "ok", "broker": "unreachable"},
-                                   "workers": []}
+    assert response.get_json() == {
+        "status": "unavailable",
+        "checks": {"database": "ok", "broker": "unreachable"},
+        "workers": [],
+    }
 
 
 def test_wrong_method_is_a_405_problem_that_says_what_is_allowed(client):

@@ -3,6 +3,7 @@
 Read from the source (every import statement, at any depth) and checked at run time
 in a fresh web process, so a new import that breaks the direction fails here.
 """
+
 import ast
 import subprocess
 import sys
@@ -42,8 +43,10 @@ def project_graph() -> dict[str, set[str]]:
     files = [path for package in PACKAGES for path in (PROJECT_ROOT / package).rglob("*.py")]
     files += [PROJECT_ROOT / "celeryconfig.py", PROJECT_ROOT / "wsgi.py"]
     modules = {module_name(path): path for path in files}
-    return {name: {imported for imported in imports_of(path) if imported in modules and imported != name}
-            for name, path in modules.items()}
+    return {
+        name: {imported for imported in imports_of(path) if imported in modules and imported != name}
+        for name, path in modules.items()
+    }
 
 
 def test_each_package_imports_only_what_it_may():
@@ -62,7 +65,7 @@ def test_there_is_no_import_cycle():
 
     def visit(module, path):
         if module in visiting:
-            cycles.append(path[path.index(module):] + [module])
+            cycles.append(path[path.index(module) :] + [module])
             return
         if module in done:
             return
@@ -78,9 +81,16 @@ def test_there_is_no_import_cycle():
 
 
 def test_the_web_process_loads_neither_the_worker_nor_the_model():
-    code = ("import sys, wsgi; print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('tasks', 'models', 'celery_batches', 'tensorflow', 'keras', 'ai_edge_litert')))")
-    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                            check=True, env={"PYTHON_DOTENV_DISABLED": "1", "CELERY_BROKER_URL": "memory://",
-                                             "DATABASE_URL": "sqlite://", "PATH": ""})
+    code = (
+        "import sys, wsgi; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('tasks', 'models', 'celery_batches', 'tensorflow', 'keras', 'ai_edge_litert')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHON_DOTENV_DISABLED": "1", "CELERY_BROKER_URL": "memory://", "DATABASE_URL": "sqlite://", "PATH": ""},
+    )
     assert result.stdout.strip() == "[]"

@@ -1,4 +1,5 @@
 """DELETE /predictions/<uuid>: a pending job is cancelled once and for all; an ended one cannot be."""
+
 import pytest
 
 import tasks.classify  # noqa: F401  registers the batch task with every Celery app
@@ -66,7 +67,8 @@ def test_the_worker_skips_a_cancelled_job_and_a_late_result_does_not_overwrite_i
 
 def test_cancelling_needs_the_api_key_when_keys_are_on(make_app):
     client = make_app(API_KEYS=("k",)).test_client()
-    prediction_uuid = client.post("/inference/image", json={"name": "x", "data": b64(image_bytes())},
-                                  headers={"Authorization": "Bearer k"}).get_json()["uuid"]
+    prediction_uuid = client.post(
+        "/inference/image", json={"name": "x", "data": b64(image_bytes())}, headers={"Authorization": "Bearer k"}
+    ).get_json()["uuid"]
     assert client.delete(f"/predictions/{prediction_uuid}").status_code == 401
     assert client.delete(f"/predictions/{prediction_uuid}", headers={"Authorization": "Bearer k"}).status_code == 200

@@ -4,6 +4,7 @@ The network is replaced by a small stand-in classifier so that a "poison" image
 (one that makes the model raise) can be made on purpose; the real model is
 exercised end to end in tests/integration.
 """
+
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlparse
@@ -104,7 +105,8 @@ def test_oversized_images_fail_alone_before_they_are_decoded(make_app, app, clie
     good, over_limit = submit(client), submit(client)
     with app.app_context():
         Path(urlparse(db.session.get(Prediction, over_limit).image_url).path).write_bytes(
-            image_bytes(fmt="PNG", size=(100, 100)))
+            image_bytes(fmt="PNG", size=(100, 100))
+        )
         bomb_url = app.extensions["image_store"].save("bomb.png", image_bytes(mode="L", fmt="PNG", size=(20000, 20000)))
         bomb = "0b0b0b0b-0000-4000-8000-000000000000"
         db.session.add(Prediction(uuid=bomb, name="bomb.png", image_url=bomb_url))

@@ -1,4 +1,5 @@
 """The batch client's own logic: which files, which labels, accuracy, and what it prints."""
+
 import pytest
 
 from client.__main__ import parse_args
@@ -9,9 +10,14 @@ UUID = "0b6f1c6e-8f2f-4c8e-9c1a-2f0e6b1f7a11"
 
 def done(name, *labels, confidence=0.8):
     top5 = [{"label": label, "score": 0.1} for label in labels]
-    return Outcome(name=name, post_status=202, post_body={"uuid": UUID}, get_status=200, seconds=1.25,
-                   get_body={"uuid": UUID, "status": "done", "prediction": labels[0], "confidence": confidence,
-                             "top5": top5})
+    return Outcome(
+        name=name,
+        post_status=202,
+        post_body={"uuid": UUID},
+        get_status=200,
+        seconds=1.25,
+        get_body={"uuid": UUID, "status": "done", "prediction": labels[0], "confidence": confidence, "top5": top5},
+    )
 
 
 def refused(name):
@@ -28,8 +34,7 @@ def test_find_images_takes_image_files_of_the_folder_only(tmp_path):
 
 def test_labels_come_from_labels_csv_when_there_is_one(tmp_path):
     assert read_labels(tmp_path) is None
-    (tmp_path / "labels.csv").write_text("filename,class_index,wnid,label\n"
-                                         "x.JPEG,386,n02504458,African_elephant\n")
+    (tmp_path / "labels.csv").write_text("filename,class_index,wnid,label\nx.JPEG,386,n02504458,African_elephant\n")
     assert read_labels(tmp_path) == {"x.JPEG": "African_elephant"}
 
 
@@ -46,16 +51,24 @@ def test_each_image_prints_its_post_and_get_answers():
     assert lines[0] == f'a.jpg: POST 202 {{"uuid":"{UUID}"}}'
     assert lines[1].startswith(f'a.jpg: GET 200 {{"uuid":"{UUID}","status":"done","prediction":"tusker"')
     assert exchange_lines(refused("c.jpg")) == [
-        'c.jpg: POST 422 {"status":422,"detail":"\'data\' is not valid base64."}']
-    timed_out = Outcome(name="d.jpg", post_status=202, post_body={"uuid": UUID}, get_status=202,
-                        get_body={"uuid": UUID, "status": "pending"}, error="still pending after 5 s")
+        'c.jpg: POST 422 {"status":422,"detail":"\'data\' is not valid base64."}'
+    ]
+    timed_out = Outcome(
+        name="d.jpg",
+        post_status=202,
+        post_body={"uuid": UUID},
+        get_status=202,
+        get_body={"uuid": UUID, "status": "pending"},
+        error="still pending after 5 s",
+    )
     assert exchange_lines(timed_out)[-1] == "d.jpg: still pending after 5 s"
     assert timed_out.status == "error"
 
 
 def test_summary_table_aligns_columns_and_marks_hits_against_labels():
-    table = summary_table([done("a.jpg", "tusker", "African_elephant"), refused("c.jpg")],
-                          {"a.jpg": "African_elephant", "c.jpg": "tench"})
+    table = summary_table(
+        [done("a.jpg", "tusker", "African_elephant"), refused("c.jpg")], {"a.jpg": "African_elephant", "c.jpg": "tench"}
+    )
     header, rule, first, second = table.splitlines()
     assert header.split() == ["image", "status", "result", "confidence", "seconds", "expected", "top-1", "top-5"]
     assert first.split() == ["a.jpg", "done", "tusker", "0.800", "1.25", "African_elephant", "no", "yes"]

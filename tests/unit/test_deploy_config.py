@@ -3,6 +3,7 @@
 Workers scale without sharing a metrics folder; Prometheus scrapes the ports the services really
 serve; every metric and label a dashboard panel asks for is one the web or a worker exports.
 """
+
 import json
 import re
 
@@ -17,7 +18,8 @@ COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
 PROMETHEUS = yaml.safe_load((PROJECT_ROOT / "deploy" / "prometheus.yml").read_text())
 DASHBOARD_FILES = sorted((PROJECT_ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
 DATASOURCES = yaml.safe_load(
-    (PROJECT_ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    (PROJECT_ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
+)
 # Labels Prometheus adds to every series it scrapes, and its own per-target series.
 SCRAPE_LABELS = {"job", "instance"}
 PROMETHEUS_SERIES = {"up": set()}
@@ -85,7 +87,8 @@ def test_monitoring_profile_mounts_files_that_exist():
             assert (PROJECT_ROOT / source).exists(), volume
     assert "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in service("prometheus")["volumes"]
     providers = yaml.safe_load(
-        (PROJECT_ROOT / "deploy" / "grafana" / "provisioning" / "dashboards" / "dashboards.yml").read_text())
+        (PROJECT_ROOT / "deploy" / "grafana" / "provisioning" / "dashboards" / "dashboards.yml").read_text()
+    )
     mounted = {volume.split(":")[1] for volume in service("grafana")["volumes"]}
     assert {provider["options"]["path"] for provider in providers["providers"]} <= mounted
 

@@ -2,6 +2,7 @@
 
 Flower answers /metrics without its login, so it is also reachable from this host only.
 """
+
 import os
 import re
 import shlex
@@ -25,8 +26,11 @@ def clean_env(**extra) -> dict:
 
 
 def procfile_command(name: str) -> str:
-    [command] = [line.split(":", 1)[1] for line in (PROJECT_ROOT / "Procfile").read_text().splitlines()
-                 if line.startswith(f"{name}:")]
+    [command] = [
+        line.split(":", 1)[1]
+        for line in (PROJECT_ROOT / "Procfile").read_text().splitlines()
+        if line.startswith(f"{name}:")
+    ]
     return command
 
 
@@ -70,9 +74,21 @@ def make_run(tmp_path, **env) -> tuple[str, str]:
     fake_program(venv / "bin" / "honcho", f'printf %s "$FLOWER_BASIC_AUTH" > {tmp_path}/honcho-auth')
     (venv / ".installed").touch()
     os.utime(venv / ".installed", (2**31, 2**31))  # newer than requirements.txt: no install
-    result = subprocess.run(["make", "--no-print-directory", "run", f"VENV={venv}", "SHARED_MODELS=/nonexistent",
-                             f"KERAS_HOME={tmp_path / 'keras'}"],
-                            cwd=PROJECT_ROOT, env=clean_env(**env), capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "run",
+            f"VENV={venv}",
+            "SHARED_MODELS=/nonexistent",
+            f"KERAS_HOME={tmp_path / 'keras'}",
+        ],
+        cwd=PROJECT_ROOT,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout, (tmp_path / "honcho-auth").read_text()
 

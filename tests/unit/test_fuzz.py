@@ -5,6 +5,7 @@ SQLite and the in-memory broker, with API keys on. Every answer must be below
 500 and match what the document says: status code, content type, headers and
 body schema.
 """
+
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,8 +34,13 @@ def test_fuzzed_requests_never_fail_and_always_match_the_document(make_app):
     generated = []
 
     @given(case=cases)
-    @settings(max_examples=GENERATED_REQUESTS, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=GENERATED_REQUESTS,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     def call(case):
         generated.append(case.operation.label)
         case.call_and_validate(headers={"Authorization": f"Bearer {KEY}"}, excluded_checks=EXCLUDED_CHECKS)

@@ -1,4 +1,5 @@
 """Idempotency-Key on POST: a retry gets the same job, stored once; a reused key with another body is refused."""
+
 import io
 from datetime import timedelta
 
@@ -15,18 +16,21 @@ JPEG = (SAMPLES / "elephant.jpg").read_bytes()
 
 
 def as_json(client, key, image=JPEG, name="e.jpg", headers=None):
-    return client.post("/inference/image", json={"name": name, "data": b64(image)},
-                       headers={"Idempotency-Key": key, **(headers or {})})
+    return client.post(
+        "/inference/image", json={"name": name, "data": b64(image)}, headers={"Idempotency-Key": key, **(headers or {})}
+    )
 
 
 def as_multipart(client, key, image=JPEG, name="e.jpg"):
-    return client.post("/inference/image", data={"image": (io.BytesIO(image), "f.jpg"), "name": name},
-                       headers={"Idempotency-Key": key})
+    return client.post(
+        "/inference/image", data={"image": (io.BytesIO(image), "f.jpg"), "name": name}, headers={"Idempotency-Key": key}
+    )
 
 
 def as_raw(client, key, image=JPEG, name="e.jpg"):
-    return client.post(f"/inference/image?name={name}", data=image, content_type="image/jpeg",
-                       headers={"Idempotency-Key": key})
+    return client.post(
+        f"/inference/image?name={name}", data=image, content_type="image/jpeg", headers={"Idempotency-Key": key}
+    )
 
 
 def counts(app, tmp_path):
@@ -37,8 +41,9 @@ def counts(app, tmp_path):
 
 
 @pytest.mark.parametrize("send", [as_json, as_multipart, as_raw])
-def test_a_retry_with_the_same_key_and_body_gets_the_same_202_and_stores_nothing(app, client, published, tmp_path,
-                                                                                 send):
+def test_a_retry_with_the_same_key_and_body_gets_the_same_202_and_stores_nothing(
+    app, client, published, tmp_path, send
+):
     first = send(client, "retry-1")
     second = send(client, "retry-1")
     assert first.status_code == second.status_code == 202
@@ -49,8 +54,7 @@ def test_a_retry_with_the_same_key_and_body_gets_the_same_202_and_stores_nothing
 
 
 def test_the_same_image_and_name_is_the_same_body_whichever_way_it_is_sent(client):
-    uuids = {send(client, "same").get_json()["uuid"]
-             for send in (as_json, as_multipart, as_raw)}
+    uuids = {send(client, "same").get_json()["uuid"] for send in (as_json, as_multipart, as_raw)}
     assert len(uuids) == 1
 
 
@@ -92,8 +96,11 @@ def test_an_expired_key_makes_a_new_job_and_takes_the_key_over(app, client):
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9", "tab\there", " padded"])
 def test_a_malformed_key_is_a_400(client, published, key):
-    response = client.post("/inference/image", json={"name": "x", "data": b64(JPEG)},
-                           headers={"Idempotency-Key": key.encode("utf-8").decode("latin-1")})
+    response = client.post(
+        "/inference/image",
+        json={"name": "x", "data": b64(JPEG)},
+        headers={"Idempotency-Key": key.encode("utf-8").decode("latin-1")},
+    )
     assert response.status_code == 400
     assert "Idempotency-Key" in response.get_json()["detail"]
     assert published() == []

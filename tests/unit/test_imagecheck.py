@@ -4,6 +4,7 @@ The fuzz test mutates small valid files of every format; it runs 200 examples by
 
     FUZZ_EXAMPLES=20000 .venv/bin/pytest tests/unit/test_imagecheck.py -k fuzz -q --no-cov -p no:cacheprovider
 """
+
 import os
 import statistics
 import time
@@ -52,8 +53,9 @@ def test_each_corpus_entry_gets_its_structural_verdict(entry, corpus):
 
 
 @pytest.mark.filterwarnings("ignore:.*(EXIF|Tag data):UserWarning")  # Pillow's notes on the hostile EXIF
-@pytest.mark.parametrize("entry", [e for e in CORPUS if e.expected != "refused"],
-                         ids=[e.name for e in CORPUS if e.expected != "refused"])
+@pytest.mark.parametrize(
+    "entry", [e for e in CORPUS if e.expected != "refused"], ids=[e.name for e in CORPUS if e.expected != "refused"]
+)
 def test_admitted_corpus_entries_classify_or_fail_with_a_reason(entry, corpus):
     if entry.expected == "done":
         array = prepare(corpus[entry.name])
@@ -80,24 +82,27 @@ def test_orientation_6_is_applied_even_beside_a_mistyped_tag(make):
     assert sum(upright.getpixel((32, 85))) < 400
 
 
-@pytest.mark.parametrize("fmt, options, facts", [
-    ("JPEG", {}, ("JPEG", "jpg")),
-    ("JPEG", {"progressive": True}, ("JPEG", "jpg")),
-    ("MPO", {"save_all": True, "append_images": [photo((120, 80))]}, ("JPEG", "jpg")),
-    ("PNG", {}, ("PNG", "png")),
-    ("PNG", {"save_all": True, "append_images": [photo((120, 80))]}, ("PNG", "png")),
-    ("GIF", {}, ("GIF", "gif")),
-    ("GIF", {"save_all": True, "append_images": [photo((120, 80))]}, ("GIF", "gif")),
-    ("WEBP", {}, ("WEBP", "webp")),
-    ("WEBP", {"lossless": True}, ("WEBP", "webp")),
-    ("WEBP", {"save_all": True, "append_images": [photo((120, 80))]}, ("WEBP", "webp")),
-    ("BMP", {}, ("BMP", "bmp")),
-    ("TIFF", {}, ("TIFF", "tiff")),
-    ("TIFF", {"compression": "tiff_lzw"}, ("TIFF", "tiff")),
-    ("TIFF", {"compression": "tiff_adobe_deflate"}, ("TIFF", "tiff")),
-    ("TIFF", {"compression": "packbits"}, ("TIFF", "tiff")),
-    ("TIFF", {"tile": (16, 16)}, ("TIFF", "tiff")),
-])
+@pytest.mark.parametrize(
+    "fmt, options, facts",
+    [
+        ("JPEG", {}, ("JPEG", "jpg")),
+        ("JPEG", {"progressive": True}, ("JPEG", "jpg")),
+        ("MPO", {"save_all": True, "append_images": [photo((120, 80))]}, ("JPEG", "jpg")),
+        ("PNG", {}, ("PNG", "png")),
+        ("PNG", {"save_all": True, "append_images": [photo((120, 80))]}, ("PNG", "png")),
+        ("GIF", {}, ("GIF", "gif")),
+        ("GIF", {"save_all": True, "append_images": [photo((120, 80))]}, ("GIF", "gif")),
+        ("WEBP", {}, ("WEBP", "webp")),
+        ("WEBP", {"lossless": True}, ("WEBP", "webp")),
+        ("WEBP", {"save_all": True, "append_images": [photo((120, 80))]}, ("WEBP", "webp")),
+        ("BMP", {}, ("BMP", "bmp")),
+        ("TIFF", {}, ("TIFF", "tiff")),
+        ("TIFF", {"compression": "tiff_lzw"}, ("TIFF", "tiff")),
+        ("TIFF", {"compression": "tiff_adobe_deflate"}, ("TIFF", "tiff")),
+        ("TIFF", {"compression": "packbits"}, ("TIFF", "tiff")),
+        ("TIFF", {"tile": (16, 16)}, ("TIFF", "tiff")),
+    ],
+)
 def test_typical_files_pass_with_their_format_extension_and_size(fmt, options, facts):
     data = save(photo((120, 80)), fmt, **options)
     assert inspect_image(data, LIMITS) == ImageFacts(*facts, width=120, height=80)
@@ -120,8 +125,9 @@ def test_the_pixel_limit_is_inclusive():
 
 def test_the_scan_limit_counts_scans_not_exif_thumbnails():
     progressive = save(photo(), "JPEG", progressive=True)
-    with_thumbnail = save(photo(), "JPEG", progressive=True,
-                          exif=b"Exif\0\0" + b"II*\0\x08\0\0\0\0\0\0\0\0\0" + progressive)  # raw JPEG bytes inside
+    with_thumbnail = save(
+        photo(), "JPEG", progressive=True, exif=b"Exif\0\0" + b"II*\0\x08\0\0\0\0\0\0\0\0\0" + progressive
+    )  # raw JPEG bytes inside
     scans = progressive.count(b"\xff\xda")
     assert inspect_image(with_thumbnail, ImageLimits(max_jpeg_scans=scans)).format == "JPEG"
     repeated = repeat_last_scan(progressive, scans + 5)
@@ -146,10 +152,20 @@ def test_a_photo_is_checked_in_well_under_a_fifth_of_a_millisecond():
 
 FUZZ_LIMITS = ImageLimits(max_pixels=1 << 20, max_webp_pixels=1 << 20, max_bmp_rle_pixels=1 << 18)
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
-SEEDS = [save(photo((40, 30)), fmt, **options) for fmt, options in [
-    ("JPEG", {}), ("JPEG", {"progressive": True}), ("PNG", {}), ("GIF", {}), ("WEBP", {}),
-    ("WEBP", {"lossless": True}), ("TIFF", {}), ("TIFF", {"compression": "tiff_lzw"}), ("BMP", {}),
-]]
+SEEDS = [
+    save(photo((40, 30)), fmt, **options)
+    for fmt, options in [
+        ("JPEG", {}),
+        ("JPEG", {"progressive": True}),
+        ("PNG", {}),
+        ("GIF", {}),
+        ("WEBP", {}),
+        ("WEBP", {"lossless": True}),
+        ("TIFF", {}),
+        ("TIFF", {"compression": "tiff_lzw"}),
+        ("BMP", {}),
+    ]
+]
 
 
 @st.composite
@@ -167,13 +183,18 @@ def mutated_images(draw) -> bytes:
         elif kind == "insert":
             data[at:at] = draw(st.binary(min_size=1, max_size=16))
         elif kind == "delete":
-            del data[at:at + draw(st.integers(1, 16))]
+            del data[at : at + draw(st.integers(1, 16))]
     return bytes(data)
 
 
 @given(data=mutated_images())
-@settings(max_examples=FUZZ_EXAMPLES, deadline=2000, database=None, derandomize="FUZZ_EXAMPLES" not in os.environ,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=FUZZ_EXAMPLES,
+    deadline=2000,
+    database=None,
+    derandomize="FUZZ_EXAMPLES" not in os.environ,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 def test_fuzz_the_check_only_refuses_and_what_it_admits_decodes_or_fails_cleanly(data):
     try:
         facts = inspect_image(data, FUZZ_LIMITS)
@@ -192,4 +213,13 @@ def test_fuzz_the_check_only_refuses_and_what_it_admits_decodes_or_fails_cleanly
 
 def test_mutation_seeds_pass_the_check():
     assert [inspect_image(seed, FUZZ_LIMITS).format for seed in SEEDS] == [
-        "JPEG", "JPEG", "PNG", "GIF", "WEBP", "WEBP", "TIFF", "TIFF", "BMP"]
+        "JPEG",
+        "JPEG",
+        "PNG",
+        "GIF",
+        "WEBP",
+        "WEBP",
+        "TIFF",
+        "TIFF",
+        "BMP",
+    ]

@@ -1,4 +1,5 @@
 """Both image stores: a directory, and S3 through a real S3 API server (moto in server mode)."""
+
 import uuid
 
 import pytest
@@ -62,8 +63,11 @@ def test_s3_outage_is_unavailable_not_missing(s3_endpoint):
     bucket = f"images-{uuid.uuid4().hex[:8]}"
     store = open_image_store(f"s3://{bucket}", s3_endpoint, s3_create_bucket=True)
     url = store.save("a.jpg", b"x")
-    store.client = boto3.client("s3", endpoint_url="http://127.0.0.1:1",  # nothing listens on port 1
-                                config=Config(retries={"max_attempts": 1}, connect_timeout=1))
+    store.client = boto3.client(
+        "s3",
+        endpoint_url="http://127.0.0.1:1",  # nothing listens on port 1
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )
     with pytest.raises(ImageStoreUnavailable):
         store.save("b.jpg", b"y")
     with pytest.raises(ImageStoreUnavailable):
@@ -85,8 +89,12 @@ def test_directory_store_errors_name_the_image_not_the_server_path(tmp_path):
         store.save("abcd.jpg", b"jpeg bytes")
     errors.append(caught.value)
 
-    assert [type(error) for error in errors] == [ImageNotFound, ImageNotFound, ImageStoreUnavailable,
-                                                 ImageStoreUnavailable]
+    assert [type(error) for error in errors] == [
+        ImageNotFound,
+        ImageNotFound,
+        ImageStoreUnavailable,
+        ImageStoreUnavailable,
+    ]
     assert "gone.jpg" in str(errors[0]) and "abcd.jpg" in str(errors[3])
     for error in errors:
         assert not [part for part in root.resolve().parts[1:] if part in str(error)], str(error)

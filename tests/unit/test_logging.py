@@ -1,4 +1,5 @@
 """The JSON log line, and the job uuid it carries."""
+
 import json
 import logging
 
@@ -46,6 +47,7 @@ def test_exceptions_are_kept_inside_the_line():
         raise RuntimeError("broker down")
     except RuntimeError:
         import sys
+
         line = render("publish failed", exc_info=sys.exc_info())
     assert "RuntimeError: broker down" in line["exception"]
 

@@ -1,4 +1,5 @@
 """``/metrics`` on SQLite and the in-memory broker: requests, latency, jobs, queue depth."""
+
 import math
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -10,9 +11,11 @@ def scrape(client) -> dict:
     """{(sample name, sorted labels): value} from one GET /metrics."""
     response = client.get("/metrics")
     assert response.status_code == 200 and response.mimetype == "text/plain"
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(response.get_data(as_text=True))
-            for sample in family.samples}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.get_data(as_text=True))
+        for sample in family.samples
+    }
 
 
 def post(client):
@@ -28,8 +31,9 @@ def test_requests_are_counted_by_route_rule_and_status(client, published):
     post(client)
     client.get("/predictions/not-a-uuid")
     samples = scrape(client)
-    assert requests_counted(samples, "/inference/image", "202") == requests_counted(before, "/inference/image",
-                                                                                    "202") + 1
+    assert (
+        requests_counted(samples, "/inference/image", "202") == requests_counted(before, "/inference/image", "202") + 1
+    )
     # One series for every id, not one per path.
     assert requests_counted(samples, "/predictions/<prediction_uuid>", "404", "GET") >= 1
     latency = ("http_request_duration_seconds_count", (("method", "POST"), ("route", "/inference/image")))
@@ -62,8 +66,9 @@ def test_worker_figures_are_not_in_the_web_metrics(client):
 
 def test_fifty_invented_methods_add_at_most_one_series(client):
     def series(samples, metric):
-        return {tuple(label for label in labels if label[0] != "le") for name, labels in samples
-                if name.startswith(metric)}
+        return {
+            tuple(label for label in labels if label[0] != "le") for name, labels in samples if name.startswith(metric)
+        }
 
     before = scrape(client)
     for number in range(50):

@@ -1,4 +1,5 @@
 """``wait`` and ``callback_url`` through the Flask app, and what an ended job sets off (memory broker, SQLite)."""
+
 import json
 import threading
 import time
@@ -18,8 +19,12 @@ SECRET = "unit-secret"
 
 
 def post(client, headers=None, **fields):
-    return client.post("/inference/image", data=json.dumps({"name": "x.jpg", "data": b64(image_bytes()), **fields}),
-                       content_type="application/json", headers=headers or {})
+    return client.post(
+        "/inference/image",
+        data=json.dumps({"name": "x.jpg", "data": b64(image_bytes()), **fields}),
+        content_type="application/json",
+        headers=headers or {},
+    )
 
 
 @pytest.mark.parametrize("raw, seconds", [("1", 1), ("30", 30), ("0.5", 0.5), ("12.25", 12.25)])
@@ -74,14 +79,17 @@ def test_callback_url_from_the_body_or_the_header_is_stored_with_the_job(make_ap
         assert db.session.get(Prediction, plain).callback_url is None
 
 
-@pytest.mark.parametrize("fields, headers, detail", [
-    ({"callback_url": "http://127.0.0.1/h"}, {}, "not a public address"),
-    ({"callback_url": "http://localhost/h"}, {}, "not a public address"),
-    ({}, {"X-Callback-URL": "http://[::1]/h"}, "not a public address"),
-    ({"callback_url": "ftp://8.8.8.8/h"}, {}, "http or https"),
-    ({"callback_url": 42}, {}, "must be a string"),
-    ({"callback_url": "https://8.8.8.8/a"}, {"X-Callback-URL": "https://8.8.8.8/b"}, "Give the callback URL once"),
-])
+@pytest.mark.parametrize(
+    "fields, headers, detail",
+    [
+        ({"callback_url": "http://127.0.0.1/h"}, {}, "not a public address"),
+        ({"callback_url": "http://localhost/h"}, {}, "not a public address"),
+        ({}, {"X-Callback-URL": "http://[::1]/h"}, "not a public address"),
+        ({"callback_url": "ftp://8.8.8.8/h"}, {}, "http or https"),
+        ({"callback_url": 42}, {}, "must be a string"),
+        ({"callback_url": "https://8.8.8.8/a"}, {"X-Callback-URL": "https://8.8.8.8/b"}, "Give the callback URL once"),
+    ],
+)
 def test_unusable_callbacks_are_refused_and_nothing_is_queued(make_app, published, fields, headers, detail):
     app = make_app(WEBHOOK_SECRET=SECRET)
     response = post(app.test_client(), headers=headers, **fields)
@@ -216,8 +224,11 @@ def test_an_ended_job_whose_delivery_was_never_queued_is_queued_by_the_sweep(mak
     lost, recent = (post(client, callback_url="https://8.8.8.8/hook").get_json()["uuid"] for _ in range(2))
     with app.app_context():
         record_outcomes({lost: failed_outcome("x"), recent: failed_outcome("x")})
-        db.session.execute(update(Prediction).where(Prediction.uuid == lost)
-                           .values(updated_at=utcnow() - timedelta(seconds=UNSENT_AFTER + 60)))
+        db.session.execute(
+            update(Prediction)
+            .where(Prediction.uuid == lost)
+            .values(updated_at=utcnow() - timedelta(seconds=UNSENT_AFTER + 60))
+        )
         db.session.commit()
         assert requeue_unsent_webhooks.run() == 1
         db.session.add(WebhookDelivery(uuid=lost, attempt=1, status_code=500, duration=0.1))

@@ -1,4 +1,5 @@
 """The OpenAPI document is valid, served, matches the routes, and has a docs page that works offline."""
+
 import re
 
 import jsonschema
@@ -27,9 +28,12 @@ def _shape(path: str) -> str:
 
 
 def test_every_route_is_documented_and_every_documented_operation_exists(app):
-    routes = {(_shape(rule.rule), method.lower())
-              for rule in app.url_map.iter_rules() if rule.endpoint not in UNDOCUMENTED_ENDPOINTS
-              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    routes = {
+        (_shape(rule.rule), method.lower())
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint not in UNDOCUMENTED_ENDPOINTS
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
     documented = {(_shape(path), method) for path, operations in load_spec()["paths"].items() for method in operations}
     assert routes == documented
 
@@ -46,9 +50,21 @@ def test_the_docs_page_loads_everything_from_this_service(client):
         assert client.get(link).status_code == 200, link
 
 
-@pytest.mark.parametrize("name", ["index.html", "oauth2-redirect.html", "swagger-initializer.js", "swagger-ui.js",
-                                  "swagger-ui-bundle.js.map", "LICENSE", "VERSION", "../swagger-ui/index.html",
-                                  "%2e%2e/VERSION", "favicon-16x16.png"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "index.html",
+        "oauth2-redirect.html",
+        "swagger-initializer.js",
+        "swagger-ui.js",
+        "swagger-ui-bundle.js.map",
+        "LICENSE",
+        "VERSION",
+        "../swagger-ui/index.html",
+        "%2e%2e/VERSION",
+        "favicon-16x16.png",
+    ],
+)
 def test_only_the_pages_own_swagger_ui_files_are_served(client, name):
     response = client.get(f"/docs/assets/{name}")
     assert response.status_code == 404

@@ -1,4 +1,5 @@
 """The page at ``/`` is self-contained: labelled controls, and every asset served by Flask."""
+
 import re
 
 

@@ -1,4 +1,5 @@
 """Images of every common mode and format become the same 224x224 RGB input Keras expects."""
+
 import io
 
 import numpy as np
@@ -9,10 +10,22 @@ from models.preprocessing import decode_rgb, prepare
 from tests.conftest import image_bytes
 
 
-@pytest.mark.parametrize("mode, fmt", [
-    ("RGB", "JPEG"), ("L", "JPEG"), ("L", "PNG"), ("RGBA", "PNG"), ("P", "PNG"), ("P", "GIF"),
-    ("RGB", "WEBP"), ("RGB", "BMP"), ("CMYK", "JPEG"), ("LA", "PNG"), ("I;16", "PNG"),
-])
+@pytest.mark.parametrize(
+    "mode, fmt",
+    [
+        ("RGB", "JPEG"),
+        ("L", "JPEG"),
+        ("L", "PNG"),
+        ("RGBA", "PNG"),
+        ("P", "PNG"),
+        ("P", "GIF"),
+        ("RGB", "WEBP"),
+        ("RGB", "BMP"),
+        ("CMYK", "JPEG"),
+        ("LA", "PNG"),
+        ("I;16", "PNG"),
+    ],
+)
 def test_every_mode_becomes_224x224_rgb_in_minus_one_to_one(mode, fmt):
     array = prepare(image_bytes(mode=mode, fmt=fmt, size=(300, 200)))
     assert array.shape == (224, 224, 3)

@@ -1,4 +1,5 @@
 """The proxy's configuration: rendered as make run and docker-compose render it, and accepted by real nginx."""
+
 import os
 import re
 import shutil
@@ -33,8 +34,15 @@ def test_defaults_fill_every_placeholder(tmp_path):
 
 
 def test_settings_come_from_the_environment(tmp_path):
-    values = template_values({"INSTANCE_PATH": str(tmp_path), "PORT": "8080", "PROXY_BIND": "::",
-                              "WEB_BIND": "127.0.0.1:9000", "PROXY_HEADER_TIMEOUT": "5"})
+    values = template_values(
+        {
+            "INSTANCE_PATH": str(tmp_path),
+            "PORT": "8080",
+            "PROXY_BIND": "::",
+            "WEB_BIND": "127.0.0.1:9000",
+            "PROXY_HEADER_TIMEOUT": "5",
+        }
+    )
     assert values["PROXY_LISTEN"] == "[::]:8080"
     assert values["PROXY_UPSTREAM"] == "127.0.0.1:9000"
     assert values["PROXY_HEADER_TIMEOUT"] == "5"
@@ -65,8 +73,11 @@ def test_nginx_accepts_the_rendered_configuration(tmp_path):
         (tmp_path / f"{name}.conf").write_text(render((TEMPLATES / f"{name}.conf.template").read_text(), values))
     nginx = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
     assert nginx, "nginx is missing: scripts/install-system-deps.sh installs it"
-    result = subprocess.run([nginx, "-t", "-p", f"{tmp_path}/", "-c", str(tmp_path / "main.conf"), "-e", "stderr"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [nginx, "-t", "-p", f"{tmp_path}/", "-c", str(tmp_path / "main.conf"), "-e", "stderr"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
 
 

@@ -1,5 +1,6 @@
 """Retention on SQLite and real stores: old jobs go with their images, expired idempotency keys
 and orphan images go too, a bounded chunk at a time, and nothing newer is touched."""
+
 import os
 import time
 import uuid
@@ -22,14 +23,16 @@ from tests.conftest import b64, image_bytes
 
 def submit(client, key=None) -> str:
     headers = {"Idempotency-Key": key} if key else {}
-    return client.post("/inference/image", json={"name": "x", "data": b64(image_bytes(fmt="PNG"))},
-                       headers=headers).get_json()["uuid"]
+    return client.post(
+        "/inference/image", json={"name": "x", "data": b64(image_bytes(fmt="PNG"))}, headers=headers
+    ).get_json()["uuid"]
 
 
 def age(app, uuids, days):
     with app.app_context():
-        db.session.execute(update(Prediction).where(Prediction.uuid.in_(uuids))
-                           .values(created_at=utcnow() - timedelta(days=days)))
+        db.session.execute(
+            update(Prediction).where(Prediction.uuid.in_(uuids)).values(created_at=utcnow() - timedelta(days=days))
+        )
         db.session.commit()
 
 
@@ -83,8 +86,9 @@ def test_expired_idempotency_keys_are_forgotten_and_live_ones_kept(make_app):
     client = app.test_client()
     submit(client, key="old"), submit(client, key="fresh")
     with app.app_context():
-        db.session.execute(update(IdempotencyKey).where(IdempotencyKey.key == "old")
-                           .values(created_at=utcnow() - timedelta(hours=2)))
+        db.session.execute(
+            update(IdempotencyKey).where(IdempotencyKey.key == "old").values(created_at=utcnow() - timedelta(hours=2))
+        )
         db.session.commit()
         assert retention.purge_expired()["keys"] == 1
         assert list(db.session.scalars(select(IdempotencyKey.key))) == ["fresh"]
@@ -127,8 +131,11 @@ def test_s3_store_lists_keys_in_order_after_a_cursor(s3_endpoint):
 
 def test_orphans_in_an_s3_store_are_swept(make_app, s3_endpoint, monkeypatch):
     monkeypatch.setenv("S3_ENDPOINT_URL", s3_endpoint)
-    app = make_app(IMAGE_STORE_URL=f"s3://bucket-{uuid.uuid4().hex[:8]}/uploads", S3_ENDPOINT_URL=s3_endpoint,
-                   S3_CREATE_BUCKET=True)
+    app = make_app(
+        IMAGE_STORE_URL=f"s3://bucket-{uuid.uuid4().hex[:8]}/uploads",
+        S3_ENDPOINT_URL=s3_endpoint,
+        S3_CREATE_BUCKET=True,
+    )
     client = app.test_client()
     kept = submit(client)
     store = app.extensions["image_store"]

@@ -1,4 +1,5 @@
 """Every response carries the security headers: API answers, problem documents, the page and /docs."""
+
 import pytest
 
 from tests.conftest import b64, image_bytes
@@ -24,11 +25,14 @@ def test_an_api_response_has_the_headers(client):
     assert_secured(response)
 
 
-@pytest.mark.parametrize(("method", "path", "status"), [
-    ("POST", "/inference/image", 400),   # refused upload: ApiError
-    ("GET", "/no/such/page", 404),       # routing error: HTTPException
-    ("DELETE", "/health", 405),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("POST", "/inference/image", 400),  # refused upload: ApiError
+        ("GET", "/no/such/page", 404),  # routing error: HTTPException
+        ("DELETE", "/health", 405),
+    ],
+)
 def test_an_error_response_has_the_headers(client, method, path, status):
     response = client.open(path, method=method, data="")
     assert response.status_code == status and response.mimetype == "application/problem+json"

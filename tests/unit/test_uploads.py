@@ -1,4 +1,5 @@
 """Binary uploads: multipart/form-data and raw image bodies take the same checks, limits and errors as JSON."""
+
 import io
 
 import numpy as np
@@ -36,14 +37,17 @@ def test_multipart_without_name_field_takes_the_filename(app, client):
     assert stored(app, response.get_json()["uuid"])[0] == "dog.jpg"
 
 
-@pytest.mark.parametrize("fields, words", [
-    ({"name": "x"}, "exactly one 'image' file part"),
-    ({"image": [(io.BytesIO(JPEG), "a.jpg"), (io.BytesIO(JPEG), "b.jpg")]}, "this body has 2"),
-    ({"image": "not a file"}, "must be a file"),
-    ({"image": (io.BytesIO(JPEG[:2000]), "cut.jpg")}, "truncated or damaged"),
-    ({"image": (io.BytesIO(b""), "empty.jpg")}, "The image is empty"),
-    ({"image": (io.BytesIO(JPEG), "x.jpg"), "name": "n" * 256}, "longer than 255"),
-])
+@pytest.mark.parametrize(
+    "fields, words",
+    [
+        ({"name": "x"}, "exactly one 'image' file part"),
+        ({"image": [(io.BytesIO(JPEG), "a.jpg"), (io.BytesIO(JPEG), "b.jpg")]}, "this body has 2"),
+        ({"image": "not a file"}, "must be a file"),
+        ({"image": (io.BytesIO(JPEG[:2000]), "cut.jpg")}, "truncated or damaged"),
+        ({"image": (io.BytesIO(b""), "empty.jpg")}, "The image is empty"),
+        ({"image": (io.BytesIO(JPEG), "x.jpg"), "name": "n" * 256}, "longer than 255"),
+    ],
+)
 def test_multipart_refusals_are_422_problems(client, published, fields, words):
     response = client.post("/inference/image", data=fields, content_type="multipart/form-data")
     assert response.status_code == 422
@@ -77,19 +81,23 @@ def test_raw_body_name_from_header_and_query_wins(app, client):
     png = image_bytes(fmt="PNG")
     by_header = client.post("/inference/image", data=png, content_type="image/png", headers={"X-Image-Name": "h.png"})
     assert stored(app, by_header.get_json()["uuid"])[0] == "h.png"
-    both = client.post("/inference/image?name=q.png", data=png, content_type="image/png",
-                       headers={"X-Image-Name": "h.png"})
+    both = client.post(
+        "/inference/image?name=q.png", data=png, content_type="image/png", headers={"X-Image-Name": "h.png"}
+    )
     assert stored(app, both.get_json()["uuid"])[0] == "q.png"
 
 
-@pytest.mark.parametrize("body, content_type, status, words", [
-    (b"", "image/jpeg", 422, "empty"),
-    (b"<svg/>", "image/png", 415, "not a supported image format"),
-    (image_bytes(fmt="ICO", size=(32, 32)), "image/png", 415, "not a supported image format"),
-    (JPEG[:2000], "image/jpeg", 422, "truncated or damaged"),
-    (b"<svg/>", "image/svg+xml", 415, "Content-Type 'image/svg+xml' is not taken"),
-    (b"<a/>", "application/xml", 415, "Content-Type 'application/xml' is not taken"),
-])
+@pytest.mark.parametrize(
+    "body, content_type, status, words",
+    [
+        (b"", "image/jpeg", 422, "empty"),
+        (b"<svg/>", "image/png", 415, "not a supported image format"),
+        (image_bytes(fmt="ICO", size=(32, 32)), "image/png", 415, "not a supported image format"),
+        (JPEG[:2000], "image/jpeg", 422, "truncated or damaged"),
+        (b"<svg/>", "image/svg+xml", 415, "Content-Type 'image/svg+xml' is not taken"),
+        (b"<a/>", "application/xml", 415, "Content-Type 'application/xml' is not taken"),
+    ],
+)
 def test_raw_refusals_are_problems(client, published, body, content_type, status, words):
     response = client.post("/inference/image", data=body, content_type=content_type)
     assert response.status_code == status, response.get_json()

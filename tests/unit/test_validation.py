@@ -1,4 +1,5 @@
 """Every malformed upload gets a 4xx problem document that names the problem, and no uuid."""
+
 import base64
 import io
 import json
@@ -51,14 +52,22 @@ CASES = [
     ("base64 with a lone char", body(name="a.jpg", data="QUJDR"), 422, "not valid base64"),
     ("not an image", body(name="a.txt", data=b64(b"hello, world" * 10)), 415, "not a supported image format"),
     ("truncated image", body(name="a.jpg", data=b64(TRUNCATED_JPEG)), 422, "truncated or damaged"),
-    ("unsupported format", body(name="a.ico", data=b64(image_bytes(fmt="ICO", size=(32, 32)))), 415,
-     "not a supported image format"),
+    (
+        "unsupported format",
+        body(name="a.ico", data=b64(image_bytes(fmt="ICO", size=(32, 32)))),
+        415,
+        "not a supported image format",
+    ),
     ("name not a string", body(name=42, data=b64(JPEG)), 422, "'name' must be a string"),
     ("name null", body(name=None, data=b64(JPEG)), 422, "'name' must be a string"),
     ("name too long", body(name="n" * 256, data=b64(JPEG)), 422, "'name' is longer"),
     ("image over 1 MiB", body(name="big.bmp", data=b64(b"BM" + bytes(1024 * 1024))), 413, "larger than 1048576"),
-    ("pixel count over the limit", body(name="wide.png", data=b64(blank_png((8000, 6000)))), 422,
-     "the limit is 12582912 pixels"),
+    (
+        "pixel count over the limit",
+        body(name="wide.png", data=b64(blank_png((8000, 6000)))),
+        422,
+        "the limit is 12582912 pixels",
+    ),
     ("body over the limit", b"x" * (2 * 1024 * 1024), 413, "exceeds the capacity limit"),
 ]
 
@@ -140,12 +149,15 @@ def test_huge_pixel_count_is_refused_cheaply_without_decoding(client, monkeypatc
     assert elapsed < 0.5
 
 
-@pytest.mark.parametrize("encode", [
-    pytest.param(lambda d: base64.encodebytes(d).decode(), id="line-wrapped"),
-    pytest.param(lambda d: base64.urlsafe_b64encode(d).decode(), id="url-safe"),
-    pytest.param(lambda d: base64.b64encode(d).decode().rstrip("="), id="unpadded"),
-    pytest.param(lambda d: "data:image/jpeg;base64," + base64.b64encode(d).decode(), id="data-url"),
-])
+@pytest.mark.parametrize(
+    "encode",
+    [
+        pytest.param(lambda d: base64.encodebytes(d).decode(), id="line-wrapped"),
+        pytest.param(lambda d: base64.urlsafe_b64encode(d).decode(), id="url-safe"),
+        pytest.param(lambda d: base64.b64encode(d).decode().rstrip("="), id="unpadded"),
+        pytest.param(lambda d: "data:image/jpeg;base64," + base64.b64encode(d).decode(), id="data-url"),
+    ],
+)
 def test_common_base64_variants_are_accepted(client, encode):
     data = image_bytes(size=(301, 203))  # a length whose base64 needs padding
     response = client.post("/inference/image", data=body(name="a.jpg", data=encode(data)))

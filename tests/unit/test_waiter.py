@@ -1,4 +1,5 @@
 """The waiter in-process on SQLite without fan-out: it answers when the job ends, found by polling."""
+
 import asyncio
 import time
 
@@ -11,8 +12,14 @@ from webapp.waiter import POLL_WITHOUT_EVENTS, make_app
 
 
 def waiter_settings(app, **env):
-    return load_settings({"DATABASE_URL": app.config["DATABASE_URL"], "CELERY_BROKER_URL": "filesystem://",
-                          "INSTANCE_PATH": str(app.instance_path), **env})
+    return load_settings(
+        {
+            "DATABASE_URL": app.config["DATABASE_URL"],
+            "CELERY_BROKER_URL": "filesystem://",
+            "INSTANCE_PATH": str(app.instance_path),
+            **env,
+        }
+    )
 
 
 def submit(app) -> str:
@@ -24,6 +31,7 @@ def run(settings, scenario):
     async def main():
         async with TestClient(TestServer(make_app(settings))) as client:
             return await scenario(client)
+
     return asyncio.run(main())
 
 
@@ -72,14 +80,21 @@ def test_the_waiter_refuses_like_the_web_bad_wait_unknown_ids_and_missing_keys(a
             ("wrong key", f"/predictions/{prediction_uuid}?wait=1", {"Authorization": "Bearer k3"}),
         ]:
             response = await client.get(path, headers=headers)
-            answers[name] = (response.status, response.content_type, (await response.json())["detail"],
-                             response.headers.get("WWW-Authenticate"))
+            answers[name] = (
+                response.status,
+                response.content_type,
+                (await response.json())["detail"],
+                response.headers.get("WWW-Authenticate"),
+            )
         return answers
 
     answers = run(waiter_settings(app, API_KEYS="k1,k2"), scenario)
     assert {name: answer[:2] for name, answer in answers.items()} == {
-        "bad wait": (422, "application/problem+json"), "not uuid4": (404, "application/problem+json"),
-        "unknown": (404, "application/problem+json"), "no key": (401, "application/problem+json"),
-        "wrong key": (401, "application/problem+json")}
+        "bad wait": (422, "application/problem+json"),
+        "not uuid4": (404, "application/problem+json"),
+        "unknown": (404, "application/problem+json"),
+        "no key": (401, "application/problem+json"),
+        "wrong key": (401, "application/problem+json"),
+    }
     assert answers["no key"][3] == 'Bearer realm="api"'
     assert "'wait' must be a number" in answers["bad wait"][2]

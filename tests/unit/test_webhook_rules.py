@@ -1,4 +1,5 @@
 """The rules of webhooks: signatures, which callback addresses are refused, and the backoff schedule."""
+
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +20,7 @@ def test_signature_is_hmac_sha256_of_time_dot_body_and_verifies():
     # Independent computation, as a receiver in another language would do it.
     import hashlib
     import hmac
+
     expected = hmac.new(SECRET.encode(), b"1700000000." + body, hashlib.sha256).hexdigest()
     assert header == f"t=1700000000,v1={expected}"
     assert verify(SECRET, body, header, now=1_700_000_100)
@@ -38,11 +40,28 @@ def test_a_signature_does_not_verify_once_anything_changed(change):
     assert not verify(secret, body, header, now=now)
 
 
-@pytest.mark.parametrize("address", [
-    "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-    "224.0.0.1", "240.0.0.1", "255.255.255.255", "::1", "::", "fe80::1", "fc00::1", "ff02::1", "::ffff:127.0.0.1",
-    "::ffff:10.0.0.1",
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "240.0.0.1",
+        "255.255.255.255",
+        "::1",
+        "::",
+        "fe80::1",
+        "fc00::1",
+        "ff02::1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+    ],
+)
 def test_private_loopback_link_local_multicast_reserved_and_unspecified_addresses_are_refused(address):
     assert not is_acceptable(address)
     host = f"[{address}]" if ":" in address else address
@@ -66,11 +85,20 @@ def test_a_name_resolving_to_loopback_is_refused_unless_private_addresses_are_al
     assert not is_acceptable("0.0.0.0", allow_private=True) and not is_acceptable("224.0.0.1", allow_private=True)
 
 
-@pytest.mark.parametrize("url, reason", [
-    ("ftp://8.8.8.8/x", "http or https"), ("file:///etc/passwd", "http or https"), ("8.8.8.8/hook", "http or https"),
-    ("http://user:pw@8.8.8.8/", "credentials"), ("http:///nohost", "no host"), ("http://8.8.8.8:99999/", "not a valid"),
-    ("http://no-such-host.invalid/", "does not resolve"), ("", "non-empty"), ("http://8.8.8.8/" + "a" * 2100, "longer"),
-])
+@pytest.mark.parametrize(
+    "url, reason",
+    [
+        ("ftp://8.8.8.8/x", "http or https"),
+        ("file:///etc/passwd", "http or https"),
+        ("8.8.8.8/hook", "http or https"),
+        ("http://user:pw@8.8.8.8/", "credentials"),
+        ("http:///nohost", "no host"),
+        ("http://8.8.8.8:99999/", "not a valid"),
+        ("http://no-such-host.invalid/", "does not resolve"),
+        ("", "non-empty"),
+        ("http://8.8.8.8/" + "a" * 2100, "longer"),
+    ],
+)
 def test_malformed_or_unusable_urls_are_refused_with_the_reason(url, reason):
     with pytest.raises(CallbackRefused, match=reason):
         vet_callback_url(url)
@@ -100,9 +128,12 @@ def test_a_delay_queue_dead_letters_into_the_classic_webhooks_queue_after_its_tt
     target, delay = webhook_queue("inference"), delay_queue("inference", 40)
     assert target.name == "inference.webhooks" and target.queue_arguments == {"x-queue-type": "classic"}
     assert delay.name == "inference.webhooks.delay-40s"
-    assert delay.queue_arguments == {"x-queue-type": "classic", "x-message-ttl": 40_000,
-                                     "x-dead-letter-exchange": "inference.webhooks",
-                                     "x-dead-letter-routing-key": "inference.webhooks"}
+    assert delay.queue_arguments == {
+        "x-queue-type": "classic",
+        "x-message-ttl": 40_000,
+        "x-dead-letter-exchange": "inference.webhooks",
+        "x-dead-letter-routing-key": "inference.webhooks",
+    }
 
 
 class _Server:

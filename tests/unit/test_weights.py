@@ -1,4 +1,5 @@
 """Finding the model files offline, and saying exactly what to do when they are missing."""
+
 import shutil
 
 import pytest

@@ -1,4 +1,5 @@
 """A worker's own /metrics: pool processes write to the worker's private folder, the parent serves their sum."""
+
 import multiprocessing
 import os
 
@@ -16,8 +17,11 @@ IDENTITY = {"runtime": "litert", "weights_sha256": "0123456789abcdef"}
 def scrape(url: str) -> dict:
     response = requests.get(url, timeout=5)
     assert response.status_code == 200
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
 
 
 def pool_process(statuses, batch_size):

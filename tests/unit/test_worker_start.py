@@ -1,4 +1,5 @@
 """A worker without weights stops at once and says where it looked, instead of failing per task."""
+
 import os
 import subprocess
 import sys
@@ -17,7 +18,11 @@ def test_worker_without_weights_exits_with_a_clear_message(tmp_path):
     }
     finished = subprocess.run(
         [sys.executable, "-m", "celery", "-A", "tasks.worker:celery_app", "worker", "--concurrency", "1"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert finished.returncode != 0
     output = finished.stdout + finished.stderr

@@ -2,6 +2,7 @@
 
 Shared by the Flask routes and the waiter (``webapp.waiter``), so both refuse the same input.
 """
+
 import re
 import uuid
 
@@ -28,8 +29,9 @@ def parse_wait(raw: str | None) -> float | None:
         return None
     seconds = float(raw) if _WAIT.match(raw) else 0
     if not 0 < seconds <= MAX_WAIT_SECONDS:
-        raise ApiError(422, "Invalid request",
-                       f"'wait' must be a number of seconds above 0 and at most {MAX_WAIT_SECONDS}.")
+        raise ApiError(
+            422, "Invalid request", f"'wait' must be a number of seconds above 0 and at most {MAX_WAIT_SECONDS}."
+        )
     return seconds
 
 
@@ -41,8 +43,9 @@ def accepted_callback(field, header: str | None, config) -> str | None:
     if url is None:
         return None
     if not config["WEBHOOK_SECRET"]:
-        raise ApiError(422, "Invalid request",
-                       "This service sends no webhooks: it has no WEBHOOK_SECRET to sign them with.")
+        raise ApiError(
+            422, "Invalid request", "This service sends no webhooks: it has no WEBHOOK_SECRET to sign them with."
+        )
     if not isinstance(url, str):
         raise ApiError(422, "Invalid request", "'callback_url' must be a string.")
     try:

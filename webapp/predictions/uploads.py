@@ -7,6 +7,7 @@ bytes (``Content-Type: image/jpeg`` …). Each body is read once, in memory, no
 further than its limit; the binary ones skip base64 and JSON. All three end in
 ``validation.validated``, so they share the same checks and errors.
 """
+
 import io
 
 from flask import request
@@ -19,8 +20,15 @@ from webapp.predictions.validation import Upload, check_image_bytes, validate_up
 
 JSON_TYPES = {"", "application/json", "text/plain", "application/x-www-form-urlencoded"}
 MULTIPART = "multipart/form-data"
-RAW_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff",
-             "application/octet-stream"}
+RAW_TYPES = {
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "image/webp",
+    "image/bmp",
+    "image/tiff",
+    "application/octet-stream",
+}
 # Room in a multipart body for the boundaries, part headers and the name field.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 # image, name, callback_url, and a little slack for clients that add a field of their own.
@@ -38,10 +46,13 @@ def read_upload(max_bytes: int, limits: ImageLimits) -> Upload:
         return _multipart(max_bytes, limits)
     if mimetype in RAW_TYPES:
         return _raw(max_bytes, limits)
-    raise ApiError(415, "Unsupported Media Type",
-                   f"Content-Type {mimetype!r} is not taken here; send JSON with base64 'data', "
-                   "multipart/form-data with an 'image' file part, or the image itself as image/jpeg, "
-                   "image/png, image/gif, image/webp, image/bmp or image/tiff.")
+    raise ApiError(
+        415,
+        "Unsupported Media Type",
+        f"Content-Type {mimetype!r} is not taken here; send JSON with base64 'data', "
+        "multipart/form-data with an 'image' file part, or the image itself as image/jpeg, "
+        "image/png, image/gif, image/webp, image/bmp or image/tiff.",
+    )
 
 
 def read_body() -> bytes:
@@ -75,22 +86,32 @@ def _multipart(max_bytes: int, limits: ImageLimits) -> Upload:
     body = read_body()
     # The body is already in memory and bounded, so a text field may be as large as it (the
     # decoder checks each chunk it buffers against this, file parts included).
-    parser = FormDataParser(stream_factory=_in_memory, max_form_memory_size=request.max_content_length,
-                            silent=False, max_form_parts=MAX_FORM_PARTS)
+    parser = FormDataParser(
+        stream_factory=_in_memory,
+        max_form_memory_size=request.max_content_length,
+        silent=False,
+        max_form_parts=MAX_FORM_PARTS,
+    )
     try:
         _, form, files = parser.parse(io.BytesIO(body), MULTIPART, len(body), request.mimetype_params)
     except ValueError as error:
         raise ApiError(400, "Invalid request", f"The multipart body cannot be parsed ({error}).") from None
     except RequestEntityTooLarge:  # the body is within its limit: only the part count can be over
-        raise ApiError(422, "Invalid request", f"The multipart body has more than {MAX_FORM_PARTS} parts; "
-                       "send one 'image' file part and at most one 'name' field.") from None
+        raise ApiError(
+            422,
+            "Invalid request",
+            f"The multipart body has more than {MAX_FORM_PARTS} parts; "
+            "send one 'image' file part and at most one 'name' field.",
+        ) from None
     parts = files.getlist("image")
     if len(parts) != 1 or "image" in form:
         found = len(parts) + len(form.getlist("image"))
-        raise ApiError(422, "Invalid request",
-                       "Send exactly one 'image' file part (curl -F image=@photo.jpg); "
-                       f"this body has {found}" + (" ('image' must be a file, not a text field)." if "image" in form
-                                                   else "."))
+        raise ApiError(
+            422,
+            "Invalid request",
+            "Send exactly one 'image' file part (curl -F image=@photo.jpg); "
+            f"this body has {found}" + (" ('image' must be a file, not a text field)." if "image" in form else "."),
+        )
     image = check_image_bytes(parts[0].stream.getvalue(), max_bytes)
     for field in ("name", "callback_url"):
         if len(form.getlist(field)) > 1:

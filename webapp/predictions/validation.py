@@ -3,6 +3,7 @@
 Each failure is an ApiError naming the field and the problem, so the client
 gets a 4xx it can act on and nothing malformed reaches the queue.
 """
+
 import base64
 import binascii
 import re
@@ -103,8 +104,7 @@ def check_image_bytes(image: bytes, max_bytes: int) -> bytes:
 
 def validated(name, image: bytes, limits: ImageLimits, callback_url: object = None) -> Upload:
     """The one place every kind of upload (JSON, multipart, raw) gets its name and image checked."""
-    return Upload(name=check_name(name), image=image, extension=check_image(image, limits),
-                  callback_url=callback_url)
+    return Upload(name=check_name(name), image=image, extension=check_image(image, limits), callback_url=callback_url)
 
 
 def validate_upload(raw: bytes, max_bytes: int, limits: ImageLimits) -> Upload:

@@ -1,4 +1,5 @@
 """The API routes: accept an image (``jobs.submit`` makes the job), report what became of it, cancel it."""
+
 import logging
 
 from flask import Blueprint, current_app, jsonify, request, url_for
@@ -24,8 +25,7 @@ RETRY_AFTER_SECONDS = "1"
 
 
 def _unavailable(what: str) -> ApiError:
-    return ApiError(503, "Service Unavailable", f"The {what} is unavailable; try again shortly.",
-                    {"Retry-After": "5"})
+    return ApiError(503, "Service Unavailable", f"The {what} is unavailable; try again shortly.", {"Retry-After": "5"})
 
 
 @bp.post("/inference/image", strict_slashes=False)
@@ -42,9 +42,11 @@ def submit_image():
     except DatabaseUnavailable:
         raise _unavailable("database") from None
     except IdempotencyConflict:
-        raise ApiError(422, "Unprocessable Content",
-                       "This Idempotency-Key was already used with a different image or name; "
-                       "use a new key for a new request.") from None
+        raise ApiError(
+            422,
+            "Unprocessable Content",
+            "This Idempotency-Key was already used with a different image or name; use a new key for a new request.",
+        ) from None
     bind_job(prediction_uuid)
     # repr() escapes newlines and control characters, so a name cannot forge log lines.
     logger.info("accepted %s, name %r", prediction_uuid, upload.name)
@@ -58,8 +60,12 @@ def _idempotency_key() -> tuple[str, str] | None:
     if key is None:
         return None
     if not 0 < len(key) <= MAX_KEY_LENGTH or not all(" " <= char <= "~" for char in key) or key != key.strip():
-        raise ApiError(400, "Invalid request", f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII "
-                       "characters, not starting or ending with a space (a UUID is good).")
+        raise ApiError(
+            400,
+            "Invalid request",
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII "
+            "characters, not starting or ending with a space (a UUID is good).",
+        )
     return api_key_scope(), key
 
 
@@ -74,7 +80,6 @@ def get_prediction(prediction_uuid: str):
             return "", 307, {"Location": current_app.config["WAITER_URL"] + request.full_path}
         return jsonify(prediction_json(row)), 202, {"Retry-After": RETRY_AFTER_SECONDS}
     return jsonify(prediction_json(row)), 200
-
 
 
 @bp.delete("/predictions/<prediction_uuid>", strict_slashes=False)

@@ -3,6 +3,7 @@
 
 const POLL_TIMEOUT_MS = 180000;
 const MAX_POLL_INTERVAL_MS = 1000;
+const WAIT_SECONDS = 10;
 
 const form = document.getElementById("upload");
 const input = document.getElementById("image");
@@ -93,15 +94,19 @@ function showResult(body) {
 async function waitForPrediction(location, job) {
   const started = Date.now();
   while (job === currentJob) {
-    const response = await fetch(location, { headers: { Accept: "application/json" } });
+    // A long poll: the service answers as soon as the job ends, or after WAIT_SECONDS with 202.
+    const asked = Date.now();
+    const response = await fetch(`${location}?wait=${WAIT_SECONDS}`, { headers: { Accept: "application/json" } });
     if (response.status === 202) {
       const seconds = Math.round((Date.now() - started) / 1000);
       setStatus(`Waiting for a worker to classify it… (${seconds} s)`, true);
       if (Date.now() - started > POLL_TIMEOUT_MS) {
         throw new Error("No result after 3 minutes; the workers may be busy or stopped. Try again later.");
       }
-      const retryAfter = Number(response.headers.get("Retry-After")) || 1;
-      await sleep(Math.min(retryAfter * 1000, MAX_POLL_INTERVAL_MS));
+      if (Date.now() - asked < (WAIT_SECONDS * 1000) / 2) {  // answered at once (no waiter): keep its pace
+        const retryAfter = Number(response.headers.get("Retry-After")) || 1;
+        await sleep(Math.min(retryAfter * 1000, MAX_POLL_INTERVAL_MS));
+      }
       continue;
     }
     if (!response.ok) throw new Error(await problemText(response));
