@@ -7,6 +7,7 @@ each thread POSTs an image, waits for it with ``?wait=`` long polls (answered by
 job ends), then takes the next image. ``poll_one`` posts the same way but polls without ``?wait=``,
 every ``interval`` seconds or as Retry-After says, to measure what polling costs.
 """
+
 import itertools
 import os
 import secrets
@@ -40,12 +41,29 @@ def running_honcho(env: dict, instance: Path):
     port = free_port()
     empty_env_file = instance / "no.env"
     empty_env_file.touch()
-    env = {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-           "FLOWER_PORT": str(free_port()), "WAITER_PORT": str(free_port()),
-           "FLOWER_BASIC_AUTH": f"bench:{secrets.token_urlsafe(12)}", "LOG_LEVEL": "INFO"}
+    env = {
+        **env,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        "FLOWER_PORT": str(free_port()),
+        "WAITER_PORT": str(free_port()),
+        "FLOWER_BASIC_AUTH": f"bench:{secrets.token_urlsafe(12)}",
+        "LOG_LEVEL": "INFO",
+    }
     env.pop("WEB_BIND", None)
-    honcho = Process([str(Path(sys.executable).parent / "honcho"), "--env", str(empty_env_file), "--no-colour",
-                      "start", "--port", str(port)], env, instance / "honcho.log", own_group=True)
+    honcho = Process(
+        [
+            str(Path(sys.executable).parent / "honcho"),
+            "--env",
+            str(empty_env_file),
+            "--no-colour",
+            "start",
+            "--port",
+            str(port),
+        ],
+        env,
+        instance / "honcho.log",
+        own_group=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -80,20 +98,28 @@ def _stop(honcho: Process) -> None:
     honcho.stop()
 
 
-def batch_client(url: str, files: list[Path], count: int, clients: int, interval: float | None = None,
-                 long_poll: bool = True) -> dict:
+def batch_client(
+    url: str, files: list[Path], count: int, clients: int, interval: float | None = None, long_poll: bool = True
+) -> dict:
     """``count`` images (``files`` cycled) from ``clients`` threads: through ``classify_one`` (``long_poll``),
     else through ``poll_one``."""
     paths = list(itertools.islice(itertools.cycle(files), count))
     start = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        outcomes = list(pool.map(lambda path: classify_one(url, path, 120) if long_poll
-                                 else poll_one(url, path, interval), paths))
+        outcomes = list(
+            pool.map(lambda path: classify_one(url, path, 120) if long_poll else poll_one(url, path, interval), paths)
+        )
     seconds = time.perf_counter() - start
     latencies = [outcome.seconds for outcome in outcomes]
-    return dict(images=count, seconds=seconds, rate=count / seconds, gets=sum(o.gets for o in outcomes),
-                not_done=sum(1 for o in outcomes if o.status != "done"),
-                p50=float(np.percentile(latencies, 50)), p99=float(np.percentile(latencies, 99)))
+    return dict(
+        images=count,
+        seconds=seconds,
+        rate=count / seconds,
+        gets=sum(o.gets for o in outcomes),
+        not_done=sum(1 for o in outcomes if o.status != "done"),
+        p50=float(np.percentile(latencies, 50)),
+        p99=float(np.percentile(latencies, 99)),
+    )
 
 
 def poll_one(base_url: str, path: Path, interval: float | None) -> Outcome:

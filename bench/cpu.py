@@ -7,6 +7,7 @@ command in) takes its parent's group. A process's time includes its children tha
 The database and broker are the servers listening on their ports. "other" is whatever else kept
 the cores busy: the rest of this shared machine.
 """
+
 import os
 import re
 import subprocess

@@ -6,6 +6,7 @@ Python running on a core, not a thread waiting on MariaDB or RabbitMQ, and write
 own samples (the stack's last frame) and by their package, and the project's own functions by
 inclusive samples.
 """
+
 import os
 import re
 import subprocess
@@ -46,10 +47,27 @@ def record(pids: list[int], seconds: int, out_dir: Path, label: str, load) -> li
     try:
         for pid in pids:
             outputs.append(out_dir / f"{label}-{pid}.txt")
-            spies.append(subprocess.Popen(
-                [str(PY_SPY), "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "250",
-                 "--gil", "--format", "raw", "--output", str(outputs[-1])],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+            spies.append(
+                subprocess.Popen(
+                    [
+                        str(PY_SPY),
+                        "record",
+                        "--pid",
+                        str(pid),
+                        "--duration",
+                        str(seconds),
+                        "--rate",
+                        "250",
+                        "--gil",
+                        "--format",
+                        "raw",
+                        "--output",
+                        str(outputs[-1]),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                )
+            )
         for spy in spies:
             _, error = spy.communicate(timeout=seconds + 60)
             if spy.returncode:

@@ -9,6 +9,7 @@ Gunicorn binds a TCP port here (WEB_BIND) so it can be reached both directly and
    Gunicorn, while /health is probed for a few seconds: answers, and the slowest.
 Needs MariaDB and RabbitMQ (TEST_MYSQL_URL, TEST_AMQP_URL).
 """
+
 import argparse
 import socket
 import tempfile
@@ -34,15 +35,19 @@ def cpu_per_request(url: str, count: int, groups: dict[str, int]) -> dict:
         began = time.perf_counter()
         assert session.get(f"{url}/health", timeout=5).status_code == 200
         latencies.append(time.perf_counter() - began)
-    return {"cpu": {name: tree_cpu_seconds(pid) - before[name] for name, pid in groups.items()},
-            "p50": percentile(latencies, 50), "p99": percentile(latencies, 99)}
+    return {
+        "cpu": {name: tree_cpu_seconds(pid) - before[name] for name, pid in groups.items()},
+        "p50": percentile(latencies, 50),
+        "p99": percentile(latencies, 99),
+    }
 
 
 def health_under_slow_clients(url: str, slow: int, seconds: float = 3.0) -> tuple[int, int, float]:
     """(probes answered 200, probes, slowest answer) while ``slow`` connections trickle headers."""
     host, port = urlsplit(url).hostname, urlsplit(url).port
-    socks = [socket.create_connection((host, port), timeout=5, source_address=(f"127.0.5.{i + 1}", 0))
-             for i in range(slow)]
+    socks = [
+        socket.create_connection((host, port), timeout=5, source_address=(f"127.0.5.{i + 1}", 0)) for i in range(slow)
+    ]
     for sock in socks:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: bench\r\nX-Slow: ")
     answered, probes, slowest = 0, 0, 0.0
@@ -85,15 +90,20 @@ def main():
                 through = cpu_per_request(proxy_url, args.requests, groups)
                 direct = cpu_per_request(direct_url, args.requests, groups)
                 for label, result in (("through nginx", through), ("direct", direct)):
-                    per_request = {name: f"{seconds / args.requests * 1e6:.0f} µs"
-                                   for name, seconds in result["cpu"].items()}
-                    print(f"{args.requests} GET /health {label:13}: CPU per request {per_request}; "
-                          f"latency p50 {result['p50'] * 1e3:.1f} ms, p99 {result['p99'] * 1e3:.1f} ms")
+                    per_request = {
+                        name: f"{seconds / args.requests * 1e6:.0f} µs" for name, seconds in result["cpu"].items()
+                    }
+                    print(
+                        f"{args.requests} GET /health {label:13}: CPU per request {per_request}; "
+                        f"latency p50 {result['p50'] * 1e3:.1f} ms, p99 {result['p99'] * 1e3:.1f} ms"
+                    )
                 # Direct last: it leaves Gunicorn stuck.
                 for label, url in (("through nginx", proxy_url), ("direct", direct_url)):
                     answered, probes, slowest = health_under_slow_clients(url, args.slow)
-                    print(f"{args.slow} slow clients, /health {label:13}: {answered}/{probes} probes answered 200, "
-                          f"slowest {slowest * 1e3:.0f} ms")
+                    print(
+                        f"{args.slow} slow clients, /health {label:13}: {answered}/{probes} probes answered 200, "
+                        f"slowest {slowest * 1e3:.0f} ms"
+                    )
     finally:
         drop_database(database_url)
         delete_queues([queue])

@@ -22,6 +22,7 @@ service as shipped (``make run``) and the naive worker, in one run.
 (raw stacks in instance/profiles/). Needs MariaDB and RabbitMQ (TEST_MYSQL_URL, TEST_AMQP_URL)
 and the model weights.
 """
+
 import argparse
 import base64
 import itertools
@@ -58,8 +59,20 @@ from deploy.harness import (
 
 IMAGES = PROJECT_ROOT.parent / "shared" / "images"
 PROFILES = PROJECT_ROOT / "instance" / "profiles"
-GROUPS = ("nginx", "Gunicorn", "waiter", "worker", "webhooks", "beat", "flower", "honcho", "RabbitMQ", "MariaDB",
-          LOAD_GENERATOR, OTHER)
+GROUPS = (
+    "nginx",
+    "Gunicorn",
+    "waiter",
+    "worker",
+    "webhooks",
+    "beat",
+    "flower",
+    "honcho",
+    "RabbitMQ",
+    "MariaDB",
+    LOAD_GENERATOR,
+    OTHER,
+)
 SERVICE = "service"  # every group but the load generator and the rest of the machine
 
 
@@ -72,6 +85,7 @@ def percentile(values, q) -> float:
 
 
 # --- 1. the limit -------------------------------------------------------------------------
+
 
 def _limit_worker(args):
     model_path, labels, paths, batch_size, threads = args
@@ -86,7 +100,7 @@ def _limit_worker(args):
     blobs = [p.read_bytes() for p in paths]
     start, cpu, images = time.perf_counter(), time.process_time(), 0
     for i in range(0, len(blobs) - batch_size + 1, batch_size):
-        batch = np.stack([prepare(b) for b in blobs[i:i + batch_size]])
+        batch = np.stack([prepare(b) for b in blobs[i : i + batch_size]])
         interpreter.set_tensor(index_in, batch)
         interpreter.invoke()
         images += batch_size
@@ -108,9 +122,11 @@ def limit(model_path: Path, count: int, batch_size: int, processes: int, threads
 
 # --- 2-5. the deployed service --------------------------------------------------------------
 
+
 def image_bodies() -> list[str]:
-    return [('{"name": "%s", "data": "%s"}' % (p.name, base64.b64encode(p.read_bytes()).decode()))
-            for p in image_files()]
+    return [
+        ('{"name": "%s", "data": "%s"}' % (p.name, base64.b64encode(p.read_bytes()).decode())) for p in image_files()
+    ]
 
 
 def load_test(base_url: str, database_url: str, count: int, clients: int, rate: float | None = None) -> dict:
@@ -131,8 +147,12 @@ def load_test(base_url: str, database_url: str, count: int, clients: int, rate: 
             if rate:
                 time.sleep(max(0.0, begin + i / rate - time.perf_counter()))
             start = time.perf_counter()
-            response = session.post(f"{base_url}/inference/image", data=bodies[i % len(bodies)],
-                                    headers={"Content-Type": "text/plain"}, timeout=30)
+            response = session.post(
+                f"{base_url}/inference/image",
+                data=bodies[i % len(bodies)],
+                headers={"Content-Type": "text/plain"},
+                timeout=30,
+            )
             elapsed = time.perf_counter() - start
             assert response.status_code == 202, response.text
             with lock:
@@ -153,15 +173,22 @@ def load_test(base_url: str, database_url: str, count: int, clients: int, rate: 
             time.sleep(0.05)
             connection.rollback()
         done = time.perf_counter() - start
-        rows = connection.execute(text(
-            "SELECT status, TIMESTAMPDIFF(MICROSECOND, created_at, updated_at) FROM predictions")).all()
+        rows = connection.execute(
+            text("SELECT status, TIMESTAMPDIFF(MICROSECOND, created_at, updated_at) FROM predictions")
+        ).all()
     engine.dispose()
     completion = [micros / 1e6 for status, micros in rows]
     return dict(
-        images=len(uuids), seconds=done, posting_seconds=posted, rate=len(uuids) / done, uuids=uuids,
+        images=len(uuids),
+        seconds=done,
+        posting_seconds=posted,
+        rate=len(uuids) / done,
+        uuids=uuids,
         not_done=sum(1 for status, _ in rows if status != "done"),
-        post_p50=percentile(post_latencies, 50), post_p99=percentile(post_latencies, 99),
-        done_p50=percentile(completion, 50), done_p99=percentile(completion, 99),
+        post_p50=percentile(post_latencies, 50),
+        post_p99=percentile(post_latencies, 99),
+        done_p50=percentile(completion, 50),
+        done_p99=percentile(completion, 99),
     )
 
 
@@ -192,6 +219,7 @@ def get_finished(base_url: str, uuids: list[str]):
     def send(session, i):
         response = session.get(f"{base_url}/predictions/{uuids[i % len(uuids)]}", timeout=30)
         assert response.status_code == 200, response.text
+
     return send
 
 
@@ -199,16 +227,23 @@ def post_images(base_url: str):
     bodies = image_bodies()
 
     def send(session, i):
-        response = session.post(f"{base_url}/inference/image", data=bodies[i % len(bodies)],
-                                headers={"Content-Type": "text/plain"}, timeout=30)
+        response = session.post(
+            f"{base_url}/inference/image",
+            data=bodies[i % len(bodies)],
+            headers={"Content-Type": "text/plain"},
+            timeout=30,
+        )
         assert response.status_code == 202, response.text
+
     return send
 
 
 def idle_latency(base_url: str, tries: int = 5) -> float:
     """Median time from POST to a done GET for one request on an otherwise idle service."""
-    body = '{"name": "e.jpg", "data": "%s"}' % base64.b64encode(
-        (IMAGES / "samples" / "elephant.jpg").read_bytes()).decode()
+    body = (
+        '{"name": "e.jpg", "data": "%s"}'
+        % base64.b64encode((IMAGES / "samples" / "elephant.jpg").read_bytes()).decode()
+    )
     session = requests.Session()
     latencies = []
     for _ in range(tries):
@@ -239,8 +274,16 @@ def measured(meter: CpuMeter, run, *args, **kwargs):
     return result, meter.spent(before, meter.snapshot())
 
 
-def deployed(label: str, count: int, clients: int, meter: CpuMeter, worker_app: str = "tasks.worker:celery_app",
-             gets: int = 0, profile_seconds: int = 0, **settings) -> dict:
+def deployed(
+    label: str,
+    count: int,
+    clients: int,
+    meter: CpuMeter,
+    worker_app: str = "tasks.worker:celery_app",
+    gets: int = 0,
+    profile_seconds: int = 0,
+    **settings,
+) -> dict:
     database_url = create_database("imgsvc_bench")
     queue = f"inference-bench-{uuid.uuid4().hex[:8]}"
     try:
@@ -252,31 +295,57 @@ def deployed(label: str, count: int, clients: int, meter: CpuMeter, worker_app: 
                 result, cpu = measured(meter, load_test, base_url, database_url, count, clients)
                 get_phase = None
                 if gets:  # GETs of finished jobs on their own, so their cost is not mixed with POSTs'
-                    latencies, get_cpu = measured(meter, hammer, clients, get_finished(base_url, result["uuids"]),
-                                                  count=gets)
-                    get_phase = {"requests": gets, "cpu": get_cpu, "p50": percentile(latencies, 50),
-                                 "p99": percentile(latencies, 99)}
+                    latencies, get_cpu = measured(
+                        meter, hammer, clients, get_finished(base_url, result["uuids"]), count=gets
+                    )
+                    get_phase = {
+                        "requests": gets,
+                        "cpu": get_cpu,
+                        "p50": percentile(latencies, 50),
+                        "p99": percentile(latencies, 99),
+                    }
                 # POST latency while the workers are saturated: clients pace their requests at the
                 # throughput just measured, so the queue never drains but the web is not flooded.
                 paced = load_test(base_url, database_url, count // 2, clients, rate=result["rate"])
                 multipart, files = None, image_files()
                 if gets:  # the batch client's POST: multipart with an Idempotency-Key, not JSON and base64
-                    _, multipart_cpu = measured(meter, hammer, clients, lambda session, i: post_image(
-                        session, base_url, files[i % len(files)]), count=count // 2)
+                    _, multipart_cpu = measured(
+                        meter,
+                        hammer,
+                        clients,
+                        lambda session, i: post_image(session, base_url, files[i % len(files)]),
+                        count=count // 2,
+                    )
                     multipart = {"requests": count // 2, "cpu": multipart_cpu}
                 profiles = None
                 if profile_seconds:
                     workers = profile_web.children(web.popen.pid)
                     profiles = {
-                        kind: profile_web.record(workers, profile_seconds, PROFILES, f"web-{kind}",
-                                                 lambda stop, send=send: hammer(clients, send, stop=stop))
-                        for kind, send in (("POST", post_images(base_url)),
-                                           ("POST-multipart", lambda session, i: post_image(
-                                               session, base_url, files[i % len(files)])),
-                                           ("GET", get_finished(base_url, paced["uuids"])))}
-                return {"label": label, "idle": idle, "memory": memory, "cpu": cpu, "gets": get_phase,
-                        "multipart": multipart, "profiles": profiles, **result, "paced_p50": paced["post_p50"],
-                        "paced_p99": paced["post_p99"]}
+                        kind: profile_web.record(
+                            workers,
+                            profile_seconds,
+                            PROFILES,
+                            f"web-{kind}",
+                            lambda stop, send=send: hammer(clients, send, stop=stop),
+                        )
+                        for kind, send in (
+                            ("POST", post_images(base_url)),
+                            ("POST-multipart", lambda session, i: post_image(session, base_url, files[i % len(files)])),
+                            ("GET", get_finished(base_url, paced["uuids"])),
+                        )
+                    }
+                return {
+                    "label": label,
+                    "idle": idle,
+                    "memory": memory,
+                    "cpu": cpu,
+                    "gets": get_phase,
+                    "multipart": multipart,
+                    "profiles": profiles,
+                    **result,
+                    "paced_p50": paced["post_p50"],
+                    "paced_p99": paced["post_p99"],
+                }
     finally:
         drop_database(database_url)
         delete_queues([queue])
@@ -293,10 +362,14 @@ def as_shipped(count: int, clients: int, meter: CpuMeter, poll_images: int) -> d
             with running_honcho(env, Path(instance)) as (url, _):
                 batch_client(url, files, 2 * clients, clients)  # warm-up, as the idle requests warm up (2)
                 runs = {"batch client (?wait= long polls)": measured(meter, batch_client, url, files, count, clients)}
-                for mode, interval in (("poll, Retry-After honoured", None), ("poll every 100 ms", 0.1),
-                                       ("poll every 50 ms", 0.05)):
-                    runs[mode] = measured(meter, batch_client, url, files, poll_images, clients, interval,
-                                          long_poll=False)
+                for mode, interval in (
+                    ("poll, Retry-After honoured", None),
+                    ("poll every 100 ms", 0.1),
+                    ("poll every 50 ms", 0.05),
+                ):
+                    runs[mode] = measured(
+                        meter, batch_client, url, files, poll_images, clients, interval, long_poll=False
+                    )
                 return {mode: {**result, "cpu": cpu} for mode, (result, cpu) in runs.items()}
     finally:
         drop_database(database_url)
@@ -304,6 +377,7 @@ def as_shipped(count: int, clients: int, meter: CpuMeter, poll_images: int) -> d
 
 
 # --- 6. the report --------------------------------------------------------------------------
+
 
 def per_image_ms(cpu: dict, images: int) -> dict:
     costs = {name: cpu.get(name, 0.0) / images * 1e3 for name in GROUPS}
@@ -319,8 +393,10 @@ def target(name: str, value: float, shown: str, bound: float, at_least: bool, un
 
 def print_profile(kind: str, files: list[Path]) -> None:
     total, own, packages, inclusive = profile_web.summarize(files)
-    print(f"\n    py-spy, Gunicorn workers under a {kind} flood: {total} samples "
-          f"({', '.join(profile_web.relative(f) for f in files)})")
+    print(
+        f"\n    py-spy, Gunicorn workers under a {kind} flood: {total} samples "
+        f"({', '.join(profile_web.relative(f) for f in files)})"
+    )
     print("      top frames by own samples:")
     for frame, samples in own:
         print(f"        {samples / total:6.1%}  {frame}")
@@ -337,9 +413,12 @@ def main():
     parser.add_argument("--naive-images", type=int, default=None, help="images for the naive worker (default --images)")
     parser.add_argument("--gets", type=int, default=None, help="GETs of finished jobs (default 2000, --quick 500)")
     parser.add_argument("--quick", action="store_true", help="a smaller run (about 4 minutes)")
-    parser.add_argument("--profile", action="store_true",
-                        help="py-spy each Gunicorn worker for 10 s under POST floods (JSON, multipart) and a GET flood "
-                             "(instance/profiles/)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy each Gunicorn worker for 10 s under POST floods (JSON, multipart) and a GET flood "
+        "(instance/profiles/)",
+    )
     args = parser.parse_args()
     images = args.images or (300 if args.quick else 1000)
     naive_images = args.naive_images or (150 if args.quick else images)
@@ -363,59 +442,88 @@ def main():
     # The deployed worker classifies image by image with a one-thread interpreter in each of 2 processes.
     limit_cpu_ms = limits["2 processes x 1 thread, batch 1"]["cpu_ms"]
 
-    service = deployed("deployed: batched LiteRT, 2 processes", images, args.clients, meter, gets=gets,
-                       profile_seconds=10 if args.profile else 0)
+    service = deployed(
+        "deployed: batched LiteRT, 2 processes",
+        images,
+        args.clients,
+        meter,
+        gets=gets,
+        profile_seconds=10 if args.profile else 0,
+    )
     # The deployed worker (2 processes) alone, no POSTs competing for the cores.
     backlog_rate = drain_rate(images, workers=1, concurrency=2)
     shipped_runs = as_shipped(images, args.clients, meter, poll_images)
     shipped = next(iter(shipped_runs.values()))
-    naive = deployed("naive: task per image, Keras predict", naive_images, args.clients, meter,
-                     worker_app="bench.naive_worker:celery_app")
+    naive = deployed(
+        "naive: task per image, Keras predict",
+        naive_images,
+        args.clients,
+        meter,
+        worker_app="bench.naive_worker:celery_app",
+    )
 
     print("\n(1) limit, in-process decode + preprocess + LiteRT inference")
     for name, run in limits.items():
         print(f"    {name:<40} {run['rate']:8.1f} images/s  {run['cpu_ms']:5.1f} CPU-ms per image")
-    print(f"\n{'':<42}{'images':>7}{'img/s':>7}{'POST p50/p99':>16}{'paced POST p50/p99':>20}"
-          f"{'done p50/p99':>16}{'idle 1 req':>12}  worker RSS MB (main, pool...)")
+    print(
+        f"\n{'':<42}{'images':>7}{'img/s':>7}{'POST p50/p99':>16}{'paced POST p50/p99':>20}"
+        f"{'done p50/p99':>16}{'idle 1 req':>12}  worker RSS MB (main, pool...)"
+    )
     for number, run in (("(2)", service), ("(3)", naive)):
-        print(f"{number} {run['label']:<38}{run['images']:>7}{run['rate']:>7.1f}"
-              f"{run['post_p50'] * 1e3:>8.0f}/{run['post_p99'] * 1e3:.0f}ms"
-              f"{run['paced_p50'] * 1e3:>12.0f}/{run['paced_p99'] * 1e3:.0f}ms"
-              f"{run['done_p50'] * 1e3:>9.0f}/{run['done_p99'] * 1e3:.0f}ms"
-              f"{run['idle'] * 1e3:>10.0f}ms  {', '.join(f'{m:.0f}' for m in run['memory'])}")
+        print(
+            f"{number} {run['label']:<38}{run['images']:>7}{run['rate']:>7.1f}"
+            f"{run['post_p50'] * 1e3:>8.0f}/{run['post_p99'] * 1e3:.0f}ms"
+            f"{run['paced_p50'] * 1e3:>12.0f}/{run['paced_p99'] * 1e3:.0f}ms"
+            f"{run['done_p50'] * 1e3:>9.0f}/{run['done_p99'] * 1e3:.0f}ms"
+            f"{run['idle'] * 1e3:>10.0f}ms  {', '.join(f'{m:.0f}' for m in run['memory'])}"
+        )
         if run["not_done"]:
             print(f"    !! {run['not_done']} jobs did not end done")
     print("\nWhere the cores went during each flood (CPU seconds, share of all cores' time):")
     for number, run in (("(2)", service), ("(3)", naive)):
         budget = os.cpu_count() * run["seconds"]
-        shares = ", ".join(f"{name} {seconds:.1f}s ({seconds / budget:.0%})" for name, seconds in run["cpu"].items()
-                           if abs(seconds) >= 0.05)
+        shares = ", ".join(
+            f"{name} {seconds:.1f}s ({seconds / budget:.0%})"
+            for name, seconds in run["cpu"].items()
+            if abs(seconds) >= 0.05
+        )
         print(f"    {number} {shares}, idle {budget - sum(run['cpu'].values()):.1f}s")
-    print(f"\n(2b) the deployed worker draining {images} queued jobs, no POSTs competing: "
-          f"{backlog_rate:.1f} images/s = {backlog_rate / best_limit:.2f} of the limit")
+    print(
+        f"\n(2b) the deployed worker draining {images} queued jobs, no POSTs competing: "
+        f"{backlog_rate:.1f} images/s = {backlog_rate / best_limit:.2f} of the limit"
+    )
 
-    print(f"\nas shipped: make run's processes (honcho and the Procfile; Flower with events on), "
-          f"{args.clients} client threads, each POSTing an image and waiting for it until done:")
+    print(
+        f"\nas shipped: make run's processes (honcho and the Procfile; Flower with events on), "
+        f"{args.clients} client threads, each POSTing an image and waiting for it until done:"
+    )
     get_ms = service["gets"]["cpu"]["Gunicorn"] / service["gets"]["requests"] * 1e3
     for mode, run in shipped_runs.items():
         gets = run["gets"] / run["images"]
         polling = "" if mode == next(iter(shipped_runs)) else f" = {gets * get_ms:.2f} web CPU-ms of polling"
-        print(f"    {mode:<44} {run['images']:>5} images {run['rate']:6.1f} img/s = {run['rate'] / best_limit:.2f}"
-              f" of the limit; job p50/p99 {run['p50'] * 1e3:.0f}/{run['p99'] * 1e3:.0f} ms; {gets:.1f} GETs per "
-              f"image{polling}; CPU-ms per image: web {run['cpu']['Gunicorn'] / run['images'] * 1e3:.2f}, waiter "
-              f"{run['cpu'].get('waiter', 0.0) / run['images'] * 1e3:.2f}, nginx "
-              f"{run['cpu']['nginx'] / run['images'] * 1e3:.2f}"
-              + (f"; !! {run['not_done']} not done" if run["not_done"] else ""))
+        print(
+            f"    {mode:<44} {run['images']:>5} images {run['rate']:6.1f} img/s = {run['rate'] / best_limit:.2f}"
+            f" of the limit; job p50/p99 {run['p50'] * 1e3:.0f}/{run['p99'] * 1e3:.0f} ms; {gets:.1f} GETs per "
+            f"image{polling}; CPU-ms per image: web {run['cpu']['Gunicorn'] / run['images'] * 1e3:.2f}, waiter "
+            f"{run['cpu'].get('waiter', 0.0) / run['images'] * 1e3:.2f}, nginx "
+            f"{run['cpu']['nginx'] / run['images'] * 1e3:.2f}"
+            + (f"; !! {run['not_done']} not done" if run["not_done"] else "")
+        )
 
-    rows = {"(2) deployed": (service, service["images"]), "as shipped": (shipped, shipped["images"]),
-            "(3) naive": (naive, naive["images"])}
+    rows = {
+        "(2) deployed": (service, service["images"]),
+        "as shipped": (shipped, shipped["images"]),
+        "(3) naive": (naive, naive["images"]),
+    }
     per_image = {name: per_image_ms(run["cpu"], count) for name, (run, count) in rows.items()}
     post_ms = per_image["(2) deployed"]["Gunicorn"]
     nginx_get_ms = service["gets"]["cpu"]["nginx"] / service["gets"]["requests"] * 1e3
     worker_ms = per_image["(2) deployed"]["worker"]
     shipped_worker_ms = per_image["as shipped"]["worker"]
-    print("\nCPU-ms per image by process group during each flood (from /proc; \"other\" is the rest of this "
-          "shared machine):")
+    print(
+        '\nCPU-ms per image by process group during each flood (from /proc; "other" is the rest of this '
+        "shared machine):"
+    )
     widths = {name: max(10, len(name) + 2) for name in (*GROUPS, "total", SERVICE)}
     print(f"    {'':<14}" + "".join(f"{name:>{width}}" for name, width in widths.items()))
     for name, costs in per_image.items():
@@ -423,76 +531,118 @@ def main():
     # Other work on a shared machine takes cores from a flood but not from the limit measured before it;
     # CPU per image does not depend on it: cores / CPU-ms per image is the rate with every core to itself.
     projected = {name: limit_cpu_ms / costs[SERVICE] for name, costs in per_image.items()}
-    print(f"CPU-projected, with all {os.cpu_count()} cores to itself ({os.cpu_count()} cores / service CPU per image): "
-          f"limit {os.cpu_count() * 1e3 / limit_cpu_ms:.0f} images/s; "
-          + ", ".join(f"{name} {os.cpu_count() * 1e3 / per_image[name][SERVICE]:.0f} = {ratio:.2f} of it"
-                      for name, ratio in projected.items()))
+    print(
+        f"CPU-projected, with all {os.cpu_count()} cores to itself ({os.cpu_count()} cores / service CPU per image): "
+        f"limit {os.cpu_count() * 1e3 / limit_cpu_ms:.0f} images/s; "
+        + ", ".join(
+            f"{name} {os.cpu_count() * 1e3 / per_image[name][SERVICE]:.0f} = {ratio:.2f} of it"
+            for name, ratio in projected.items()
+        )
+    )
     for name, (run, _) in rows.items():
         busy_elsewhere = run["cpu"][OTHER] / (os.cpu_count() * run["seconds"])
         if busy_elsewhere > 0.1:
-            print(f"    !! other processes on this machine took {busy_elsewhere:.0%} of the cores during {name}: "
-                  "its images/s and ratios to the limit understate the service; the CPU-projected ones do not")
-    print(f"\nweb (Gunicorn): {post_ms:.2f} CPU-ms per POST (the (2) flood), {get_ms:.2f} per GET "
-          f"({service['gets']['requests']} GETs of finished jobs from {args.clients} threads, latency "
-          f"p50/p99 {service['gets']['p50'] * 1e3:.1f}/{service['gets']['p99'] * 1e3:.1f} ms); nginx "
-          f"{per_image['(2) deployed']['nginx']:.2f} per POST, {nginx_get_ms:.2f} per GET")
+            print(
+                f"    !! other processes on this machine took {busy_elsewhere:.0%} of the cores during {name}: "
+                "its images/s and ratios to the limit understate the service; the CPU-projected ones do not"
+            )
+    print(
+        f"\nweb (Gunicorn): {post_ms:.2f} CPU-ms per POST (the (2) flood), {get_ms:.2f} per GET "
+        f"({service['gets']['requests']} GETs of finished jobs from {args.clients} threads, latency "
+        f"p50/p99 {service['gets']['p50'] * 1e3:.1f}/{service['gets']['p99'] * 1e3:.1f} ms); nginx "
+        f"{per_image['(2) deployed']['nginx']:.2f} per POST, {nginx_get_ms:.2f} per GET"
+    )
     multipart_ms = service["multipart"]["cpu"]["Gunicorn"] / service["multipart"]["requests"] * 1e3
-    print(f"    the batch client's POST (multipart, Idempotency-Key; {service['multipart']['requests']} from "
-          f"{args.clients} threads): {multipart_ms:.2f} CPU-ms per POST in Gunicorn")
-    print(f"worker: {worker_ms:.2f} CPU-ms per image deployed, {shipped_worker_ms:.2f} as shipped (task events on); "
-          f"the limit {limit_cpu_ms:.2f} (2 processes x 1 thread, batch 1) → overhead "
-          f"{worker_ms - limit_cpu_ms:.2f} deployed, {shipped_worker_ms - limit_cpu_ms:.2f} as shipped")
+    print(
+        f"    the batch client's POST (multipart, Idempotency-Key; {service['multipart']['requests']} from "
+        f"{args.clients} threads): {multipart_ms:.2f} CPU-ms per POST in Gunicorn"
+    )
+    print(
+        f"worker: {worker_ms:.2f} CPU-ms per image deployed, {shipped_worker_ms:.2f} as shipped (task events on); "
+        f"the limit {limit_cpu_ms:.2f} (2 processes x 1 thread, batch 1) → overhead "
+        f"{worker_ms - limit_cpu_ms:.2f} deployed, {shipped_worker_ms - limit_cpu_ms:.2f} as shipped"
+    )
 
     if service["profiles"]:
         for kind, profile_files in service["profiles"].items():
             print_profile(kind, profile_files)
 
-    ratios = {"deployed/limit": service["rate"] / best_limit, "as shipped/limit": shipped["rate"] / best_limit,
-              "deployed/naive": service["rate"] / naive["rate"]}
-    print(f"\n(2)/(1) = {ratios['deployed/limit']:.2f}    as shipped/(1) = {ratios['as shipped/limit']:.2f}    "
-          f"(2)/(3) = {ratios['deployed/naive']:.1f}")
+    ratios = {
+        "deployed/limit": service["rate"] / best_limit,
+        "as shipped/limit": shipped["rate"] / best_limit,
+        "deployed/naive": service["rate"] / naive["rate"],
+    }
+    print(
+        f"\n(2)/(1) = {ratios['deployed/limit']:.2f}    as shipped/(1) = {ratios['as shipped/limit']:.2f}    "
+        f"(2)/(3) = {ratios['deployed/naive']:.1f}"
+    )
 
     overhead = worker_ms - limit_cpu_ms
     targets = [
         target("deployed / limit", ratios["deployed/limit"], f"{ratios['deployed/limit']:.2f}", 0.6, True),
         target("as shipped / limit", ratios["as shipped/limit"], f"{ratios['as shipped/limit']:.2f}", 0.5, True),
-        target("deployed / limit, CPU-projected", projected["(2) deployed"], f"{projected['(2) deployed']:.2f}",
-               0.6, True),
-        target("as shipped / limit, CPU-projected", projected["as shipped"], f"{projected['as shipped']:.2f}",
-               0.5, True),
+        target(
+            "deployed / limit, CPU-projected", projected["(2) deployed"], f"{projected['(2) deployed']:.2f}", 0.6, True
+        ),
+        target(
+            "as shipped / limit, CPU-projected", projected["as shipped"], f"{projected['as shipped']:.2f}", 0.5, True
+        ),
         target("deployed / naive", ratios["deployed/naive"], f"{ratios['deployed/naive']:.1f}", 8, True),
         target("web CPU per POST, JSON + base64", post_ms, f"{post_ms:.2f} ms", 2, False, " ms"),
-        target("web CPU per POST, multipart (the batch client's)", multipart_ms, f"{multipart_ms:.2f} ms", 2, False,
-               " ms"),
+        target(
+            "web CPU per POST, multipart (the batch client's)", multipart_ms, f"{multipart_ms:.2f} ms", 2, False, " ms"
+        ),
         target("web CPU per GET", get_ms, f"{get_ms:.2f} ms", 0.5, False, " ms"),
-        target("worker overhead per image (worker − limit CPU)", overhead,
-               f"{worker_ms:.2f} − {limit_cpu_ms:.2f} = {overhead:.2f} ms", 1, False, " ms"),
-        target("POST p99, workers saturated (paced)", service["paced_p99"] * 1e3,
-               f"{service['paced_p99'] * 1e3:.0f} ms", 50, False, " ms"),
+        target(
+            "worker overhead per image (worker − limit CPU)",
+            overhead,
+            f"{worker_ms:.2f} − {limit_cpu_ms:.2f} = {overhead:.2f} ms",
+            1,
+            False,
+            " ms",
+        ),
+        target(
+            "POST p99, workers saturated (paced)",
+            service["paced_p99"] * 1e3,
+            f"{service['paced_p99'] * 1e3:.0f} ms",
+            50,
+            False,
+            " ms",
+        ),
         target("idle single request", service["idle"] * 1e3, f"{service['idle'] * 1e3:.0f} ms", 50, False, " ms"),
     ]
     print("\n--- markdown for the README ---\n")
-    print("| | images/s | of the limit | POST p50/p99 (flood) | POST p50/p99 (paced, workers saturated) "
-          "| completion p50/p99 | idle request | RSS per pool process |")
+    print(
+        "| | images/s | of the limit | POST p50/p99 (flood) | POST p50/p99 (paced, workers saturated) "
+        "| completion p50/p99 | idle request | RSS per pool process |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     rates = " / ".join(f"{limits[f'2 processes x 1 thread, batch {b}']['rate']:.0f}" for b in (1, 8, 32))
     print(f"| (1) limit, 2 processes x 1 thread, batch 1 / 8 / 32 | {rates} | | | | | | |")
-    print(f"| (1) limit, 1 process x 2 threads, batch 32 | {limits['1 process x 2 threads, batch 32']['rate']:.0f} "
-          "| | | | | | |")
+    print(
+        f"| (1) limit, 1 process x 2 threads, batch 32 | {limits['1 process x 2 threads, batch 32']['rate']:.0f} "
+        "| | | | | | |"
+    )
     for run in (service, naive):
-        print(f"| {'(2)' if run is service else '(3)'} {run['label']} | {run['rate']:.1f} | "
-              f"{run['rate'] / best_limit:.2f} | {run['post_p50'] * 1e3:.0f} / {run['post_p99'] * 1e3:.0f} ms | "
-              f"{run['paced_p50'] * 1e3:.0f} / {run['paced_p99'] * 1e3:.0f} ms | {run['done_p50']:.1f} / "
-              f"{run['done_p99']:.1f} s | {run['idle'] * 1e3:.0f} ms | "
-              f"{', '.join(f'{m:.0f}' for m in run['memory'][1:])} MB |")
+        print(
+            f"| {'(2)' if run is service else '(3)'} {run['label']} | {run['rate']:.1f} | "
+            f"{run['rate'] / best_limit:.2f} | {run['post_p50'] * 1e3:.0f} / {run['post_p99'] * 1e3:.0f} ms | "
+            f"{run['paced_p50'] * 1e3:.0f} / {run['paced_p99'] * 1e3:.0f} ms | {run['done_p50']:.1f} / "
+            f"{run['done_p99']:.1f} s | {run['idle'] * 1e3:.0f} ms | "
+            f"{', '.join(f'{m:.0f}' for m in run['memory'][1:])} MB |"
+        )
         if run is service:
-            print(f"| (2b) the same worker draining {images} queued jobs | {backlog_rate:.0f} | "
-                  f"{backlog_rate / best_limit:.2f} | | | | | |")
+            print(
+                f"| (2b) the same worker draining {images} queued jobs | {backlog_rate:.0f} | "
+                f"{backlog_rate / best_limit:.2f} | | | | | |"
+            )
             for mode, shipped_run in shipped_runs.items():
-                print(f"| as shipped (`make run`), {mode} | {shipped_run['rate']:.1f} | "
-                      f"{shipped_run['rate'] / best_limit:.2f} | | | job {shipped_run['p50']:.2f} / "
-                      f"{shipped_run['p99']:.2f} s | | |")
-    print("\nCPU-ms per image by process group during each flood (\"other\": the rest of the machine):\n")
+                print(
+                    f"| as shipped (`make run`), {mode} | {shipped_run['rate']:.1f} | "
+                    f"{shipped_run['rate'] / best_limit:.2f} | | | job {shipped_run['p50']:.2f} / "
+                    f"{shipped_run['p99']:.2f} s | | |"
+                )
+    print('\nCPU-ms per image by process group during each flood ("other": the rest of the machine):\n')
     print("| | " + " | ".join(widths) + " |")
     print("|---" * (len(widths) + 1) + "|")
     for name, costs in per_image.items():
@@ -501,8 +651,10 @@ def main():
     print("|---|---|---|---|")
     for row in targets:
         print("| " + " | ".join(row) + " |")
-    print(f"| waiting, as shipped (batch client) | {shipped['gets'] / shipped['images']:.1f} GETs per image, "
-          f"waiter {shipped['cpu'].get('waiter', 0.0) / shipped['images'] * 1e3:.2f} CPU-ms per image | | |")
+    print(
+        f"| waiting, as shipped (batch client) | {shipped['gets'] / shipped['images']:.1f} GETs per image, "
+        f"waiter {shipped['cpu'].get('waiter', 0.0) / shipped['images'] * 1e3:.2f} CPU-ms per image | | |"
+    )
 
 
 if __name__ == "__main__":

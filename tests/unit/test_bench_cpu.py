@@ -1,4 +1,5 @@
 """The benchmark's CPU accounting (bench/cpu.py) and profile summary (bench/profile_web.py), on real processes."""
+
 import subprocess
 import sys
 import textwrap
@@ -20,8 +21,9 @@ def test_a_group_keeps_the_cpu_of_children_that_exited():
     meter = CpuMeter({})
     before = meter.snapshot()
     # "gunicorn" among its arguments puts the process, and the child it ran, in the Gunicorn group.
-    parent = subprocess.Popen([sys.executable, "-c", PARENT, "gunicorn"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, "gunicorn"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert parent.stdout.readline() == "reaped\n"
         spent = meter.spent(before, meter.snapshot())
@@ -34,12 +36,17 @@ def test_a_group_keeps_the_cpu_of_children_that_exited():
 
 def test_profile_summary_ranks_frames_packages_and_project_frames(tmp_path):
     raw = tmp_path / "web.txt"
-    raw.write_text("handle (gunicorn/w.py:1);get_prediction (webapp/predictions/views.py:60);ping (db.py:9) 6\n"
-                   "handle (gunicorn/w.py:1);get_prediction (webapp/predictions/views.py:61) 3\n"
-                   "handle (gunicorn/w.py:2);write (gunicorn/util.py:5) 1\n")
+    raw.write_text(
+        "handle (gunicorn/w.py:1);get_prediction (webapp/predictions/views.py:60);ping (db.py:9) 6\n"
+        "handle (gunicorn/w.py:1);get_prediction (webapp/predictions/views.py:61) 3\n"
+        "handle (gunicorn/w.py:2);write (gunicorn/util.py:5) 1\n"
+    )
     total, own, packages, inclusive = summarize([raw])
     assert total == 10
-    assert own == [("ping (db.py)", 6), ("get_prediction (webapp/predictions/views.py)", 3),
-                   ("write (gunicorn/util.py)", 1)]
+    assert own == [
+        ("ping (db.py)", 6),
+        ("get_prediction (webapp/predictions/views.py)", 3),
+        ("write (gunicorn/util.py)", 1),
+    ]
     assert packages == [("db", 6), ("webapp", 3), ("gunicorn", 1)]
     assert inclusive == [("get_prediction (webapp/predictions/views.py)", 9)]
