@@ -412,7 +412,7 @@ def main():
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--naive-images", type=int, default=None, help="images for the naive worker (default --images)")
     parser.add_argument("--gets", type=int, default=None, help="GETs of finished jobs (default 2000, --quick 500)")
-    parser.add_argument("--quick", action="store_true", help="a smaller run (about 4 minutes)")
+    parser.add_argument("--quick", action="store_true", help="a smaller run (about 2 minutes)")
     parser.add_argument(
         "--profile",
         action="store_true",
