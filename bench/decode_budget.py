@@ -7,6 +7,7 @@ its format gets), passes ``inspect_image``, and goes through ``models.preprocess
 fresh subprocess that reports its CPU seconds and how far its peak RSS (VmHWM) rose above what it
 held before decoding. The budget the limits are chosen for: about 1 s of CPU and 100 MB each.
 """
+
 import io
 import json
 import math
@@ -59,8 +60,9 @@ def _bmp_rle(bits: int, rows: bytes) -> bytes:
     pixels = rows * height + b"\x00\x01"
     colours = 1 << bits
     palette = b"".join(bytes([i % 256, 255 - i % 256, 90, 0]) for i in range(colours))
-    header = struct.pack("<IiiHHIIiiII", 40, width, height, 1, bits, 1 if bits == 8 else 2, len(pixels),
-                         2835, 2835, colours, 0)
+    header = struct.pack(
+        "<IiiHHIIiiII", 40, width, height, 1, bits, 1 if bits == 8 else 2, len(pixels), 2835, 2835, colours, 0
+    )
     offset = 14 + len(header) + len(palette)
     return b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + header + palette + pixels
 
@@ -81,8 +83,9 @@ def bmp_rgb_raw() -> bytes:
 
 
 def tiff_rgba_deflate() -> bytes:
-    return _save(Image.new("RGBA", _size(LIMITS.max_pixels), (40, 90, 200, 128)), "TIFF",
-                 compression="tiff_adobe_deflate")
+    return _save(
+        Image.new("RGBA", _size(LIMITS.max_pixels), (40, 90, 200, 128)), "TIFF", compression="tiff_adobe_deflate"
+    )
 
 
 def gif_palette() -> bytes:
@@ -93,9 +96,17 @@ def webp_lossless_rgba() -> bytes:
     return _save(Image.new("RGBA", _size(LIMITS.max_webp_pixels), (40, 90, 200, 128)), "WEBP", lossless=True)
 
 
-WORST_CASES = [png_rgba, jpeg_baseline_cmyk, jpeg_progressive_max_scans, bmp_rgb_raw,
-               bmp_rle4_runs, bmp_rle8_row_ends, tiff_rgba_deflate,
-               gif_palette, webp_lossless_rgba]
+WORST_CASES = [
+    png_rgba,
+    jpeg_baseline_cmyk,
+    jpeg_progressive_max_scans,
+    bmp_rgb_raw,
+    bmp_rle4_runs,
+    bmp_rle8_row_ends,
+    tiff_rgba_deflate,
+    gif_palette,
+    webp_lossless_rgba,
+]
 
 _MEASURE = """
 import sys, time
@@ -116,8 +127,12 @@ def measure(data: bytes) -> tuple[float, float]:
     with tempfile.NamedTemporaryFile(suffix=".img") as file:
         file.write(data)
         file.flush()
-        run = subprocess.run([sys.executable, "-c", _MEASURE, file.name], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parents[1])
+        run = subprocess.run(
+            [sys.executable, "-c", _MEASURE, file.name],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
     if run.returncode:
         raise RuntimeError(f"decoding failed: {run.stderr}")
     cpu, peak = run.stdout.split()
@@ -136,8 +151,10 @@ def main() -> None:
         checked = (time.perf_counter() - started) * 1e6
         cpu, peak = measure(data)
         note = "" if len(data) <= UPLOAD_LIMIT else "  (over the 1 MiB upload limit)"
-        print(f"{make.__name__:28} {facts.width:>5}x{facts.height:<5} {len(data):>9} {checked:>9.0f} "
-              f"{cpu:>6.2f} {peak:>8.0f}{note}")
+        print(
+            f"{make.__name__:28} {facts.width:>5}x{facts.height:<5} {len(data):>9} {checked:>9.0f} "
+            f"{cpu:>6.2f} {peak:>8.0f}{note}"
+        )
         results[make.__name__] = {"cpu_s": cpu, "peak_mb": peak, "bytes": len(data)}
     print(json.dumps(results))
 

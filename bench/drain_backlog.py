@@ -11,6 +11,7 @@ them afterwards:
 Each worker process runs a one-thread LiteRT interpreter, so on a 2-core machine a
 second worker puts the second core to work (1.89x measured; see README "Scaling").
 """
+
 import argparse
 import itertools
 import tempfile
@@ -47,10 +48,12 @@ def drain_rate(jobs: int, workers: int, concurrency: int, timeout: float = 900) 
             started = [launch_worker(env, Path(instance), f"drain{n}", concurrency) for n in range(workers)]
             try:
                 with engine.connect() as connection:
+
                     def pending() -> int:
                         connection.rollback()
                         return connection.execute(
-                            text("SELECT COUNT(*) FROM predictions WHERE status = 'pending'")).scalar()
+                            text("SELECT COUNT(*) FROM predictions WHERE status = 'pending'")
+                        ).scalar()
 
                     deadline = time.monotonic() + timeout
                     while (left := pending()) == jobs:

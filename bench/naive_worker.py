@@ -5,6 +5,7 @@ the real worker, so the only difference measured is how the worker classifies.
 
     celery -A bench.naive_worker:celery_app worker --concurrency 2
 """
+
 from celery.signals import worker_process_init
 
 from jobs.app import create_base_app

@@ -8,6 +8,7 @@ and queue afterwards:
 
     .venv/bin/python -m bench.soak --requests 5000 --rate 10
 """
+
 import argparse
 import base64
 import shutil
@@ -66,8 +67,13 @@ def count(database_url: str, accepted: list[str]) -> dict[str, int]:
         rows = dict(connection.execute(text("SELECT uuid, status FROM predictions")).all())
     engine.dispose()
     statuses = [rows.get(job) for job in accepted]
-    return {"rows": len(rows), "done": statuses.count("done"), "failed": statuses.count("failed"),
-            "pending": statuses.count("pending"), "lost": statuses.count(None)}
+    return {
+        "rows": len(rows),
+        "done": statuses.count("done"),
+        "failed": statuses.count("failed"),
+        "pending": statuses.count("pending"),
+        "lost": statuses.count(None),
+    }
 
 
 def main() -> int:
@@ -93,9 +99,11 @@ def main() -> int:
         drop_database(database)
         delete_queues([queue])
     print(f"{args.requests} POSTs in {sent_in:.0f} s ({args.requests / sent_in:.1f}/s); answers {answers}")
-    print(f"rows {figures['rows']} = accepted {len(accepted)} = done {figures['done']}; "
-          f"failed {figures['failed']}, pending {figures['pending']}, lost {figures['lost']}; "
-          f"all finished {drained_in:.0f} s after the first POST")
+    print(
+        f"rows {figures['rows']} = accepted {len(accepted)} = done {figures['done']}; "
+        f"failed {figures['failed']}, pending {figures['pending']}, lost {figures['lost']}; "
+        f"all finished {drained_in:.0f} s after the first POST"
+    )
     ok = figures["rows"] == len(accepted) == figures["done"] and figures["lost"] == 0
     if ok:
         shutil.rmtree(work)

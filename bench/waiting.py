@@ -10,6 +10,7 @@ from its batch's commit. Run once with RabbitMQ events and once with the polling
 
     .venv/bin/python -m bench.waiting --clients 200
 """
+
 import argparse
 import asyncio
 import statistics
@@ -44,8 +45,13 @@ def database_connections(server, database: str) -> dict:
     """Connections open on ``database`` (the waiter's alone) and those running a statement, and the
     server's Threads_connected (shared with everything else on this MariaDB)."""
     with server.connect() as connection:
-        rows = connection.execute(text("SELECT COMMAND FROM information_schema.PROCESSLIST WHERE DB = :d"),
-                                  {"d": database}).scalars().all()
+        rows = (
+            connection.execute(
+                text("SELECT COMMAND FROM information_schema.PROCESSLIST WHERE DB = :d"), {"d": database}
+            )
+            .scalars()
+            .all()
+        )
         total = int(connection.execute(text("SHOW STATUS LIKE 'Threads_connected'")).one()[1])
     return {"open": len(rows), "in_use": sum(command != "Sleep" for command in rows), "threads_connected": total}
 
@@ -70,7 +76,7 @@ def end_jobs(app, uuids: list[str]) -> dict[str, float]:
     committed = {}
     with app.app_context():
         for start in range(0, len(uuids), BATCH):
-            batch = uuids[start:start + BATCH]
+            batch = uuids[start : start + BATCH]
             record_outcomes({u: done_outcome("dogsled", 0.9, []) for u in batch})
             now = time.perf_counter()
             committed.update(dict.fromkeys(batch, now))
@@ -82,6 +88,7 @@ async def wait_all(url: str, uuids: list[str], during_wait) -> dict[str, tuple[i
     answers = {}
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=WAIT + 10)) as session:
+
         async def one(prediction_uuid):
             async with session.get(f"{url}/predictions/{prediction_uuid}?wait={WAIT}") as response:
                 await response.read()
@@ -101,8 +108,9 @@ def run(label: str, clients: int, broker: str | None) -> dict:
     server = create_engine(MYSQL_SERVER_URL)
     try:
         with tempfile.TemporaryDirectory() as instance:
-            env = deployment_env(Path(instance), database_url, queue,
-                                 **({"CELERY_BROKER_URL": broker} if broker else {}))
+            env = deployment_env(
+                Path(instance), database_url, queue, **({"CELERY_BROKER_URL": broker} if broker else {})
+            )
             app = app_for(env)
             uuids = create_pending(app, clients)
             waiter, url = start_waiter(env, Path(instance))
@@ -124,8 +132,16 @@ def run(label: str, clients: int, broker: str | None) -> dict:
         delete_notify_entities(queue)
     delays = sorted((answers[u][1] - committed[u]) * 1000 for u in uuids)
     statuses = {answers[u][0] for u in uuids}
-    return {"label": label, "clients": clients, "statuses": statuses, "idle": idle, **sample,
-            "p50": statistics.median(delays), "p99": delays[int(len(delays) * 0.99) - 1], "max": delays[-1]}
+    return {
+        "label": label,
+        "clients": clients,
+        "statuses": statuses,
+        "idle": idle,
+        **sample,
+        "p50": statistics.median(delays),
+        "p99": delays[int(len(delays) * 0.99) - 1],
+        "max": delays[-1],
+    }
 
 
 def main() -> None:
@@ -134,11 +150,13 @@ def main() -> None:
     args = parser.parse_args()
     for label, broker in (("RabbitMQ events", None), ("polling fallback (filesystem broker)", "filesystem://")):
         r = run(label, args.clients, broker)
-        print(f"{r['label']}: {r['clients']} clients waiting, answers {sorted(r['statuses'])}; "
-              f"after the commit p50 {r['p50']:.0f} ms, p99 {r['p99']:.0f} ms, max {r['max']:.0f} ms; "
-              f"waiter RSS {r['idle']['rss_mb']:.0f} MB idle, {r['rss_mb']:.0f} MB waiting, threads {r['threads']}; "
-              f"DB connections on its database {r['open']} open, {r['in_use']} in use; "
-              f"server Threads_connected {r['threads_connected']}")
+        print(
+            f"{r['label']}: {r['clients']} clients waiting, answers {sorted(r['statuses'])}; "
+            f"after the commit p50 {r['p50']:.0f} ms, p99 {r['p99']:.0f} ms, max {r['max']:.0f} ms; "
+            f"waiter RSS {r['idle']['rss_mb']:.0f} MB idle, {r['rss_mb']:.0f} MB waiting, threads {r['threads']}; "
+            f"DB connections on its database {r['open']} open, {r['in_use']} in use; "
+            f"server Threads_connected {r['threads_connected']}"
+        )
 
 
 if __name__ == "__main__":
