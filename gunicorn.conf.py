@@ -12,10 +12,24 @@ import os
 import shutil
 import tempfile
 
+from gunicorn.glogging import Logger
+
 from config.logging import logging_config
 
+
+class NoAccessLogger(Logger):
+    """nginx writes the one access line per request, so Gunicorn builds none: with a
+    ``logconfig_dict`` it would format every request's access atoms only to drop them."""
+
+    access_log_enabled = False
+
+
+logger_class = NoAccessLogger
 logconfig_dict = logging_config(os.environ.get("LOG_LEVEL") or "INFO")
-threads = int(os.environ.get("WEB_THREADS") or 4)
+# One thread per process: the sync worker. nginx hands Gunicorn whole requests and takes whole
+# answers, and ?wait long polls go to the waiter, so a process is never held by a slow client; the
+# gthread machinery (selector, futures, locks) cost more CPU per request than the waits it overlapped.
+threads = int(os.environ.get("WEB_THREADS") or 1)
 # Longer than the proxy keeps an idle connection to Gunicorn (deploy/nginx/api.conf.template, 60 s),
 # so nginx never reuses one that Gunicorn has just closed.
 keepalive = 75

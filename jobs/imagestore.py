@@ -10,7 +10,6 @@ by its key, never by a server path; the log keeps the path.
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,16 +70,21 @@ class DirectoryImageStore:
         path = self.root / key[:2] / key
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            # Write then rename, so a reader never sees half a file.
-            with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
-                tmp.write(data)
-            os.replace(tmp.name, path)
+            # Write then rename, so a reader never sees half a file. Keys are unique (a job's uuid),
+            # so the partial file's name is too.
+            partial = path.with_name(f".{key}.part")
+            partial.write_bytes(data)
+            os.replace(partial, path)
         except OSError as error:
             raise ImageStoreUnavailable(f"cannot write image {key}: {error.strerror}") from error
         return path.as_uri()
 
+    def _path(self, url: str) -> Path:
+        """The file behind ``url``, ``..`` folded away by string (no per-component lstat as resolve() does)."""
+        return Path(os.path.normpath(unquote(urlparse(url).path)))
+
     def read(self, url: str) -> bytes:
-        path = Path(unquote(urlparse(url).path)).resolve()
+        path = self._path(url)
         if not path.is_relative_to(self.root):
             logger.warning("image %s is outside the image store %s", path, self.root)
             raise ImageNotFound(f"image {path.name} is outside the image store")
@@ -93,7 +97,7 @@ class DirectoryImageStore:
             raise ImageStoreUnavailable(f"cannot read image {path.name}: {error.strerror}") from error
 
     def delete(self, url: str) -> None:
-        path = Path(unquote(urlparse(url).path)).resolve()
+        path = self._path(url)
         if path.is_relative_to(self.root):
             path.unlink(missing_ok=True)
 
