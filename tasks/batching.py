@@ -2,8 +2,9 @@
 
 The worker's consumer buffers task messages and hands them to a pool process
 as one batch when ``batch_max_size`` have arrived or ``batch_max_wait``
-seconds have passed, so a lone request is classified almost at once while a
-busy queue fills whole batches.
+seconds have passed, and only while a pool process is free: a lone request is
+classified almost at once, while under load requests gather until a process
+frees up and leave as one batch.
 
 celery-batches acks a batch even when its run raised or its pool process
 died. Here a batch is acked only when ``run`` returned True (its results are
@@ -52,23 +53,37 @@ class NoLossBatches(AppContextTask, Batches):
     def Strategy(self, task, app, consumer):
         self.flush_every = app.conf.batch_max_size
         self.flush_interval = app.conf.batch_max_wait
+        self._held = []  # requests waiting for a free pool process
+        self._running = 0  # runs handed to the pool that have not returned yet
         return super().Strategy(task, app, consumer)
 
     def flush(self, requests):
-        fresh = [request for request in requests if deliveries(request) == 0]
-        returning = [request for request in requests if deliveries(request) > 0]
-        if fresh:
-            self._run(fresh)
-        for request in returning:  # each alone: it may be the one that killed the last run
-            self._run([request])
+        self._held.extend(requests)
+        self._dispatch()
+
+    def _dispatch(self):
+        """Hand held requests to the pool while a process is free. While every process is busy they
+        pile up here and leave together, so batches grow with the load (and the fixed cost of a run,
+        its database reads and writes and its acks, is shared) while a lone request still goes at once.
+        A returning message runs alone: it may be the one that killed the last run."""
+        while self._held and self._running < max(self._pool.num_processes, 1):
+            returning = next((request for request in self._held if deliveries(request) > 0), None)
+            if returning is not None:
+                self._held.remove(returning)
+                self._run([returning])
+            else:
+                batch, self._held = self._held[: self.flush_every], self._held[self.flush_every :]
+                self._run(batch)
 
     def _run(self, requests):
         batch = ([SimpleRequest.from_request(r) for r in requests],)
+        self._running += 1
 
         def on_return(committed):
             if committed is True:
                 for request in requests:
                     request.acknowledge()
+                finished()
             else:
                 requeue(f"run returned {committed!r}")
 
@@ -76,6 +91,11 @@ class NoLossBatches(AppContextTask, Batches):
             logger.warning("batch of %d not committed (%s); requeued", len(requests), reason)
             for request in requests:
                 request.reject(requeue=True)
+            finished()
+
+        def finished():
+            self._running -= 1
+            self._dispatch()
 
         # apply_batches_task returns None when run raised; error_callback sees a killed process.
         return self._pool.apply_async(
