@@ -9,7 +9,7 @@ answers with the winner's job.
 import hashlib
 from datetime import timedelta
 
-from sqlalchemy import String, delete, insert, select
+from sqlalchemy import String, bindparam, delete, insert, select
 from sqlalchemy.dialects import mysql
 
 from jobs.database import db
@@ -49,11 +49,16 @@ def cutoff(ttl_seconds: int):
     return utcnow() - timedelta(seconds=ttl_seconds)
 
 
+_TABLE = IdempotencyKey.__table__
+# Built once, as in jobs/records.py: building a statement costs more CPU than running it.
+_FIND = select(_TABLE).where(_TABLE.c.scope == bindparam("scope"), _TABLE.c.key == bindparam("key"))
+_INSERT = insert(_TABLE)
+
+
 def find_key(scope: str, key: str):
     """The key's row (live or expired), read on a connection of its own, or None."""
-    table = IdempotencyKey.__table__
     with db.engine.connect() as connection:
-        return connection.execute(select(table).where(table.c.scope == scope, table.c.key == key)).first()
+        return connection.execute(_FIND, {"scope": scope, "key": key}).first()
 
 
 def job_for(row, body_sha256: str, ttl_seconds: int) -> str | None:
@@ -76,7 +81,12 @@ def record_key(connection, scope: str, key: str, body_sha256: str, prediction_uu
             delete(table).where(table.c.scope == scope, table.c.key == key, table.c.created_at < expired_before)
         )
     connection.execute(
-        insert(table).values(
-            scope=scope, key=key, body_sha256=body_sha256, prediction_uuid=prediction_uuid, created_at=utcnow()
-        )
+        _INSERT,
+        {
+            "scope": scope,
+            "key": key,
+            "body_sha256": body_sha256,
+            "prediction_uuid": prediction_uuid,
+            "created_at": utcnow(),
+        },
     )
