@@ -24,16 +24,16 @@ import logging
 import os
 
 import aio_pika
+import orjson
 from aiohttp import web
 from sqlalchemy import create_engine, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from config.logging import configure_logging
 from config.settings import Settings, load_settings
 from jobs.app import engine_options
 from jobs.events import events_exchange_name, has_fanout
-from jobs.records import PENDING, Prediction
+from jobs.records import PENDING, Prediction, prediction_json
 from webapp.auth import api_key_refusal
 from webapp.errors import PROBLEM_JSON, ApiError
 from webapp.predictions.notify import is_uuid4, parse_wait
@@ -61,11 +61,12 @@ class Waiter:
 
     # --- rows --------------------------------------------------------------------------------
     def _read_now(self, uuids: list[str]) -> dict[str, dict]:
-        bodies = {}
-        with Session(self.engine) as session:
+        """Core reads, no ORM objects: a waiting GET costs one short query on a pooled connection."""
+        table, bodies = Prediction.__table__, {}
+        with self.engine.connect() as connection:
             for start in range(0, len(uuids), READ_CHUNK):
-                query = select(Prediction).where(Prediction.uuid.in_(uuids[start : start + READ_CHUNK]))
-                bodies.update((row.uuid, row.to_json()) for row in session.scalars(query))
+                query = select(table).where(table.c.uuid.in_(uuids[start : start + READ_CHUNK]))
+                bodies.update((row.uuid, prediction_json(row)) for row in connection.execute(query))
         return bodies
 
     async def read(self, uuids: list[str]) -> dict[str, dict]:
@@ -195,8 +196,12 @@ class Waiter:
         finally:
             self.unsubscribe(prediction_uuid, future)
         if body["status"] == PENDING:
-            return web.json_response(body, status=202, headers={"Retry-After": RETRY_AFTER})
-        return web.json_response(body)
+            return json_response(body, status=202, headers={"Retry-After": RETRY_AFTER})
+        return json_response(body)
+
+
+def json_response(body: dict, status: int = 200, headers: dict | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, headers=headers, content_type="application/json")
 
 
 def problem(error: ApiError) -> web.Response:
