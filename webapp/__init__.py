@@ -4,7 +4,7 @@ It publishes jobs by task name (``jobs.queue``) and never imports the worker
 package ``tasks``; it never loads the model either.
 """
 
-from flask import Flask
+from flask import Flask, Response, request
 
 from config.logging import unbind_job
 from jobs.app import create_base_app
@@ -31,5 +31,17 @@ def create_app(test_config: dict | None = None) -> Flask:
     init_metrics(app)
     register_error_handlers(app)
     init_security_headers(app)
+    app.after_request(drain_unread_body)
     app.teardown_request(lambda _error: unbind_job())  # a job's uuid tags only its own request's lines
     return app
+
+
+def drain_unread_body(response: Response) -> Response:
+    """Read what the request's body has left before answering: Gunicorn's sync worker closes the
+    connection after each answer, and a body left unread (a 401 or 413 decided before reading it)
+    would reach the proxy as a reset, a 502, instead of this answer. The body is within the request
+    limit here: a larger declared one was refused before any of it was read, and is not touched."""
+    length = request.content_length
+    if length and length <= (request.max_content_length or 0):
+        request.stream.read()
+    return response

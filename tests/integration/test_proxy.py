@@ -237,3 +237,15 @@ def listening(port: int) -> bool:
         return True
     except ConnectionRefusedError:
         return False
+
+
+def test_a_large_body_refused_before_it_is_read_gets_the_apps_answer_not_a_502(base_url):
+    """Gunicorn's sync worker closes the connection after answering; the app reads what is left of the
+    body first, so the proxy relays the refusal instead of a reset (502)."""
+    body = b'{"name": "x", "data": "' + b"A" * 1_000_000 + b'"}'
+    for _ in range(3):
+        response = requests.post(
+            f"{base_url}/inference/image?bogus=1", data=body, headers={"Content-Type": "application/json"}, timeout=30
+        )
+        assert response.status_code == 400, response.text
+        assert "Unknown query parameter 'bogus'" in response.json()["detail"]

@@ -16,7 +16,7 @@ from werkzeug.formparser import FormDataParser
 
 from jobs.imagecheck import ImageLimits
 from webapp.errors import ApiError
-from webapp.predictions.validation import Upload, check_image_bytes, validate_upload, validated
+from webapp.predictions.validation import Upload, check_image_bytes, check_name, validate_upload, validated
 
 JSON_TYPES = {"", "application/json", "text/plain", "application/x-www-form-urlencoded"}
 MULTIPART = "multipart/form-data"
@@ -29,8 +29,6 @@ RAW_TYPES = {
     "image/tiff",
     "application/octet-stream",
 }
-# Room in a multipart body for the boundaries, part headers and the name field.
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
 # image, name, callback_url, and a little slack for clients that add a field of their own.
 MAX_FORM_PARTS = 8
 
@@ -39,6 +37,8 @@ def read_upload(max_bytes: int, limits: ImageLimits) -> Upload:
     unknown = sorted(set(request.args) - {"name"})
     if unknown:  # a misspelt ?name= would otherwise be dropped in silence
         raise ApiError(400, "Invalid request", f"Unknown query parameter {unknown[0][:64]!r}; only 'name' is taken.")
+    if "name" in request.args:  # judged even where a form field's name takes precedence
+        check_name(request.args["name"])
     mimetype = request.mimetype
     if mimetype in JSON_TYPES or mimetype.endswith("+json"):
         return validate_upload(read_body(), max_bytes, limits)
@@ -69,8 +69,11 @@ def read_body() -> bytes:
 
 
 def _raw(max_bytes: int, limits: ImageLimits) -> Upload:
-    """The body is the image; its name comes from ``?name=`` or an ``X-Image-Name`` header."""
-    request.max_content_length = max_bytes + 1
+    """The body is the image; its name comes from ``?name=`` or an ``X-Image-Name`` header.
+
+    The body is read whole (the proxy bounds it by the same request limit) before it is judged:
+    Gunicorn's sync worker closes the connection after answering, and a body left unread there
+    would reach the proxy as a reset (502) instead of this 413."""
     image = check_image_bytes(read_body(), max_bytes)
     name = request.args.get("name", request.headers.get("X-Image-Name", ""))
     return validated(name, image, limits)
@@ -82,8 +85,7 @@ def _in_memory(*_args, **_kwargs):
 
 
 def _multipart(max_bytes: int, limits: ImageLimits) -> Upload:
-    request.max_content_length = max_bytes + MULTIPART_OVERHEAD_BYTES
-    body = read_body()
+    body = read_body()  # whole, as in _raw; the image part is judged by its own size below
     # The body is already in memory and bounded, so a text field may be as large as it (the
     # decoder checks each chunk it buffers against this, file parts included).
     parser = FormDataParser(
