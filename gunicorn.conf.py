@@ -1,7 +1,4 @@
-"""Gunicorn reads this file from the working directory: JSON logs, threads per worker, and a metrics folder.
-
-A POST spends much of its time waiting on the database commit and the broker's
-publish confirm; threads let one process overlap those waits (gthread worker).
+"""Gunicorn reads this file from the working directory: JSON logs, the worker type, and a metrics folder.
 
 ``/metrics`` adds up the figures of this server's worker processes (prometheus-client's
 multiprocess mode) from a folder private to this server: a fresh temporary directory,
