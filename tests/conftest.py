@@ -10,6 +10,7 @@ from pathlib import Path
 
 import flask_migrate
 import pytest
+import requests
 from PIL import Image
 
 from webapp import create_app
@@ -119,8 +120,6 @@ def s3_endpoint(tmp_path_factory):
     import sys
     import time
 
-    import requests
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -149,3 +148,16 @@ def s3_endpoint(tmp_path_factory):
     server.terminate()
     server.wait(timeout=10)
     log.close()
+
+
+def scrape(url: str) -> dict:
+    """A Prometheus endpoint's samples, keyed by (name, sorted labels)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = requests.get(url, timeout=10)
+    assert response.status_code == 200
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }

@@ -1,20 +1,7 @@
 """``/metrics`` on the real deployment: the web's own figures, and the worker's on its own endpoint."""
 
-import requests
-from prometheus_client.parser import text_string_to_metric_families
-
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, scrape
 from tests.integration.test_end_to_end import classify
-
-
-def scrape(url: str) -> dict:
-    response = requests.get(url, timeout=10)
-    assert response.status_code == 200
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-    }
 
 
 def test_web_and_worker_each_serve_their_own_figures(base_url, service_env):

@@ -18,11 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
 from deploy.harness import app_for, create_database, deployment_env, queue_length, start_worker
-from tests.conftest import SAMPLES, SHARED_IMAGES
+from tests.conftest import SAMPLES, SHARED_IMAGES, scrape
 from tests.integration.test_end_to_end import ELEPHANTS, wait_for_result
 from tests.integration.test_failures import wait_until_finished
 from tests.multihost.conftest import S3_CREDENTIALS, start_web, worker_env
@@ -65,16 +64,6 @@ def recorded(worker) -> Counter:
             if entry.get("uuid") and entry["message"].startswith(f"prediction {entry['uuid']} recorded: "):
                 counts[entry["uuid"]] += 1
     return counts
-
-
-def scrape(url: str) -> dict:
-    response = requests.get(url, timeout=10)
-    assert response.status_code == 200
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-    }
 
 
 def query(database_url: str, sql: str, **params):

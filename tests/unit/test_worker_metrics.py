@@ -4,24 +4,13 @@ import multiprocessing
 import os
 
 import pytest
-import requests
 from prometheus_client import values
-from prometheus_client.parser import text_string_to_metric_families
 
 from tasks import metrics
 from tasks.metrics_endpoint import make_private_folder, serve
+from tests.conftest import scrape
 
 IDENTITY = {"runtime": "litert", "weights_sha256": "0123456789abcdef"}
-
-
-def scrape(url: str) -> dict:
-    response = requests.get(url, timeout=5)
-    assert response.status_code == 200
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-    }
 
 
 def pool_process(statuses, batch_size):
