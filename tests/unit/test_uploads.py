@@ -5,13 +5,11 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-from werkzeug.test import EnvironBuilder
-from werkzeug.wrappers import Request
 
 from jobs.database import db
 from jobs.records import Prediction
 from tests.conftest import SAMPLES, b64, image_bytes
-from tests.unit.test_validation import CountingBody
+from tests.unit.test_validation import CountingBody, post_stream
 
 JPEG = (SAMPLES / "elephant.jpg").read_bytes()
 
@@ -112,25 +110,14 @@ def test_seed_bodies_still_work_under_curl_default_content_type(client):
         assert client.post("/inference/image", data=body, content_type=content_type).status_code == 202
 
 
-def post_stream(client, stream: CountingBody, content_type: str, content_length: int | None):
-    environ = EnvironBuilder(path="/inference/image", method="POST", content_type=content_type).get_environ()
-    environ["wsgi.input"] = stream
-    if content_length is None:
-        environ.pop("CONTENT_LENGTH", None)
-        environ["wsgi.input_terminated"] = True
-    else:
-        environ["CONTENT_LENGTH"] = str(content_length)
-    return client.open(Request(environ))
-
-
 @pytest.mark.parametrize("content_type", ["image/jpeg", "multipart/form-data; boundary=x"])
 def test_binary_bodies_over_the_limit_are_413_having_read_at_most_the_limit(app, client, content_type):
     limit = app.config["MAX_CONTENT_LENGTH"]  # the request limit, which the proxy enforces too
     declared = CountingBody(100 * 1024 * 1024)
-    response = post_stream(client, declared, content_type, content_length=100 * 1024 * 1024)
+    response = post_stream(client, declared, 100 * 1024 * 1024, content_type)
     assert response.status_code == 413 and declared.read_bytes == 0
     chunked = CountingBody(100 * 1024 * 1024)
-    response = post_stream(client, chunked, content_type, content_length=None)
+    response = post_stream(client, chunked, None, content_type)
     assert response.status_code == 413 and response.mimetype == "application/problem+json"
     assert chunked.read_bytes <= limit + 64 * 1024
 

@@ -103,9 +103,9 @@ class CountingBody(io.RawIOBase):
         return n
 
 
-def post_stream(client, stream: CountingBody, content_length: int | None):
+def post_stream(client, stream: CountingBody, content_length: int | None, content_type: str = "application/json"):
     """POST ``stream`` as the body; without a length it is read like a chunked body, to its end."""
-    environ = EnvironBuilder(path="/inference/image", method="POST", content_type="application/json").get_environ()
+    environ = EnvironBuilder(path="/inference/image", method="POST", content_type=content_type).get_environ()
     environ["wsgi.input"] = stream
     if content_length is None:
         environ.pop("CONTENT_LENGTH", None)
