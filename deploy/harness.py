@@ -201,17 +201,9 @@ def launch_worker(
     )
 
 
-def start_worker(
-    env,
-    log_dir: Path,
-    name: str = "worker",
-    concurrency: int = 2,
-    own_group: bool = False,
-    app: str = "tasks.worker:celery_app",
-    wrap=same_host,
-) -> Process:
-    """A Celery worker process, once it is ready to consume."""
-    worker = launch_worker(env, log_dir, name, concurrency, own_group, app, wrap)
+def start_worker(env, log_dir: Path, name: str = "worker", **options) -> Process:
+    """A Celery worker process (``launch_worker``'s options), once it is ready to consume."""
+    worker = launch_worker(env, log_dir, name, **options)
     worker.wait_for(" ready.")
     return worker
 
