@@ -6,7 +6,6 @@ import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -23,6 +22,7 @@ from deploy.harness import (
 )
 from jobs.signing import SIGNATURE_HEADER, verify
 from tests.conftest import SAMPLES
+from tests.webhook_receiver import Receiver
 
 SECRET = "integration-webhook-secret"
 DEADLINE = 60
@@ -76,40 +76,12 @@ def until(condition, what: str, timeout: float = DEADLINE):
     raise TimeoutError(what)
 
 
-class Receiver:
-    """A webhook receiver on 127.0.0.1 answering the given statuses in turn (the last one after that)."""
-
-    def __init__(self, statuses=(200,)):
-        self.statuses, self.received = list(statuses), []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.received.append({"headers": dict(self.headers), "body": body, "at": time.time()})
-                status = receiver.statuses[min(len(receiver.received), len(receiver.statuses)) - 1]
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/result?source=test"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def receiver():
     made = []
 
     def make(statuses=(200,)):
-        made.append(Receiver(statuses))
+        made.append(Receiver(statuses, path="/hooks/result?source=test"))
         return made[-1]
 
     yield make

@@ -1,9 +1,7 @@
 """``wait`` and ``callback_url`` through the Flask app, and what an ended job sets off (memory broker, SQLite)."""
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -13,6 +11,7 @@ from jobs.records import Prediction, done_outcome, failed_outcome, record_outcom
 from jobs.signing import SIGNATURE_HEADER, verify
 from jobs.webhooks import DELIVER_TASK, WebhookDelivery, webhook_queue
 from tests.conftest import b64, drain_queue, image_bytes
+from tests.webhook_receiver import Receiver
 from webapp.predictions.notify import parse_wait
 
 SECRET = "unit-secret"
@@ -117,35 +116,12 @@ def test_an_ended_job_with_a_callback_queues_one_delivery_on_the_webhooks_queue(
     assert message.payload[0] == [with_callback, 1]
 
 
-class Receiver:
-    def __init__(self, status):
-        received = self.received = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                received.append((dict(self.headers), self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.mark.parametrize("status", [200, 503])
 def test_the_delivery_task_posts_signed_records_the_attempt_and_reschedules_a_failure(make_app, status):
     from tasks.webhooks import deliver_webhook
 
     app = make_app(WEBHOOK_SECRET=SECRET, WEBHOOK_ALLOW_PRIVATE=True, WEBHOOK_FIRST_RETRY=7)
-    receiver = Receiver(status)
+    receiver = Receiver([status])
     try:
         prediction_uuid = post(app.test_client(), callback_url=receiver.url).get_json()["uuid"]
         with app.app_context():
@@ -154,7 +130,8 @@ def test_the_delivery_task_posts_signed_records_the_attempt_and_reschedules_a_fa
             [attempt] = db.session.query(WebhookDelivery).all()
     finally:
         receiver.close()
-    [(headers, body)] = receiver.received
+    [delivery] = receiver.received
+    headers, body = delivery["headers"], delivery["body"]
     assert verify(SECRET, body, headers[SIGNATURE_HEADER])
     assert json.loads(body)["prediction"] == "dogsled"
     assert (attempt.uuid, attempt.attempt, attempt.status_code) == (prediction_uuid, 1, status)
@@ -197,7 +174,7 @@ def test_a_duplicate_delivery_message_is_skipped_once_its_attempt_is_recorded(ma
     from tasks.webhooks import deliver_webhook
 
     app = make_app(WEBHOOK_SECRET=SECRET, WEBHOOK_ALLOW_PRIVATE=True)
-    receiver = Receiver(503)
+    receiver = Receiver([503])
     try:
         prediction_uuid = post(app.test_client(), callback_url=receiver.url).get_json()["uuid"]
         with app.app_context():

@@ -1,8 +1,6 @@
 """The rules of webhooks: signatures, which callback addresses are refused, and the backoff schedule."""
 
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -10,6 +8,7 @@ from jobs.callbacks import CallbackRefused, is_acceptable, vet_callback_url
 from jobs.signing import sign, verify
 from jobs.webhooks import LONGEST_DELAY, delay_queue, retry_delay, retry_schedule, webhook_queue
 from tasks import webhook_http
+from tests.webhook_receiver import Receiver
 
 SECRET = "s3cret"
 
@@ -136,46 +135,21 @@ def test_a_delay_queue_dead_letters_into_the_classic_webhooks_queue_after_its_tt
     }
 
 
-class _Server:
-    def __init__(self, status: int, headers=()):
-        seen = self.seen = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                seen.append((self.path, dict(self.headers), self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(status)
-                for name, value in headers:
-                    self.send_header(name, value)
-                self.send_header("Content-Length", "100000")
-                self.end_headers()
-                self.wfile.write(b"x" * 100000)
-
-            def log_message(self, *_):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def test_the_post_goes_to_the_vetted_address_with_the_url_host_and_follows_no_redirect():
-    server = _Server(302, [("Location", "http://127.0.0.1:1/elsewhere")])
+    server = Receiver([302], headers=[("Location", "http://127.0.0.1:1/elsewhere")], body_size=100000)
     try:
         target = vet_callback_url(f"http://localhost:{server.port}/hook?a=1", allow_private=True)
         status = webhook_http.post(target, b'{"x":1}', {"Content-Type": "application/json"})
     finally:
         server.close()
     assert status == 302  # reported, not followed
-    [(path, headers, body)] = server.seen
+    [seen] = server.received
+    path, headers, body = seen["path"], seen["headers"], seen["body"]
     assert (path, body, headers["Host"]) == ("/hook?a=1", b'{"x":1}', f"localhost:{server.port}")
 
 
 def test_the_post_connects_to_the_pinned_address_even_if_the_name_now_points_elsewhere():
-    server = _Server(200)
+    server = Receiver([200], body_size=100000)
     try:
         vetted = vet_callback_url(f"http://localhost:{server.port}/hook", allow_private=True)
         # A rebinding name: the host now says something else, but the connection uses the vetted address.
@@ -183,4 +157,4 @@ def test_the_post_connects_to_the_pinned_address_even_if_the_name_now_points_els
         assert webhook_http.post(rebound, b"{}", {}) == 200
     finally:
         server.close()
-    assert server.seen[0][1]["Host"] == f"rebound.invalid:{server.port}"
+    assert server.received[0]["headers"]["Host"] == f"rebound.invalid:{server.port}"
