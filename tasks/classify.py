@@ -56,7 +56,8 @@ def classify_batch(requests) -> bool:
         outcomes.update(_classify(inputs))
     written = _with_database_retry(lambda: record_outcomes(outcomes, model_description()))
     count_recorded(outcomes[prediction_uuid]["status"] for prediction_uuid in written)
-    announce_ended({prediction_uuid: outcome["status"] for prediction_uuid, outcome in outcomes.items()})
+    # Only the rows this call wrote: whoever wrote the others announced them (events, webhooks) already.
+    announce_ended({prediction_uuid: outcomes[prediction_uuid]["status"] for prediction_uuid in written})
     for prediction_uuid, outcome in outcomes.items():
         # "recorded" only for rows this worker wrote: across workers, each uuid has exactly one such line.
         what = "recorded" if prediction_uuid in written else "already final, not recorded again"
