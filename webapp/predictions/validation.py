@@ -53,9 +53,7 @@ def decode_base64(data: str, max_bytes: int) -> bytes:
         decoded = _decode_lenient_base64(data, max_bytes)
     if not decoded:
         raise _invalid("'data' is empty.")
-    if len(decoded) > max_bytes:
-        raise _invalid(f"The image is larger than {max_bytes} bytes.", 413)
-    return decoded
+    return check_image_bytes(decoded, max_bytes)
 
 
 def _decode_lenient_base64(data: str, max_bytes: int) -> bytes:
@@ -94,7 +92,7 @@ def check_name(name) -> str:
 
 
 def check_image_bytes(image: bytes, max_bytes: int) -> bytes:
-    """The size checks a decoded base64 image gets, for an image sent as bytes."""
+    """An image's size checks, however it was sent (base64, multipart or raw)."""
     if not image:
         raise _invalid("The image is empty.")
     if len(image) > max_bytes:
