@@ -14,6 +14,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
@@ -64,11 +65,28 @@ class Settings:
     WEBHOOK_ALLOW_PRIVATE: bool
     WEBHOOK_RETRY_SECONDS: int
     WEBHOOK_FIRST_RETRY: float
+    FLOWER_BROKER_API: str
 
     @property
     def broker_folder(self) -> Path:
         """Where the embedded filesystem broker keeps its messages."""
         return self.INSTANCE_PATH / "broker"
+
+    @property
+    def management_api(self) -> str | None:
+        """RabbitMQ's management API, where Flower reads queue depths: ``FLOWER_BROKER_API``, or else
+        derived from an AMQP broker URL (same host and login, the plugin's port 15672; 15671 over TLS).
+        None for the embedded broker, which has no such API."""
+        if self.FLOWER_BROKER_API:
+            return self.FLOWER_BROKER_API
+        broker = urlsplit(self.CELERY_BROKER_URL)
+        if broker.scheme not in ("amqp", "pyamqp", "amqps"):
+            return None
+        scheme, port = ("https", 15671) if broker.scheme == "amqps" else ("http", 15672)
+        login = f"{broker.username or 'guest'}:{broker.password or 'guest'}"
+        host = broker.hostname or "localhost"
+        host = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{login}@{host}:{port}/api/"
 
     @property
     def max_request_bytes(self) -> int:
@@ -142,4 +160,5 @@ def load_settings(env=None) -> Settings:
         WEBHOOK_ALLOW_PRIVATE=_flag(env, "WEBHOOK_ALLOW_PRIVATE"),
         WEBHOOK_RETRY_SECONDS=_int(env, "WEBHOOK_RETRY_SECONDS", 3600),
         WEBHOOK_FIRST_RETRY=float(env.get("WEBHOOK_FIRST_RETRY") or 10),
+        FLOWER_BROKER_API=env.get("FLOWER_BROKER_API", "").strip(),
     )

@@ -325,6 +325,28 @@ def start_webhook_worker(env, log_dir: Path) -> Process:
     return worker
 
 
+def start_flower(env, log_dir: Path, login: str) -> tuple[Process, str]:
+    """Flower as the Procfile runs it (its ``flowerconfig.py`` read from the project folder) on a spare
+    port, with basic auth ``login`` ("user:password"); returns it and its base URL once it answers."""
+    port = free_port()
+    flower = Process(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tasks.worker:celery_app",
+            "flower",
+            "--address=127.0.0.1",
+            f"--port={port}",
+        ],
+        {**env, "FLOWER_BASIC_AUTH": login},
+        log_dir / "flower.log",
+    )
+    flower.wait_for("Visit me at")
+    return flower, f"http://127.0.0.1:{port}"
+
+
 def delete_notify_entities(queue: str) -> None:
     """What the waiting and webhook features add beside ``queue``: its events exchange, its webhooks
     queue, and the delay queues of the default retry schedule and of the tests' (first retry 1 s)."""
