@@ -35,7 +35,7 @@ class WebhookDelivery(db.Model):
     id = db.Column(db.Integer, primary_key=True, autoincrement=True)
     uuid = db.Column(db.String(36), db.ForeignKey("predictions.uuid", ondelete="CASCADE"), nullable=False, index=True)
     attempt = db.Column(db.Integer, nullable=False)
-    attempted_at = db.Column(Timestamp, nullable=False, default=utcnow)
+    attempted_at = db.Column(Timestamp, nullable=False, default=utcnow, index=True)  # /metrics counts recent ones
     status_code = db.Column(db.Integer)
     error = db.Column(db.String(500))
     duration = db.Column(db.Float, nullable=False)
