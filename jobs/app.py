@@ -12,6 +12,7 @@ from flask import Flask
 from config.settings import PROJECT_ROOT, Settings, load_settings
 from jobs.database import db, migrate
 from jobs.imagestore import open_image_store
+from jobs.tracing import init_tracing
 
 
 def create_base_app(import_name: str, test_config: dict | None = None) -> Flask:
@@ -24,6 +25,8 @@ def create_base_app(import_name: str, test_config: dict | None = None) -> Flask:
     overrides = {name: test_config.pop(name) for name in list(test_config) if hasattr(settings, name)}
     settings = settings.replace(**overrides)
 
+    # Before the database engine exists, so that its statements are traced.
+    init_tracing(f"imgsvc-{import_name.rsplit('.', 1)[-1]}")
     app = Flask(import_name, instance_path=str(settings.INSTANCE_PATH))
     app.config.from_mapping(settings.as_config())
     app.config.from_mapping(test_config)

@@ -10,6 +10,7 @@ from sqlalchemy import JSON, DateTime, bindparam, insert, select, update
 from sqlalchemy.dialects import mysql
 
 from jobs.database import db
+from jobs.tracing import current_trace_id
 
 PENDING, DONE, FAILED, CANCELLED = "pending", "done", "failed", "cancelled"
 # What a done row says about the model that produced it (filled by the worker, see models.runtime.describe).
@@ -46,6 +47,8 @@ class Prediction(db.Model):
     model_runtime = db.Column(db.String(16))
     weights_sha256 = db.Column(db.String(64))
     converted_sha256 = db.Column(db.String(64))
+    # The OpenTelemetry trace the job was created in (jobs/tracing.py), when tracing is on.
+    trace_id = db.Column(db.String(32))
 
     def to_json(self) -> dict:
         return prediction_json(self)
@@ -65,6 +68,8 @@ def prediction_json(row) -> dict:
             }
     elif row.status == FAILED:
         body["error"] = row.error
+    if row.trace_id is not None:
+        body["trace_id"] = row.trace_id
     if row.finished_at is not None:
         body["finished_at"] = row.finished_at.isoformat(timespec="microseconds") + "Z"
     return body
@@ -108,6 +113,7 @@ def insert_prediction(
             "name": name,
             "image_url": image_url,
             "callback_url": callback_url,
+            "trace_id": current_trace_id(),
             "status": PENDING,
             "republished": 0,
             "created_at": now,

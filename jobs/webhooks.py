@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from jobs.database import db
 from jobs.records import Prediction, Timestamp, utcnow
+from jobs.tracing import in_job_trace
 
 DELIVER_TASK = "deliver_webhook"
 REQUEUE_TASK = "requeue_unsent_webhooks"
@@ -107,4 +108,5 @@ def send_delivery(prediction_uuid: str, attempt: int, delay: int) -> None:
             options = {"queue": delay_queue(base, delay)}
         else:
             options["countdown"] = delay
-    celery.send_task(DELIVER_TASK, args=(prediction_uuid, attempt), **options)
+    with in_job_trace(prediction_uuid):  # a retry, and the first attempt published by the worker's batch
+        celery.send_task(DELIVER_TASK, args=(prediction_uuid, attempt), **options)
