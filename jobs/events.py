@@ -11,6 +11,8 @@ import logging
 from flask import current_app
 from kombu import Exchange
 
+from config.settings import current_settings
+
 logger = logging.getLogger(__name__)
 
 
@@ -28,7 +30,7 @@ def publish_completions(statuses: dict[str, str]) -> bool:
     celery = current_app.extensions["celery"]
     if not statuses or not has_fanout(celery.conf.broker_url):
         return False
-    exchange = Exchange(events_exchange_name(current_app.config["CELERY_QUEUE"]), "fanout", durable=False)
+    exchange = Exchange(events_exchange_name(current_settings().CELERY_QUEUE), "fanout", durable=False)
     try:
         with celery.producer_pool.acquire(block=True, timeout=2) as producer:
             producer.publish(

@@ -19,6 +19,7 @@ from flask import current_app
 from kombu import Exchange, Queue
 from sqlalchemy import select
 
+from config.settings import current_settings
 from jobs.database import db
 from jobs.records import Prediction, Timestamp, utcnow
 
@@ -100,7 +101,7 @@ def schedule_webhooks(uuids) -> int:
 def send_delivery(prediction_uuid: str, attempt: int, delay: int) -> None:
     """Publish attempt ``attempt`` to run in ``delay`` seconds (see the module's docstring)."""
     celery = current_app.extensions["celery"]
-    base = current_app.config["CELERY_QUEUE"]
+    base = current_settings().CELERY_QUEUE
     options = {"queue": webhook_queue(base)}
     if delay > 0:
         if celery.conf.broker_url.startswith(("amqp", "pyamqp")):

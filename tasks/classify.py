@@ -16,6 +16,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from config.settings import current_settings
 from jobs.database import db
 from jobs.endings import announce_ended
 from jobs.imagecheck import ImageRefused, configured_limits, inspect_image
@@ -42,7 +43,7 @@ def classify_batch(requests) -> bool:
     """Classify every pending job of the batch; True once the outcomes are committed."""
     jobs = {request.args[0]: request.args[1] for request in requests}
     pending = _pending_jobs(jobs)
-    max_deliveries = current_app.config["MAX_DELIVERIES"]
+    max_deliveries = current_settings().MAX_DELIVERIES
     outcomes = {
         request.args[0]: failed_outcome(
             f"gave up after {max_deliveries} deliveries: processing this image stopped its worker "
@@ -104,7 +105,7 @@ def _prepare_inputs(jobs: dict[str, str], failures: dict[str, dict]) -> dict[str
     microseconds while the decode it guards could cost gigabytes.
     """
     store = current_app.extensions["image_store"]
-    limits = configured_limits(current_app.config)
+    limits = configured_limits(current_settings())
     inputs = {}
     for prediction_uuid, image_url in jobs.items():
         try:

@@ -58,13 +58,13 @@ def serve(folder: str, port: int, bind: str, model_identity):
 
 @worker_init.connect
 def start_worker_metrics(**_):
-    config = current_app.flask_app.config
+    settings = current_app.flask_app.extensions["settings"]
     folder = make_private_folder()
     metrics.enable()
-    port = config["WORKER_METRICS_PORT"]
+    port = settings.WORKER_METRICS_PORT
     if port is None:
         return
     from tasks.worker_model import model_identity
 
-    serve(folder, port, config["WORKER_METRICS_BIND"], model_identity)
-    logger.info("worker metrics on http://%s:%d/metrics", config["WORKER_METRICS_BIND"], port)
+    serve(folder, port, settings.WORKER_METRICS_BIND, model_identity)
+    logger.info("worker metrics on http://%s:%d/metrics", settings.WORKER_METRICS_BIND, port)

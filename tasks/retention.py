@@ -16,6 +16,7 @@ from celery import shared_task
 from flask import current_app
 from sqlalchemy import delete, select
 
+from config.settings import current_settings
 from jobs.database import db
 from jobs.idempotency import IdempotencyKey
 from jobs.idempotency import cutoff as key_cutoff
@@ -30,12 +31,12 @@ _orphan_cursor = [""]
 
 @shared_task(name="purge_expired")
 def purge_expired() -> dict:
-    config = current_app.config
+    settings = current_settings()
     counts = {"jobs": 0, "keys": 0, "orphans": 0}
-    if config["RETENTION_DAYS"]:
-        counts["jobs"] = purge_old_jobs(utcnow() - timedelta(days=config["RETENTION_DAYS"]))
-    counts["keys"] = purge_expired_keys(config["IDEMPOTENCY_TTL_SECONDS"])
-    counts["orphans"] = purge_orphan_images(utcnow() - timedelta(seconds=config["ORPHAN_GRACE_SECONDS"]))
+    if settings.RETENTION_DAYS:
+        counts["jobs"] = purge_old_jobs(utcnow() - timedelta(days=settings.RETENTION_DAYS))
+    counts["keys"] = purge_expired_keys(settings.IDEMPOTENCY_TTL_SECONDS)
+    counts["orphans"] = purge_orphan_images(utcnow() - timedelta(seconds=settings.ORPHAN_GRACE_SECONDS))
     if any(counts.values()):
         logger.info("retention removed %(jobs)d jobs, %(keys)d idempotency keys, %(orphans)d orphan images", counts)
     return counts

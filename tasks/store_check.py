@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 @worker_init.connect
 def warn_if_image_directory_is_missing(**_):
-    url = current_app.flask_app.config["IMAGE_STORE_URL"]
+    url = current_app.flask_app.extensions["settings"].IMAGE_STORE_URL
     parsed = urlparse(url)
     if parsed.scheme == "file" and not Path(unquote(parsed.path)).is_dir():
         logger.warning(

@@ -8,9 +8,10 @@ signal handlers, and none of the web's routes.
 from celery.signals import worker_init
 from celeryconfig import dead_letter_queue, is_rabbitmq
 
+from config.settings import load_settings
 from jobs.app import create_base_app
 
-flask_app = create_base_app(__name__)
+flask_app = create_base_app(__name__, load_settings())
 celery_app = flask_app.extensions["celery"]
 
 import tasks.classify  # noqa: E402,F401  registers the batch task

@@ -20,8 +20,8 @@ _description: dict = {}  # set in the parent at start, inherited by every pool p
 
 
 def _model_config():
-    config = current_app.flask_app.config
-    return locate_model_files(config["MODEL_WEIGHTS_PATH"]), config["MODEL_RUNTIME"], config["MODEL_CACHE_DIR"]
+    settings = current_app.flask_app.extensions["settings"]
+    return locate_model_files(settings.MODEL_WEIGHTS_PATH), settings.MODEL_RUNTIME, settings.MODEL_CACHE_DIR
 
 
 def model_description() -> dict:
@@ -45,7 +45,7 @@ def model_identity() -> dict:
 def yield_cpu_to_the_web(**_):
     """On a shared host, answering POSTs promptly matters more than the next batch: the pool
     processes inherit a lower priority and still use every spare cycle."""
-    os.nice(current_app.flask_app.config["WORKER_NICENESS"])
+    os.nice(current_app.flask_app.extensions["settings"].WORKER_NICENESS)
 
 
 @worker_init.connect
