@@ -26,8 +26,8 @@ from jobs.records import PENDING, Prediction, done_outcome, failed_outcome, reco
 from models.classification import Classification
 from models.preprocessing import prepare
 from tasks.batching import NoLossBatches, deliveries
-from tasks.metrics import count_recorded, observe_batch
-from tasks.worker_model import model_description
+from tasks.state import worker_state
+from tasks.worker_model import load_classifier
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +55,9 @@ def classify_batch(requests) -> bool:
     inputs = _prepare_inputs({job: jobs[job] for job in pending if job not in outcomes}, outcomes)
     if inputs:
         outcomes.update(_classify(inputs))
-    written = _with_database_retry(lambda: record_outcomes(outcomes, model_description()))
-    count_recorded(outcomes[prediction_uuid]["status"] for prediction_uuid in written)
+    written = _with_database_retry(lambda: record_outcomes(outcomes, worker_state.model_description))
+    if worker_state.metrics is not None:
+        worker_state.metrics.count_recorded(outcomes[prediction_uuid]["status"] for prediction_uuid in written)
     # Only the rows this call wrote: whoever wrote the others announced them (events, webhooks) already.
     announce_ended({prediction_uuid: outcomes[prediction_uuid]["status"] for prediction_uuid in written})
     for prediction_uuid, outcome in outcomes.items():
@@ -127,18 +128,17 @@ def _prepare_inputs(jobs: dict[str, str], failures: dict[str, dict]) -> dict[str
 def _classify(inputs: dict[str, np.ndarray]) -> dict[str, dict]:
     """One inference call for the batch. If it raises, each image goes alone, so a poison
     image fails only its own job instead of sending the batch back to the queue."""
-    from tasks.worker_model import get_classifier
-
     started = time.perf_counter()
     try:
-        results = get_classifier().classify(np.stack(list(inputs.values())))
+        results = load_classifier(worker_state, current_settings()).classify(np.stack(list(inputs.values())))
     except Exception as error:
         if len(inputs) == 1:
             logger.exception("the model failed on %s", *inputs, extra={"uuid": next(iter(inputs))})
             return {job: failed_outcome(f"the model failed on this image: {error}") for job in inputs}
         logger.exception("a batch of %d failed; classifying its images one by one", len(inputs))
         return {u: outcome for u, x in inputs.items() for u, outcome in _classify({u: x}).items()}
-    observe_batch(len(inputs), time.perf_counter() - started)
+    if worker_state.metrics is not None:
+        worker_state.metrics.observe_batch(len(inputs), time.perf_counter() - started)
     return {prediction_uuid: _outcome(result) for prediction_uuid, result in zip(inputs, results)}
 
 
