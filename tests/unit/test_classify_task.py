@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import tasks.classify  # noqa: F401  registers the batch task with every Celery app
-import tasks.worker_model
 from jobs.database import db
 from jobs.records import Prediction
 from models.classification import describe
+from tasks.state import worker_state
 from tests.conftest import b64, image_bytes
 
 LABELS = [f"class_{i}" for i in range(1000)]
@@ -42,7 +42,7 @@ class StandInClassifier:
 @pytest.fixture
 def classifier(monkeypatch):
     stand_in = StandInClassifier()
-    monkeypatch.setattr(tasks.worker_model, "_classifier", stand_in)
+    monkeypatch.setattr(worker_state, "classifier", stand_in)
     return stand_in
 
 
