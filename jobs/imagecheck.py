@@ -275,8 +275,11 @@ def _check_gif_frame_data(data: bytes, pos: int) -> None:
 
 
 def _webp_size(data: bytes, limits: ImageLimits) -> tuple[int, int]:
-    """The canvas (VP8X) and the first frame or bitstream, both within the WebP limit."""
-    end = min(len(data), 8 + struct.unpack_from("<I", data, 4)[0])
+    """The canvas (VP8X) and the first frame or bitstream, both within the WebP limit; the whole RIFF
+    container in the file (libwebp's demuxer refuses a cut one, even if the image came before the cut)."""
+    end = 8 + struct.unpack_from("<I", data, 4)[0]
+    if end > len(data):
+        raise _truncated("WebP", f"it is {len(data)} bytes long but declares {end}")
     pos, canvas = 12, None
     for _ in range(_MAX_CHUNKS):
         if pos + 8 > end:
