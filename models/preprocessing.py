@@ -149,7 +149,7 @@ def _thirty_two_bit(tile: np.ndarray) -> np.ndarray:
 
 
 def _unit_float(tile: np.ndarray) -> np.ndarray:
-    return np.clip(tile * 255.0 + 0.5, 0, 255)  # floating-point samples run from 0 (black) to 1 (white)
+    return np.clip(np.nan_to_num(tile, posinf=1, neginf=0), 0, 1) * 255 + 0.5  # 0 is black, 1 white
 
 
 def _grey(image: Image.Image, to_eight_bits: Callable[[np.ndarray], np.ndarray]) -> Image.Image:

@@ -87,7 +87,9 @@ def files(draw) -> tuple[bytes, str, str]:
     if mode.endswith("+t"):
         options["transparency"] = 0 if image.mode in ("P", "L") else (0, 0, 0)
     if fmt in ("PNG", "JPEG", "WEBP", "TIFF") and draw(st.booleans()):
-        options["exif"] = draw(st.sampled_from(exif_blobs()[:1] if fmt == "TIFF" else exif_blobs()))  # TIFF re-parses it
+        options["exif"] = draw(
+            st.sampled_from(exif_blobs()[:1] if fmt == "TIFF" else exif_blobs())
+        )  # TIFF re-parses it
     if fmt in ("PNG", "JPEG", "WEBP", "TIFF") and draw(st.booleans()):
         options["icc_profile"] = draw(st.sampled_from(icc_blobs()))
     if fmt == "PNG" and draw(st.booleans()):
