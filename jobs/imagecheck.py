@@ -34,6 +34,8 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_DEPTHS = {0: {1, 2, 4, 8, 16}, 2: {8, 16}, 3: {1, 2, 4, 8}, 4: {8, 16}, 6: {8, 16}}
 _MAX_CHUNKS = 4096  # chunks, segments or GIF blocks walked before the first image data
 _TIFF_COMPRESSIONS = {1: "none", 5: "LZW", 8: "deflate", 32946: "deflate", 32773: "PackBits"}
+# Refused ones a client is likely to send, named in the refusal (bilevel fax scans are documents, not photos).
+_TIFF_REFUSED_COMPRESSIONS = {2: "CCITT RLE", 3: "CCITT G3 fax", 4: "CCITT G4 fax", 6: "old JPEG", 7: "JPEG"}
 _TIFF_INTEGER_TYPES = {3: "H", 4: "I"}  # SHORT, LONG
 # The Pillow modes the worker turns into RGB as a viewer shows them (models.preprocessing.VIEWER_CONVERSIONS,
 # which a unit test holds equal). Only TIFF opens in modes outside it (LAB, for one): refused with 415.
@@ -362,7 +364,8 @@ def _tiff_size(data: bytes, limits: ImageLimits) -> tuple[int, int]:
     compression = number(259, 1)
     if compression not in _TIFF_COMPRESSIONS:
         raise ImageRefused(
-            f"TIFF compression {compression} is not supported; use one of "
+            f"TIFF compression {compression}{_named(_TIFF_REFUSED_COMPRESSIONS.get(compression))} is not "
+            "supported; use one of "
             f"{', '.join(sorted(set(_TIFF_COMPRESSIONS.values())))}.",
             415,
         )
@@ -398,6 +401,10 @@ def _check_tiff_samples(mode: str, photometric: int, bits: int, sample_format: i
         raise ImageRefused(f"TIFF images of {bits}-bit grey samples (mode {mode}) are not supported.", 415)
     if photometric == 0 and bits > 8:
         raise ImageRefused(f"TIFF images of {bits}-bit white-is-zero grey (mode {mode}) are not supported.", 415)
+
+
+def _named(name: str | None) -> str:
+    return f" ({name})" if name else ""
 
 
 def _tiff_ifd(data: bytes, order: str) -> dict[int, int]:
