@@ -64,6 +64,9 @@ class Settings:
     WEBHOOK_ALLOW_PRIVATE: bool
     WEBHOOK_RETRY_SECONDS: int
     WEBHOOK_FIRST_RETRY: float
+    WEBHOOK_CONNECT_TIMEOUT: float
+    WEBHOOK_ATTEMPT_TIMEOUT: float
+    WEBHOOK_PER_DESTINATION: int
 
     @property
     def broker_folder(self) -> Path:
@@ -142,4 +145,7 @@ def load_settings(env=None) -> Settings:
         WEBHOOK_ALLOW_PRIVATE=_flag(env, "WEBHOOK_ALLOW_PRIVATE"),
         WEBHOOK_RETRY_SECONDS=_int(env, "WEBHOOK_RETRY_SECONDS", 3600),
         WEBHOOK_FIRST_RETRY=float(env.get("WEBHOOK_FIRST_RETRY") or 10),
+        WEBHOOK_CONNECT_TIMEOUT=float(env.get("WEBHOOK_CONNECT_TIMEOUT") or 3),
+        WEBHOOK_ATTEMPT_TIMEOUT=float(env.get("WEBHOOK_ATTEMPT_TIMEOUT") or 10),
+        WEBHOOK_PER_DESTINATION=_int(env, "WEBHOOK_PER_DESTINATION", 4),
     )

@@ -310,7 +310,7 @@ def start_webhook_worker(env, log_dir: Path) -> Process:
             "--pool",
             "threads",
             "--concurrency",
-            "4",
+            env.get("WEBHOOK_CONCURRENCY") or "200",
             "--loglevel",
             "INFO",
             "--hostname",
@@ -327,11 +327,12 @@ def start_webhook_worker(env, log_dir: Path) -> Process:
 
 def delete_notify_entities(queue: str) -> None:
     """What the waiting and webhook features add beside ``queue``: its events exchange, its webhooks
-    queue, and the delay queues of the default retry schedule and of the tests' (first retry 1 s)."""
+    queue, and the delay queues of the default retry schedule, of the tests' (first retry 1 s) and of
+    busy destinations."""
     from jobs.events import events_exchange_name
-    from jobs.webhooks import delay_queue, retry_schedule, webhook_queue
+    from jobs.webhooks import BUSY_DELAY, delay_queue, retry_schedule, webhook_queue
 
-    delays = sorted(set(retry_schedule(1, 3600)) | set(retry_schedule(10, 3600)))
+    delays = sorted(set(retry_schedule(1, 3600)) | set(retry_schedule(10, 3600)) | {BUSY_DELAY})
 
     with Connection(AMQP_URL) as connection:
         channel = connection.channel()

@@ -25,6 +25,7 @@ from jobs.records import Prediction, Timestamp, utcnow
 DELIVER_TASK = "deliver_webhook"
 REQUEUE_TASK = "requeue_unsent_webhooks"
 LONGEST_DELAY = 600  # seconds between two attempts at most, so there are few delay queues
+BUSY_DELAY = 10  # seconds a delivery waits when its destination's slots are all taken (tasks.webhooks)
 
 
 class WebhookDelivery(db.Model):

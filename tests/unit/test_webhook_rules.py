@@ -1,8 +1,11 @@
 """The rules of webhooks: signatures, which callback addresses are refused, and the backoff schedule."""
 
 import socket
+import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from config.settings import PROJECT_ROOT
 from jobs.callbacks import (
@@ -19,7 +22,8 @@ from jobs.callbacks import (
 from jobs.signing import sign, verify
 from jobs.webhooks import LONGEST_DELAY, delay_queue, retry_delay, retry_schedule, webhook_queue
 from tasks import webhook_http
-from tests.webhook_receiver import Receiver
+from tasks.webhook_slots import DestinationSlots
+from tests.webhook_receiver import Receiver, SlowReceivers
 
 SECRET = "s3cret"
 
@@ -287,7 +291,7 @@ def test_the_post_goes_to_the_vetted_address_with_the_url_host_and_follows_no_re
     server = Receiver([302], headers=[("Location", "http://127.0.0.1:1/elsewhere")], body_size=100000)
     try:
         target = vet_callback_url(f"http://localhost:{server.port}/hook?a=1", allow_private=True)
-        status = webhook_http.post(target, b'{"x":1}', {"Content-Type": "application/json"})
+        status = webhook_http.post(target, b'{"x":1}', {"Content-Type": "application/json"}, 2, 5)
     finally:
         server.close()
     assert status == 302  # reported, not followed
@@ -302,7 +306,54 @@ def test_the_post_connects_to_the_pinned_address_even_if_the_name_now_points_els
         vetted = vet_callback_url(f"http://localhost:{server.port}/hook", allow_private=True)
         # A rebinding name: the host now says something else, but the connection uses the vetted address.
         rebound = vetted.__class__(**{**vetted.__dict__, "host": "rebound.invalid"})
-        assert webhook_http.post(rebound, b"{}", {}) == 200
+        assert webhook_http.post(rebound, b"{}", {}, 2, 5) == 200
     finally:
         server.close()
     assert server.received[0]["headers"]["Host"] == f"rebound.invalid:{server.port}"
+
+
+@pytest.mark.parametrize("trickle", [False, True], ids=["silent", "trickling"])
+def test_a_receiver_that_hangs_or_trickles_bytes_is_cut_off_at_the_attempts_deadline(trickle):
+    """The socket timeout alone would never end an answer that sends a byte every 0.2 s."""
+    with SlowReceivers(1, trickle=trickle) as slow:
+        target = vet_callback_url(slow.urls[0], allow_private=True)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match="no whole answer within 1.5 s"):
+            webhook_http.post(target, b"{}", {}, 1, 1.5)
+        elapsed = time.monotonic() - started
+        if trickle:
+            assert slow.bytes_sent() >= 3, "the receiver was still sending when it was cut off"
+    assert 1.5 <= elapsed < 2.5
+
+
+def test_connecting_to_a_closed_port_fails_at_once():
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    target = vet_callback_url(f"http://127.0.0.1:{port}/hook", allow_private=True)
+    started = time.monotonic()
+    with pytest.raises(ConnectionRefusedError):
+        webhook_http.post(target, b"{}", {}, 1, 10)
+    assert time.monotonic() - started < 1
+
+
+def test_a_destination_has_only_its_own_slots():
+    slots = DestinationSlots()
+    hanging, healthy = ("127.0.0.1", 1000), ("127.0.0.1", 1001)
+    assert [slots.take(hanging, 2) for _ in range(3)] == [True, True, False]
+    assert slots.take(healthy, 2), "another port of the same address has its own slots"
+    slots.give_back(hanging)
+    assert slots.take(hanging, 2) and not slots.take(hanging, 2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80) | st.builds("http://{}/{}".format, st.text(max_size=30), st.text(max_size=30)))
+def test_any_string_is_either_a_clean_ascii_target_or_refused_with_a_reason(url):
+    """Never another exception: what is refused at POST cannot crash a delivery later."""
+    try:
+        target = vet_callback_url(url, allowed_hosts=("localhost",), allow_private=True)
+    except CallbackRefused as refusal:
+        assert str(refusal)
+        return
+    assert target.url.isascii() and not any(char.isspace() or ord(char) < 32 for char in target.url)
+    assert vet_callback_url(target.url, allowed_hosts=("localhost",), allow_private=True) == target
