@@ -49,6 +49,7 @@ class SlowReceivers:
 
     def __init__(self, count: int, trickle: bool = False):
         self.trickle, self.connections, self._sent = trickle, [], {}
+        self.accepted = [0] * count  # connections each receiver has accepted so far
         self.listeners = [socket.create_server(("127.0.0.1", 0), backlog=64) for _ in range(count)]
         self.urls = [f"http://127.0.0.1:{sock.getsockname()[1]}/hook" for sock in self.listeners]
         self._stop = threading.Event()
@@ -60,6 +61,7 @@ class SlowReceivers:
             readable, _, _ = select.select(self.listeners + self.connections, [], [], 0.2)
             for sock in readable:
                 if sock in self.listeners:
+                    self.accepted[self.listeners.index(sock)] += 1
                     self.connections.append(sock.accept()[0])
                     self._sent[self.connections[-1]] = 0
                 elif not sock.recv(65536):  # the sender gave up
