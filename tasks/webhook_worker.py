@@ -8,7 +8,7 @@ thread within ``WEBHOOK_ATTEMPT_TIMEOUT``, and one destination holds at most
 """
 
 from jobs.app import create_base_app
-from jobs.webhooks import webhook_queue
+from jobs.broker import webhook_queue
 
 flask_app = create_base_app(__name__)
 celery_app = flask_app.extensions["celery"]

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from config.settings import PROJECT_ROOT
+from jobs.broker import LONGEST_DELAY, delay_queue, entities, retry_delay, retry_schedule, webhook_queue
 from jobs.callbacks import (
     ADDRESS_RULES,
     EMBEDDED,
@@ -20,7 +21,6 @@ from jobs.callbacks import (
     vet_callback_url,
 )
 from jobs.signing import sign, verify
-from jobs.webhooks import LONGEST_DELAY, delay_queue, retry_delay, retry_schedule, webhook_queue
 from tasks import webhook_http
 from tasks.webhook_slots import DestinationSlots
 from tests.webhook_receiver import Receiver, SlowReceivers
@@ -357,3 +357,10 @@ def test_any_string_is_either_a_clean_ascii_target_or_refused_with_a_reason(url)
         return
     assert target.url.isascii() and not any(char.isspace() or ord(char) < 32 for char in target.url)
     assert vet_callback_url(target.url, allowed_hosts=("localhost",), allow_private=True) == target
+
+
+def test_the_broker_layout_lists_every_queue_and_exchange_a_deployment_creates():
+    queues, exchanges = entities("inference", 10, 3600)
+    assert queues[:3] == ["inference", "inference.dead", "inference.webhooks"]
+    assert queues[3:] == [delay_queue("inference", delay).name for delay in retry_schedule(10, 3600)]
+    assert exchanges == ["inference", "inference.dead", "inference.webhooks", "inference.events"]
