@@ -192,6 +192,9 @@ def test_the_rate_limit_counts_each_client_by_the_address_the_proxy_saw(proxied)
             b"Content-Length: 999999999\r\nConnection: close\r\n\r\n",
             413,
         ),
+        (b"POST /inference/image HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (b"GET /health HTTP/3.0\r\nHost: test\r\n\r\n", 505),
+        (b"TRACE /health HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n", 405),
         (get("/_problems/413"), 404),  # the proxy's own error pages are not reachable from outside
     ],
 )
