@@ -9,29 +9,20 @@ Flower lists only the queues its workers consume. The dead-letter queue has no c
 a webhook retry waits in a delay queue nobody consumes, so their names are added to what it asks for.
 """
 
-from celeryconfig import dead_letter_queue, job_queue
 from flower.views import BaseHandler
 
 from config.settings import load_settings
-from jobs.webhooks import delay_queue, retry_schedule, webhook_queue
+from jobs.broker import entities
 
 _settings = load_settings()
 broker_api = _settings.management_api
-
-
-def _service_queue_names(settings) -> set[str]:
-    """Every queue this service declares on RabbitMQ, for its settings."""
-    delays = retry_schedule(settings.WEBHOOK_FIRST_RETRY, settings.WEBHOOK_RETRY_SECONDS)
-    queues = [job_queue(settings), dead_letter_queue(settings), webhook_queue(settings.CELERY_QUEUE)]
-    queues += [delay_queue(settings.CELERY_QUEUE, delay) for delay in delays]
-    return {queue.name for queue in queues}
-
-
+# Every queue this deployment declares (jobs.broker): job, dead-letter, webhooks and delay queues.
+_service_queues, _ = entities(_settings.CELERY_QUEUE, _settings.WEBHOOK_FIRST_RETRY, _settings.WEBHOOK_RETRY_SECONDS)
 _consumed_queue_names = BaseHandler.get_active_queue_names
 
 
 def _queue_names(handler) -> list[str]:
-    return sorted(set(_consumed_queue_names(handler)) | _service_queue_names(_settings))
+    return sorted(set(_consumed_queue_names(handler)) | set(_service_queues))
 
 
 BaseHandler.get_active_queue_names = _queue_names
