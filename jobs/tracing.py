@@ -83,9 +83,10 @@ def _name_the_trace(response):
 
 
 def current_trace_id() -> str | None:
-    """The trace id of the active span (32 hex digits), or None when nothing is traced."""
+    """The trace id of the active span (32 hex digits) when its trace is kept (sampled), or None:
+    a row never points at a trace the backend never received."""
     span = trace.get_current_span().get_span_context()
-    return format_trace_id(span.trace_id) if span.is_valid else None
+    return format_trace_id(span.trace_id) if span.is_valid and span.trace_flags.sampled else None
 
 
 @contextmanager
