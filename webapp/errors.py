@@ -19,8 +19,13 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def problem_document(status: int, title: str, detail: str) -> dict:
+    """The RFC 9457 body; the waiter (aiohttp) sends the same one."""
+    return {"type": "about:blank", "title": title, "status": status, "detail": detail}
+
+
 def problem(status: int, title: str, detail: str, headers: dict | None = None):
-    response = jsonify(type="about:blank", title=title, status=status, detail=detail)
+    response = jsonify(problem_document(status, title, detail))
     response.status_code = status
     response.mimetype = PROBLEM_JSON
     response.headers.update(headers or {})
