@@ -8,7 +8,7 @@ from jobs.callbacks import CallbackRefused, is_acceptable, vet_callback_url
 from jobs.signing import sign, verify
 from jobs.webhooks import LONGEST_DELAY, delay_queue, retry_delay, retry_schedule, webhook_queue
 from tasks import webhook_http
-from tests.webhook_receiver import Receiver
+from tests.support.webhook_receiver import Receiver
 
 SECRET = "s3cret"
 
