@@ -15,7 +15,7 @@ import pytest
 import tasks.classify  # noqa: F401  registers the batch task with every Celery app
 from jobs.database import db
 from jobs.records import Prediction
-from models.classification import describe
+from models.classification import Classification
 from tasks.state import worker_state
 from tests.conftest import b64, image_bytes
 
@@ -36,7 +36,7 @@ class StandInClassifier:
             raise RuntimeError("kernel crashed")
         probabilities = np.full((len(batch), 1000), 0.0001, dtype=np.float32)
         probabilities[:, 7] = 0.9
-        return [describe(row, LABELS) for row in probabilities]
+        return [Classification.from_probabilities(row, LABELS) for row in probabilities]
 
 
 @pytest.fixture
