@@ -28,6 +28,7 @@ test: install weights
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 install: $(VENV)/.installed $(SWAGGER_UI)/VERSION
 	@./scripts/install-system-deps.sh  # also for a venv made before nginx was needed; a no-op when all is there

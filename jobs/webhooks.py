@@ -75,7 +75,8 @@ def retry_delay(failed_attempts: int, first: float) -> int:
 
 def retry_schedule(first: float, budget: float) -> list[int]:
     """The delays before attempts 2, 3, ... while the total stays within ``budget`` seconds."""
-    delays, total = [], 0
+    delays: list[int] = []
+    total = 0
     while True:
         delay = retry_delay(len(delays) + 1, first)
         if total + delay > budget:

@@ -1,6 +1,7 @@
 """What a classifier returns for one image, whatever runtime computed it."""
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -9,7 +10,7 @@ import numpy as np
 class Classification:
     label: str
     confidence: float
-    top5: list[dict]
+    top5: list[dict[str, Any]]
 
     @classmethod
     def from_probabilities(cls, probabilities: np.ndarray, labels: list[str]) -> "Classification":

@@ -60,7 +60,7 @@ def _reason(error: Exception) -> str:
 def _upright(image: Image.Image) -> Image.Image:
     """EXIF rotation applied; unreadable EXIF means no rotation rather than a failed job."""
     try:
-        method = _UPRIGHT.get(image.getexif().get(ExifTags.Base.Orientation))
+        method = _UPRIGHT.get(image.getexif().get(ExifTags.Base.Orientation, 1))  # 1: upright
     except Exception:  # hostile EXIF raises anything from SyntaxError to struct.error
         return image
     return image.transpose(method) if method is not None else image

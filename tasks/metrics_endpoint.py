@@ -29,8 +29,12 @@ def make_private_folder() -> str:
     folder = tempfile.mkdtemp(prefix="worker-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder  # inherited by the pool processes
     owner = os.getpid()
-    # Forked pool processes inherit atexit handlers; only the parent removes the folder.
-    atexit.register(lambda: os.getpid() == owner and shutil.rmtree(folder, ignore_errors=True))
+
+    def remove_in_the_parent():  # forked pool processes inherit atexit handlers; only the parent removes it
+        if os.getpid() == owner:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    atexit.register(remove_in_the_parent)
     return folder
 
 

@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 def _beat(flask_app: Flask, state: WorkerState) -> None:
+    assert state.hostname is not None, "set by announce_model before the first beat"
     with flask_app.app_context():
         try:
             workers.heartbeat(state.hostname, state.model_provenance)

@@ -85,7 +85,9 @@ def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
     return f"attempt {attempt} failed ({error or status_code}); next in {delay}s"
 
 
-def _attempt(callback_url: str, body: bytes, prediction_uuid: str, attempt: int, settings) -> tuple[int | None, str]:
+def _attempt(
+    callback_url: str, body: bytes, prediction_uuid: str, attempt: int, settings
+) -> tuple[int | None, str | None]:
     """The receiver's status code, or None and why there was none."""
     if not settings.WEBHOOK_SECRET:
         return None, "WEBHOOK_SECRET is not set: nothing can be signed"
@@ -116,8 +118,8 @@ def _superseded(prediction_uuid: str, attempt: int) -> bool:
                 WebhookDelivery.status_code.between(200, 299) | (WebhookDelivery.attempt >= attempt),
             )
         )
-        > 0
-    )
+        or 0
+    ) > 0
 
 
 @shared_task(name=REQUEUE_TASK)

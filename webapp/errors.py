@@ -41,7 +41,7 @@ def register_error_handlers(app: Flask) -> None:
     def http_error(error: HTTPException):
         # Keep the exception's own headers (Allow on 405, Retry-After on 429), not its HTML type.
         headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
-        return problem(error.code, error.name, error.description, headers)
+        return problem(error.code or 500, error.name, error.description or "", headers)
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):

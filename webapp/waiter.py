@@ -62,7 +62,7 @@ class Waiter:
     # --- rows --------------------------------------------------------------------------------
     def _read_now(self, uuids: list[str]) -> dict[str, dict]:
         """Core reads, no ORM objects: a waiting GET costs one short query on a pooled connection."""
-        table, bodies = Prediction.__table__, {}
+        table, bodies = Prediction.__table__, dict[str, dict]()
         with self.engine.connect() as connection:
             for start in range(0, len(uuids), READ_CHUNK):
                 query = select(table).where(table.c.uuid.in_(uuids[start : start + READ_CHUNK]))

@@ -5,6 +5,8 @@ Both say the same thing in the same words: 404 for an id that is not a UUID4 or 
 job is pending, 200 once it has ended.
 """
 
+from typing import Any
+
 from jobs.records import PENDING
 from webapp.errors import ApiError
 from webapp.predictions.notify import is_uuid4
@@ -33,7 +35,7 @@ def unavailable(what: str) -> ApiError:
     )
 
 
-def prediction_answer(prediction_uuid: str, body: dict | None) -> tuple[int, dict, dict]:
+def prediction_answer(prediction_uuid: str, body: dict[str, Any] | None) -> tuple[int, dict[str, Any], dict[str, str]]:
     """(status, JSON body, headers) for the job's GET JSON (``jobs.records.prediction_json``), or the 404."""
     if body is None:
         raise no_such_prediction(prediction_uuid)
