@@ -30,9 +30,11 @@ logconfig_dict = logging_config(settings.LOG_LEVEL)
 # answers, and ?wait long polls go to the waiter, so a process is never held by a slow client; the
 # gthread machinery (selector, futures, locks) cost more CPU per request than the waits it overlapped.
 threads = settings.WEB_THREADS
-# Longer than the proxy keeps an idle connection to Gunicorn (deploy/nginx/api.conf.template, 60 s),
-# so nginx never reuses one that Gunicorn has just closed.
-keepalive = 75
+if threads > 1:
+    # Only the gthread worker keeps connections alive (the sync worker closes each after its answer):
+    # longer than the proxy keeps an idle one (deploy/nginx/api.conf.template, 60 s), so nginx never
+    # reuses a connection that Gunicorn has just closed.
+    keepalive = 75
 
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # Set here, in the master, before any worker process imports prometheus-client.

@@ -7,7 +7,6 @@ web or with other workers, on this host or another.
 """
 
 import atexit
-import functools
 import logging
 import os
 import shutil
@@ -42,7 +41,7 @@ class ModelInfoCollector:
     """``worker_model_info{runtime, weights_sha256} 1``: which model this worker serves."""
 
     def __init__(self, identity):
-        self.identity = functools.cache(identity)  # hashing the weights once, at the first scrape
+        self.identity = identity  # read at each scrape: the hashes were computed once, at start
 
     def collect(self):
         identity = self.identity()

@@ -1,7 +1,7 @@
 """The waiter: answers ``GET /predictions/<uuid>?wait=N`` the moment the job ends, or after N seconds.
 
 A small asyncio server beside Gunicorn (Procfile ``waiter:``; nginx sends it every request with a
-``wait`` argument, see ``deploy/waiter.nginx.conf``). A waiting client costs a future here, not
+``wait`` argument, see ``deploy/nginx/api.conf.template``). A waiting client costs a future here, not
 a thread or a database connection: the row is read in a short query (in a worker thread, the
 connection back in the pool at once), then the request waits on a future keyed by its uuid.
 
