@@ -266,5 +266,5 @@ def test_private_callback_refused_at_post_without_the_allow_setting(notify_env, 
 def _answers(url: str) -> bool:
     try:
         return requests.get(url, timeout=2).status_code == 200
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still booting
         return False
