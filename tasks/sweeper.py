@@ -10,9 +10,9 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
-from flask import current_app
 from sqlalchemy import select, update
 
+from config.settings import current_settings
 from jobs.broker import REPUBLISH_TASK
 from jobs.database import db
 from jobs.endings import announce_ended
@@ -34,7 +34,7 @@ def republish_stale_pending() -> int:
 
 def stale_pending():
     """(uuid, image_url, republished) of the jobs pending for longer than REPUBLISH_PENDING_AFTER, oldest first."""
-    cutoff = utcnow() - timedelta(seconds=current_app.config["REPUBLISH_PENDING_AFTER"])
+    cutoff = utcnow() - timedelta(seconds=current_settings().REPUBLISH_PENDING_AFTER)
     stale = db.session.execute(
         select(Prediction.uuid, Prediction.image_url, Prediction.republished)
         .where(Prediction.status == PENDING, Prediction.updated_at < cutoff)
@@ -51,7 +51,7 @@ def settle(stale) -> tuple[set[str], set[str]]:
     A worker may end any of them after ``stale_pending`` read it. Every write is conditional on the
     row still being pending, and only the rows this sweep's own writes changed are announced or
     republished, so a job a worker ended meanwhile gets no second completion event or webhook."""
-    limit = current_app.config["MAX_DELIVERIES"]
+    limit = current_settings().MAX_DELIVERIES
     exhausted = {row.uuid for row in stale if row.republished >= limit}
     failed = record_outcomes(
         {

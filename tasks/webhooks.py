@@ -25,9 +25,9 @@ from datetime import timedelta
 from http.client import HTTPException
 
 from celery import shared_task
-from flask import current_app
 from sqlalchemy import func, select
 
+from config.settings import Settings, current_settings
 from jobs.broker import BUSY_DELAY, DELIVER_TASK, REQUEUE_WEBHOOKS_TASK, retry_delay
 from jobs.callbacks import CallbackRefused, vet_callback_url
 from jobs.database import db
@@ -49,7 +49,7 @@ BUSY = object()  # _attempt's answer when the destination's slots are all taken
 def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
     """One attempt; returns what happened (for the worker's log). Whatever goes wrong in the
     attempt is recorded as its outcome: this task does not raise for a receiver or a URL."""
-    config = current_app.config
+    settings = current_settings()
     row = db.session.get(Prediction, prediction_uuid)
     if row is None or not row.callback_url or row.status == PENDING:
         return "nothing to deliver"
@@ -65,7 +65,7 @@ def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
 
     attempted_at, started = utcnow(), time.monotonic()
     try:
-        outcome = _attempt(callback_url, body, prediction_uuid, attempt, config)
+        outcome = _attempt(callback_url, body, prediction_uuid, attempt, settings)
     except Exception as error:  # a fault of this code, not the receiver's: still only this attempt's outcome
         logger.exception("webhook of %s: unexpected error in attempt %d", prediction_uuid, attempt)
         outcome = None, f"{type(error).__name__}: {error}"[:500], True
@@ -88,9 +88,9 @@ def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
         logger.info("webhook of %s delivered (attempt %d)", prediction_uuid, attempt, extra={"uuid": prediction_uuid})
         return f"delivered: {status_code}"
 
-    delay = retry_delay(attempt, config["WEBHOOK_FIRST_RETRY"])
+    delay = retry_delay(attempt, settings.WEBHOOK_FIRST_RETRY)
     elapsed = (utcnow() - first_attempt_at).total_seconds()
-    if not retry or elapsed + delay > config["WEBHOOK_RETRY_SECONDS"]:
+    if not retry or elapsed + delay > settings.WEBHOOK_RETRY_SECONDS:
         logger.warning(
             "webhook of %s given up after %d attempts: %s",
             prediction_uuid,
@@ -103,28 +103,28 @@ def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
     return f"attempt {attempt} failed ({error or status_code}); next in {delay}s"
 
 
-def _attempt(callback_url: str, body: bytes, prediction_uuid: str, attempt: int, config):
+def _attempt(callback_url: str, body: bytes, prediction_uuid: str, attempt: int, settings: Settings):
     """(the receiver's status code or None, why there was none, whether to try again), or BUSY
     when this destination's slots are all taken."""
-    if not config["WEBHOOK_SECRET"]:
+    if not settings.WEBHOOK_SECRET:
         return None, "WEBHOOK_SECRET is not set: nothing can be signed", True
     try:
-        target = vet_callback_url(callback_url, config["WEBHOOK_ALLOWED_HOSTS"], config["WEBHOOK_ALLOW_PRIVATE"])
+        target = vet_callback_url(callback_url, settings.WEBHOOK_ALLOWED_HOSTS, settings.WEBHOOK_ALLOW_PRIVATE)
     except CallbackRefused as refusal:
         return None, str(refusal)[:500], not refusal.permanent
     destination = (target.address, target.port)
-    if not SLOTS.take(destination, config["WEBHOOK_PER_DESTINATION"]):
+    if not SLOTS.take(destination, settings.WEBHOOK_PER_DESTINATION):
         return BUSY
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         "X-Webhook-Id": prediction_uuid,
         "X-Webhook-Attempt": str(attempt),
-        SIGNATURE_HEADER: sign(config["WEBHOOK_SECRET"], body, int(time.time())),
+        SIGNATURE_HEADER: sign(settings.WEBHOOK_SECRET, body, int(time.time())),
     }
     try:
         status = webhook_http.post(
-            target, body, headers, config["WEBHOOK_CONNECT_TIMEOUT"], config["WEBHOOK_ATTEMPT_TIMEOUT"]
+            target, body, headers, settings.WEBHOOK_CONNECT_TIMEOUT, settings.WEBHOOK_ATTEMPT_TIMEOUT
         )
     except (OSError, HTTPException) as error:
         return None, f"{type(error).__name__}: {error}"[:500], True
@@ -160,7 +160,7 @@ def requeue_unsent_webhooks() -> int:
             Prediction.status != PENDING,
             ~attempted,
             Prediction.updated_at.between(
-                now - timedelta(seconds=current_app.config["WEBHOOK_RETRY_SECONDS"]),
+                now - timedelta(seconds=current_settings().WEBHOOK_RETRY_SECONDS),
                 now - timedelta(seconds=UNSENT_AFTER),
             ),
         )
