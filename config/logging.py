@@ -48,8 +48,9 @@ class JsonFormatter(logging.Formatter):
             "process": record.process,
             "message": record.getMessage(),
         }
-        if getattr(record, "uuid", None):
-            line["uuid"] = record.uuid
+        job = getattr(record, "uuid", None)
+        if job:
+            line["uuid"] = job
         span = trace.get_current_span().get_span_context()
         if span.is_valid:  # the same ids as the trace backend shows, so a log search and a trace agree
             line["trace_id"] = format_trace_id(span.trace_id)

@@ -60,7 +60,7 @@ def classify_batch(requests) -> bool:
         with steps.step("inference", **{"batch.images": len(inputs)}):
             outcomes.update(_classify(inputs))
     with steps.step("record"):
-        written = _with_database_retry(lambda: record_outcomes(outcomes, worker_state.model_description))
+        written = _with_database_retry(lambda: record_outcomes(outcomes, worker_state.model_provenance))
     if worker_state.metrics is not None:
         worker_state.metrics.count_recorded(outcomes[prediction_uuid]["status"] for prediction_uuid in written)
     with job_spans(requests, steps):

@@ -19,7 +19,7 @@ from jobs import tracing
 class BatchSteps:
     """When each step of one run started and ended (ns since the epoch, as spans want them)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.started = time.time_ns()
         self.shared: list[tuple[str, int, int, dict]] = []
         self.own: dict[str, list[tuple[str, int, int, dict]]] = {}

@@ -2,10 +2,10 @@
 alerts ask for, with the labels recorded in test_deploy_config, and counts this session's queues."""
 
 import os
-import time
 
 from tests.conftest import SAMPLES, scrape
 from tests.integration.test_end_to_end import classify
+from tests.support.polling import until
 from tests.unit.test_deploy_config import RABBITMQ_SERIES
 
 ENDPOINT = os.environ.get("TEST_RABBITMQ_METRICS_URL", "http://127.0.0.1:15692")
@@ -25,10 +25,12 @@ def test_the_broker_serves_the_recorded_series_and_this_sessions_queues(base_url
         assert name in served, f"RabbitMQ does not serve {name}"
         assert served[name] == labels, name
     queue = service_env["CELERY_QUEUE"]
-    deadline = time.monotonic() + STATS_TIMEOUT
-    while not {queue, f"{queue}.dead"} <= queues_counted(scrape(ENDPOINT + PER_QUEUE)):
-        assert time.monotonic() < deadline, f"RabbitMQ never reported {queue} and its .dead queue"
-        time.sleep(1)
+    until(
+        lambda: {queue, f"{queue}.dead"} <= queues_counted(scrape(ENDPOINT + PER_QUEUE)),
+        f"RabbitMQ's figures for {queue} and its .dead queue",
+        STATS_TIMEOUT,
+        interval=1,
+    )
 
 
 def queues_counted(samples) -> set[str]:

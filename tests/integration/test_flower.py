@@ -6,7 +6,6 @@ The Broker page's screenshot goes to ``ARTIFACTS_DIR`` (docs/img/flower-broker.p
 
 import base64
 import re
-import time
 
 import pytest
 import requests
@@ -15,6 +14,7 @@ from deploy.harness import app_for, deployment_env, running_web, start_flower, s
 from tests.conftest import SAMPLES
 from tests.integration.test_end_to_end import post
 from tests.integration.test_web_page import ARTIFACTS, browser_context  # noqa: F401  (the fixture, used below)
+from tests.support.polling import until
 
 JOBS = 3
 LOGIN = "ops:flower-test"
@@ -70,12 +70,13 @@ def queued(paused_deployment):
 def test_flower_reports_the_jobs_waiting_in_the_queue(queued):
     _, flower_url, queue = queued
     expected = expected_depths(queue)
-    deadline = time.monotonic() + STATS_TIMEOUT
-    depths = queue_depths(flower_url)
-    while {name: depths.get(name) for name in expected} != expected:
-        assert time.monotonic() < deadline, f"Flower reports {depths}, expected {expected}"
-        time.sleep(1)
-        depths = queue_depths(flower_url)
+    reported = {}
+
+    def as_expected() -> bool:
+        reported.update(queue_depths(flower_url))
+        return {name: reported.get(name) for name in expected} == expected
+
+    until(as_expected, lambda: f"Flower's depths {expected}; it reports {reported}", STATS_TIMEOUT, interval=1)
 
 
 def test_flower_broker_page_lists_the_queues(queued, browser_context):  # noqa: F811

@@ -2,15 +2,15 @@
 webhook worker reaches a real OTLP/HTTP receiver as one trace with the expected parent and link relations."""
 
 import json
-import time
 
 import pytest
 import requests
 
 from deploy.harness import deployment_env, running_service, start_webhook_worker
 from tests.integration.test_notify import upload
-from tests.otlp_receiver import OtlpReceiver
-from tests.webhook_receiver import Receiver
+from tests.support.otlp_receiver import OtlpReceiver
+from tests.support.polling import until
+from tests.support.webhook_receiver import Receiver
 
 DEADLINE = 90
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -45,16 +45,6 @@ def traced_service(tmp_path_factory, mysql_url, new_queue, collector):
             webhooks.stop()
 
 
-def until(condition, what: str, seen=lambda: ""):
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not seen within {DEADLINE} s{seen()}")
-
-
 def test_a_job_is_one_trace_from_the_post_to_the_webhook(traced_service, collector):
     url, logs = traced_service
     hook = Receiver()
@@ -69,7 +59,7 @@ def test_a_job_is_one_trace_from_the_post_to_the_webhook(traced_service, collect
         assert response.headers["X-Trace-Id"] == CLIENT_TRACE
         assert response.headers["traceresponse"].startswith(f"00-{CLIENT_TRACE}-")
         job = response.json()["uuid"]
-        until(lambda: hook.received, "the webhook")
+        until(lambda: hook.received, "the webhook", DEADLINE)
     finally:
         hook.close()
 
@@ -91,9 +81,9 @@ def test_a_job_is_one_trace_from_the_post_to_the_webhook(traced_service, collect
             "apply_async/deliver_webhook",
             "run/deliver_webhook",
         ),
-        "every span of the job's trace",
-        lambda: "; received: "
+        lambda: "every span of the job's trace; received: "
         + ", ".join(sorted(f"{span['service']}:{span['name']}@{span['trace_id'][:6]}" for span in collector.spans)),
+        DEADLINE,
     )
     by_id = {span["span_id"]: span for span in spans}
 
