@@ -63,5 +63,5 @@ def send_delivery(prediction_uuid: str, attempt: int, delay: int) -> None:
             options = {"queue": delay_queue(base, delay)}
         else:
             options["countdown"] = delay
-    with in_job_trace(prediction_uuid):  # a retry, and the first attempt published by the worker's batch
+    with in_job_trace(prediction_uuid):  # from the worker's batch: into the job's trace (a retry is in it already)
         celery.send_task(DELIVER_TASK, args=(prediction_uuid, attempt), **options)
