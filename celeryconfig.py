@@ -66,6 +66,10 @@ def celery_settings(settings: Settings) -> dict:
         # already committed and the sweeper publishes it again later.
         "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
         "task_queues": (job_queue(settings),),
+        # Remote control (`celery -A tasks.worker:celery_app control ...`, Flower) goes through
+        # "<queue>.pidbox": it reaches this deployment's classification workers only, never another
+        # deployment's on the same broker nor the webhook worker, which has its own (tasks/webhook_worker.py).
+        "control_exchange": queue,
         "task_default_queue": queue,
         "task_default_exchange": queue,
         "task_default_routing_key": queue,

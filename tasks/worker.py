@@ -14,6 +14,7 @@ flask_app = create_base_app(__name__)
 celery_app = flask_app.extensions["celery"]
 
 import tasks.classify  # noqa: E402,F401  registers the batch task
+import tasks.control  # noqa: E402,F401  drops control messages left for it by an earlier run
 import tasks.joblogs  # noqa: E402,F401  JSON log lines, as the web writes them
 import tasks.metrics_endpoint  # noqa: E402,F401  the worker's own /metrics (WORKER_METRICS_PORT)
 import tasks.presence  # noqa: E402,F401  publishes this worker's model for /health
