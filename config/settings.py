@@ -49,6 +49,7 @@ class Settings:
     BATCH_MAX_WAIT: float
     WORKER_NICENESS: int
     API_KEYS: tuple[str, ...]
+    METRICS_KEY: str
     RATE_LIMIT: str
     RATE_LIMIT_STORAGE_URL: str
     IDEMPOTENCY_TTL_SECONDS: int
@@ -64,6 +65,10 @@ class Settings:
     WEBHOOK_ALLOW_PRIVATE: bool
     WEBHOOK_RETRY_SECONDS: int
     WEBHOOK_FIRST_RETRY: float
+    # Processes: the Procfile's lines read them from the environment; here they are checked at start.
+    WORKER_CONCURRENCY: int
+    WEBHOOK_CONCURRENCY: int
+    WEB_CONCURRENCY: int
 
     @property
     def broker_folder(self) -> Path:
@@ -86,9 +91,31 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
+class SettingsError(ValueError):
+    """A setting's value that cannot be used; the message names the variable, the value and what it expects."""
+
+    def __init__(self, name: str, raw: str, expected: str):
+        super().__init__(f"{name}={raw!r} is not valid: expected {expected}")
+
+
 def _int(env, name, default):
     raw = env.get(name)
-    return int(raw) if raw not in (None, "") else default
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(name, raw, "a whole number") from None
+
+
+def _float(env, name, default):
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(name, raw, "a number (seconds, decimals allowed)") from None
 
 
 def _flag(env, name) -> bool:
@@ -124,9 +151,10 @@ def load_settings(env=None) -> Settings:
         REPUBLISH_PENDING_AFTER=_int(env, "REPUBLISH_PENDING_AFTER", 120),
         MAX_DELIVERIES=_int(env, "MAX_DELIVERIES", 5),
         BATCH_MAX_SIZE=_int(env, "BATCH_MAX_SIZE", 32),
-        BATCH_MAX_WAIT=float(env.get("BATCH_MAX_WAIT") or 0.005),
+        BATCH_MAX_WAIT=_float(env, "BATCH_MAX_WAIT", 0.005),
         WORKER_NICENESS=_int(env, "WORKER_NICENESS", 10),
         API_KEYS=_list(env, "API_KEYS"),
+        METRICS_KEY=env.get("METRICS_KEY", "").strip(),
         RATE_LIMIT=env.get("RATE_LIMIT", "").strip(),
         RATE_LIMIT_STORAGE_URL=env.get("RATE_LIMIT_STORAGE_URL") or "memory://",
         IDEMPOTENCY_TTL_SECONDS=_int(env, "IDEMPOTENCY_TTL_SECONDS", 24 * 3600),
@@ -141,5 +169,8 @@ def load_settings(env=None) -> Settings:
         WEBHOOK_ALLOWED_HOSTS=_list(env, "WEBHOOK_ALLOWED_HOSTS", lower=True),
         WEBHOOK_ALLOW_PRIVATE=_flag(env, "WEBHOOK_ALLOW_PRIVATE"),
         WEBHOOK_RETRY_SECONDS=_int(env, "WEBHOOK_RETRY_SECONDS", 3600),
-        WEBHOOK_FIRST_RETRY=float(env.get("WEBHOOK_FIRST_RETRY") or 10),
+        WEBHOOK_FIRST_RETRY=_float(env, "WEBHOOK_FIRST_RETRY", 10),
+        WORKER_CONCURRENCY=_int(env, "WORKER_CONCURRENCY", 2),
+        WEBHOOK_CONCURRENCY=_int(env, "WEBHOOK_CONCURRENCY", 8),
+        WEB_CONCURRENCY=_int(env, "WEB_CONCURRENCY", 2),
     )
