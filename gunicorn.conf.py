@@ -30,6 +30,10 @@ threads = int(os.environ.get("WEB_THREADS") or 1)
 # Longer than the proxy keeps an idle connection to Gunicorn (deploy/nginx/api.conf.template, 60 s),
 # so nginx never reuses one that Gunicorn has just closed.
 keepalive = 75
+# No control socket (gunicornc): its default is one fixed path in $HOME or $XDG_RUNTIME_DIR, shared by
+# every Gunicorn of the user, so a second instance on the host would take the first one's; the
+# supervisor (deploy/supervise.py) and signals manage the process instead.
+control_socket_disable = True
 
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # Set here, in the master, before any worker process imports prometheus-client.

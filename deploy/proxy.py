@@ -31,6 +31,8 @@ DEFAULTS = {
     "PROXY_READ_TIMEOUT": 60,
     "PROXY_CONNECTIONS_PER_CLIENT": 32,
 }
+# LOG_LEVEL in nginx's words; its "info" would add a line for every client that closes early.
+NGINX_LOG_LEVELS = {"DEBUG": "info", "INFO": "warn", "WARNING": "warn", "ERROR": "error", "CRITICAL": "crit"}
 
 
 def web_bind(env: Mapping) -> str:
@@ -53,6 +55,7 @@ def template_values(env: Mapping) -> dict[str, str]:
         "PROXY_WAITER_UPSTREAM": env.get("PROXY_WAITER_UPSTREAM") or f"127.0.0.1:{int(env.get('WAITER_PORT') or 5002)}",
         "PROXY_MAX_BODY_BYTES": str(settings.max_request_bytes),
         "PROXY_USER": _user_directive(settings.INSTANCE_PATH),
+        "PROXY_ERROR_LOG_LEVEL": NGINX_LOG_LEVELS[(env.get("LOG_LEVEL") or "INFO").upper()],
     }
 
 

@@ -5,6 +5,8 @@ with ``extra={"uuid": ...}``; Celery's own "Task ... received" lines carry the
 task id, which is the job's uuid.
 """
 
+import logging
+
 from celery.signals import setup_logging
 
 from config.logging import configure_logging
@@ -12,5 +14,6 @@ from config.logging import configure_logging
 
 @setup_logging.connect
 def use_service_log_format(loglevel=None, **_):
-    # Connecting to this signal stops Celery from installing its own plain-text handlers.
-    configure_logging(loglevel if isinstance(loglevel, str) else "INFO")
+    """At ``--loglevel`` (Celery passes it as a number, e.g. 30 for WARNING). Connecting to this
+    signal stops Celery from installing its own plain-text handlers."""
+    configure_logging(logging.getLevelName(loglevel) if isinstance(loglevel, int) else loglevel or "INFO")
