@@ -127,7 +127,7 @@ def test_control_commands_reach_the_classification_workers_only(procfile_service
     still_healthy()
 
     worker = pids(supervisor)["worker"]
-    assert "shutdown" in celery(env, "control", "shutdown").lower()
+    celery(env, "control", "shutdown")  # a worker shutting down sends no reply: "No nodes replied"
     until(lambda: pids(supervisor)["worker"] != worker, "the worker restarted after `control shutdown`")
     still_healthy()
     assert "PreconditionFailed" not in supervisor.output()
