@@ -25,15 +25,19 @@ run: install weights check migrate
 	exec $(BIN)/python -m deploy.supervise
 
 # Every setting checked, in one line per mistake, before any migration or process starts.
-check: install
+check:
 	@$(BIN)/python -m config.check
 
 # The celery CLI on the classification workers, with make run's settings (.env): make celery ARGS="inspect stats"
-celery: install
+celery:
 	$(BIN)/celery -A tasks.worker:celery_app $(ARGS)
 
+# Coverage for the whole run only: a subset (.venv/bin/pytest tests/unit/test_x.py) would report a low TOTAL.
+COVERAGE := --cov=webapp --cov=tasks --cov=jobs --cov=models --cov=config --cov=client --cov=deploy \
+	--cov-report=term-missing:skip-covered
+
 test: install weights
-	$(BIN)/pytest
+	$(BIN)/pytest $(COVERAGE)
 
 lint: install
 	$(BIN)/ruff check .

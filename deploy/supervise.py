@@ -7,7 +7,8 @@ logged while the others keep serving. Each process runs in a process group of it
 leaves behind (a prefork pool, nginx's workers) goes with it before the restart. Ctrl-C or SIGTERM
 stops them all: SIGTERM to every group, SIGKILL to whatever is left after ``STOP_TIMEOUT`` seconds.
 
-Output is relayed line by line behind the process's name, as honcho did. The Procfile stays the one
+Output is relayed line by line behind the process's name, as honcho did, and each process's pid is
+kept in ``<INSTANCE_PATH>/pids/<name>.pid`` for the operator (docs/operations.md). The Procfile stays the one
 list of processes; each line runs through ``sh`` (``exec`` in front), so ``${NAME:-default}`` works.
 """
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from config.settings import PROJECT_ROOT
+from config.settings import PROJECT_ROOT, load_settings
 
 FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
@@ -54,6 +55,7 @@ def say(name: str, text: str) -> None:
 class Supervised:
     name: str
     command: str
+    pid_file: Path
     popen: subprocess.Popen | None = None
     started_at: float = 0.0
     backoff: float = FIRST_BACKOFF
@@ -71,6 +73,7 @@ class Supervised:
         )
         self.started_at = time.monotonic()
         self.restart_at = None
+        self.pid_file.write_text(f"{self.popen.pid}\n")
         relay = threading.Thread(target=self._relay, args=(self.popen.stdout,), daemon=True)
         relay.start()
         self.relays.append(relay)
@@ -111,11 +114,12 @@ def describe_exit(code: int) -> str:
     return f"exited with code {code}"
 
 
-def supervise(processes: dict[str, str]) -> int:
+def supervise(processes: dict[str, str], pid_folder: Path) -> int:
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
-    supervised = [Supervised(name, command) for name, command in processes.items()]
+    pid_folder.mkdir(parents=True, exist_ok=True)
+    supervised = [Supervised(name, command, pid_folder / f"{name}.pid") for name, command in processes.items()]
     for process in supervised:
         process.start()
     while not stopping.wait(POLL_INTERVAL):
@@ -141,6 +145,7 @@ def stop_all(supervised: list[Supervised]) -> None:
         process.popen.wait()
         for relay in process.relays:
             relay.join(timeout=1)
+        process.pid_file.unlink(missing_ok=True)
     say("supervise", "stopped")
 
 
@@ -148,7 +153,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.supervise", description=__doc__.split("\n")[0])
     parser.add_argument("--procfile", type=Path, default=PROJECT_ROOT / "Procfile")
     args = parser.parse_args(argv)
-    return supervise(read_procfile(args.procfile))
+    return supervise(read_procfile(args.procfile), load_settings().INSTANCE_PATH / "pids")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ def supervised(tmp_path):
         process = subprocess.Popen(
             [sys.executable, "-m", "deploy.supervise", "--procfile", str(procfile)],
             cwd=PROJECT_ROOT,
+            env={**os.environ, "INSTANCE_PATH": str(tmp_path)},
             stdout=output,
             stderr=subprocess.STDOUT,
         )
@@ -56,6 +57,7 @@ def test_an_exited_process_is_restarted_with_a_growing_pause_while_the_others_ru
     assert re.search(r"crashy +\| crashing", log.read_text()), "its output is relayed behind its name"
     assert log.read_text().count("started steady") == 1
     os.kill(steady, 0)  # still running
+    assert (log.parent / "pids" / "steady.pid").read_text() == f"{steady}\n"
 
 
 def test_a_killed_process_is_logged_by_its_signal(supervised):
@@ -74,6 +76,7 @@ def test_ctrl_c_stops_every_process(supervised):
     with pytest.raises(ProcessLookupError):
         os.kill(steady, 0)
     assert log.read_text().rstrip().endswith("stopped")
+    assert not list((log.parent / "pids").iterdir()), "no pid file outlives its process"
 
 
 def test_the_procfile_is_read_in_order_without_comments(tmp_path):
