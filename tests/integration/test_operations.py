@@ -168,8 +168,8 @@ def serving_again(name: str, url: str, env: dict, supervisor, ready_before: int)
         return logged(supervisor.output(), name, READY_LINES[name]) > ready_before
     address = f"http://127.0.0.1:{env['FLOWER_PORT']}/" if name == "flower" else f"{url}/health"
     try:
-        return requests.get(address, timeout=2).status_code == (401 if name == "flower" else 200)
-    except requests.ConnectionError:
+        return requests.get(address, timeout=5).status_code == (401 if name == "flower" else 200)
+    except (requests.ConnectionError, requests.Timeout):
         return False
 
 

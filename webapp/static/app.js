@@ -67,13 +67,14 @@ async function problemText(response) {
 function askForKey(rejected) {
   keyMessage.textContent = rejected ? "That API key was not accepted; enter another." : "This service needs an API key.";
   keyForm.hidden = false;
-  keyInput.value = "";
   keyInput.focus();
   return new Promise((resolve) => {
     keyForm.addEventListener("submit", (event) => {
       event.preventDefault();
       keyForm.hidden = true;
-      resolve(keyInput.value.trim());
+      const key = keyInput.value.trim();
+      keyInput.value = "";
+      resolve(key);
     }, { once: true });
   });
 }
