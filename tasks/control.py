@@ -9,14 +9,12 @@ expires with its worker.
 import logging
 from pathlib import Path
 
-from celery.signals import celeryd_init
-
 logger = logging.getLogger(__name__)
 
 
-@celeryd_init.connect
 def drop_stale_control_messages(sender, instance, **_):
-    """Before the worker listens, remove its mailbox's message files (``<ms>_<uuid>.<queue>.msg``)."""
+    """At ``celeryd_init`` (``tasks/lifecycle.py``), before the worker listens: remove its mailbox's
+    message files (``<ms>_<uuid>.<queue>.msg``)."""
     app = instance.app
     folder = app.conf.broker_transport_options.get("data_folder_in")
     if not app.conf.broker_url.startswith("filesystem://") or not folder:

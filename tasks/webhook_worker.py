@@ -4,17 +4,20 @@ It consumes only the webhooks queue, answers only its own remote control, and lo
 HTTP waits on slow receivers never take an inference process (see the Procfile's ``webhooks:`` line).
 """
 
+from config.settings import load_settings
 from jobs.app import create_base_app
-from jobs.webhooks import webhook_queue
+from jobs.broker import webhook_control_namespace, webhook_queue
+from tasks.lifecycle import connect_webhook_worker
 
-flask_app = create_base_app(__name__)
+# The modules whose tasks this worker runs; Celery imports them when the worker starts.
+TASK_MODULES = ("tasks.webhooks",)
+
+flask_app = create_base_app(__name__, load_settings())
 celery_app = flask_app.extensions["celery"]
-celery_app.conf.task_queues = (webhook_queue(flask_app.config["CELERY_QUEUE"]),)
-# Its own control namespace: pool_grow, add_consumer and the like sent to the classification workers
-# (a prefork pool on the job queue) would break this thread-pool worker; reach it with
-# `celery -A tasks.webhook_worker:celery_app inspect ...` instead (docs/operations.md).
-celery_app.conf.control_exchange = celery_app.conf.task_queues[0].name
-
-import tasks.control  # noqa: E402,F401  drops control messages left for it by an earlier run
-import tasks.joblogs  # noqa: E402,F401  JSON log lines, as the web writes them
-import tasks.webhooks  # noqa: E402,F401  registers the delivery task
+base_queue = flask_app.extensions["settings"].CELERY_QUEUE
+celery_app.conf.task_queues = (webhook_queue(base_queue),)
+# Reached with `celery -A tasks.webhook_worker:celery_app inspect ...`, never by the classification
+# workers' commands (docs/operations.md).
+celery_app.conf.control_exchange = webhook_control_namespace(base_queue)
+celery_app.conf.include = TASK_MODULES
+connect_webhook_worker()

@@ -10,22 +10,23 @@ else one of the API keys when those are set. The page, ``/docs``, ``/openapi.jso
 import hashlib
 import hmac
 
-from flask import current_app, request
+from flask import request
 
+from config.settings import current_settings
 from webapp.errors import ApiError
 
 
 def require_api_key() -> None:
     """A ``before_request`` hook: 401 unless the request carries one of the configured keys."""
-    refusal = api_key_refusal(current_app.config["API_KEYS"], request.headers.get("Authorization", ""))
+    refusal = api_key_refusal(current_settings().API_KEYS, request.headers.get("Authorization", ""))
     if refusal is not None:
         raise refusal
 
 
 def require_metrics_key() -> None:
     """A ``before_request`` hook for ``/metrics``: METRICS_KEY if set, else any API key, else open."""
-    config = current_app.config
-    keys = (config["METRICS_KEY"],) if config["METRICS_KEY"] else config["API_KEYS"]
+    settings = current_settings()
+    keys = (settings.METRICS_KEY,) if settings.METRICS_KEY else settings.API_KEYS
     refusal = api_key_refusal(keys, request.headers.get("Authorization", ""))
     if refusal is not None:
         raise refusal
@@ -53,7 +54,7 @@ def _unauthorized(detail: str, challenge: str) -> ApiError:
 def api_key_scope() -> str:
     """What a client's own namespace (its idempotency keys) is named by: a hash of its API key,
     never the key itself; "" when API keys are off. Call after ``require_api_key``."""
-    if not current_app.config["API_KEYS"]:
+    if not current_settings().API_KEYS:
         return ""
     token = request.headers.get("Authorization", "").partition(" ")[2].strip()
     return hashlib.sha256(token.encode()).hexdigest()

@@ -1,13 +1,15 @@
 """``GET /``: the web page, a client of the JSON API in plain HTML, CSS and JS (webapp/static)."""
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, render_template
+
+from config.settings import current_settings
 
 bp = Blueprint("page", __name__)
 
 
 @bp.get("/")
 def index():
-    limit = current_app.config["MAX_IMAGE_BYTES"]
+    limit = current_settings().MAX_IMAGE_BYTES
     return render_template("index.html", max_image_bytes=limit, max_image_size=readable_size(limit))
 
 

@@ -75,7 +75,7 @@ def test_a_failed_publish_is_logged_with_the_uuid_of_the_job(make_app, monkeypat
 
 def test_celery_processes_log_at_the_level_they_are_given():
     """Celery hands its --loglevel to the setup_logging signal as a number (WARNING is 30)."""
-    from tasks.joblogs import use_service_log_format
+    from tasks.lifecycle import use_service_log_format
 
     try:
         use_service_log_format(loglevel=logging.WARNING)
