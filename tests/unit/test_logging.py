@@ -94,5 +94,5 @@ def test_every_procfile_process_takes_log_level():
     processes = read_procfile(PROJECT_ROOT / "Procfile")
     for name in ("worker", "beat", "webhooks", "flower"):
         assert "${LOG_LEVEL:-INFO}" in processes[name], name
-    assert 'os.environ.get("LOG_LEVEL")' in (PROJECT_ROOT / "gunicorn.conf.py").read_text()
-    assert 'os.environ.get("LOG_LEVEL")' in (PROJECT_ROOT / "webapp" / "waiter.py").read_text()
+    assert "logging_config(settings.LOG_LEVEL)" in (PROJECT_ROOT / "gunicorn.conf.py").read_text()
+    assert "configure_logging(settings.LOG_LEVEL)" in (PROJECT_ROOT / "webapp" / "waiter.py").read_text()

@@ -119,7 +119,7 @@ def test_procfile_puts_the_proxy_in_front():
     "level, nginx_level", [("DEBUG", "info"), ("INFO", "warn"), ("warning", "warn"), ("ERROR", "error")]
 )
 def test_log_level_sets_the_proxys_error_log(tmp_path, level, nginx_level):
-    values = template_values({"INSTANCE_PATH": str(tmp_path), "LOG_LEVEL": level})
+    values = template_values(load_settings({"INSTANCE_PATH": str(tmp_path), "LOG_LEVEL": level}))
     assert values["PROXY_ERROR_LOG_LEVEL"] == nginx_level
     main = render((PROJECT_ROOT / "deploy" / "nginx" / "main.conf.template").read_text(), values)
     assert f"error_log stderr {nginx_level};" in main

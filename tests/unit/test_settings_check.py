@@ -13,7 +13,7 @@ from tests.unit.test_flower_auth import clean_env, fake_program
     "name, value, expected",
     [
         ("WORKER_CONCURRENCY", "abc", "a whole number"),
-        ("MAX_IMAGE_BYTES", "lots", "a whole number"),
+        ("MAX_IMAGE_BYTES", "lots", "a size in bytes"),
         ("BATCH_MAX_WAIT", "soon", "a number"),
     ],
 )
