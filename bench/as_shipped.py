@@ -32,7 +32,7 @@ def running_make_run(env: dict, instance: Path):
     """The Procfile under ``deploy.supervise`` (``deploy.harness.running_procfile``), with ``env``;
     yields the proxy's URL and the supervisor once the API answers, the worker is ready, beat has
     started and Flower has switched the worker's events on."""
-    ready = {**READY_LINES, "worker": EVENTS_ON.format(task="task")}
+    ready = {**READY_LINES, "worker": EVENTS_ON}
     with running_procfile({**env, "LOG_LEVEL": "INFO"}, instance, ready) as (url, supervisor, _):
         yield url, supervisor
 
