@@ -109,7 +109,7 @@ def test_only_the_proxy_publishes_the_api_port():
 
 def test_procfile_puts_the_proxy_in_front():
     processes = dict(line.split(": ", 1) for line in (PROJECT_ROOT / "Procfile").read_text().splitlines() if line)
-    assert next(iter(processes)) == "proxy", "honcho gives PORT to the first process"
+    assert next(iter(processes)) == "proxy", "the way in comes first"
     assert processes["proxy"] == "python -m deploy.proxy"
     assert "--bind ${WEB_BIND:-unix:${INSTANCE_PATH:-instance}/web.sock}" in processes["web"]
     assert "--access-log" not in processes["web"], "the proxy logs each request"
