@@ -112,3 +112,8 @@ def test_webhook_attempts_of_the_last_minutes_are_counted_by_outcome(app, client
     samples = scrape(client)
     assert samples[("webhook_attempts_recent", (("outcome", "delivered"),))] == 1
     assert samples[("webhook_attempts_recent", (("outcome", "failed"),))] == 2
+
+
+def test_the_content_type_names_its_charset_once(client):
+    content_type = client.get("/metrics").headers["Content-Type"]
+    assert content_type.startswith("text/plain; version=") and content_type.count("charset") == 1, content_type
