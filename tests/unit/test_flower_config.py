@@ -32,6 +32,7 @@ def test_flowerconfig_hands_the_api_to_flower(monkeypatch):
     """Read the way Flower reads it: tornado's parse_config_file on ./flowerconfig.py."""
     monkeypatch.setenv("CELERY_BROKER_URL", "amqp://svc:secret@rabbit:5672//")
     monkeypatch.delenv("FLOWER_BROKER_API", raising=False)
+    monkeypatch.setenv("FLOWER_BASIC_AUTH", "ops:secret")
     options = OptionParser()
     options.define("broker_api", type=str, default=None)
     options.parse_config_file(str(PROJECT_ROOT / "flowerconfig.py"), final=False)
