@@ -149,6 +149,27 @@ def mpo() -> bytes:
     return save(photo(), "MPO", save_all=True, append_images=[photo().rotate(180)])
 
 
+def _jpeg_with_segment(marker: int, body: bytes) -> bytes:
+    data = save(photo(), "JPEG")
+    return data[:2] + b"\xff" + bytes([marker]) + struct.pack(">H", len(body) + 2) + body + data[2:]
+
+
+def jpeg_short_jfif_segment() -> bytes:
+    return _jpeg_with_segment(0xE0, b"JFIF\0")
+
+
+def jpeg_short_adobe_segment() -> bytes:
+    return _jpeg_with_segment(0xEE, b"Adobe")
+
+
+def jpeg_short_icc_segment() -> bytes:
+    return _jpeg_with_segment(0xE2, b"ICC_PROFILE\0")
+
+
+def jpeg_photoshop_resource_cut_short() -> bytes:
+    return _jpeg_with_segment(0xED, b"Photoshop 3.0\0" + b"8BIM\x04\x04")
+
+
 def jpeg_with_zip_appended() -> bytes:
     """A polyglot: a JPEG that is also a ZIP archive (unzip reads it from the end)."""
     archive = io.BytesIO()
@@ -279,6 +300,15 @@ def png_ancillary_chunk_fails_its_checksum() -> bytes:
     chunk = bytearray(png_chunk(b"tIME", bytes(7)))
     chunk[-1] ^= 0xFF
     return _png_before_idat(bytes(chunk))
+
+
+def png_transparency_of_the_wrong_length() -> bytes:
+    """A one-byte tRNS on an RGB image (it needs six): libpng ignores it, Pillow fails on it."""
+    return _png_before_idat(png_chunk(b"tRNS", b"\1"))
+
+
+def png_empty_gamma_and_density() -> bytes:
+    return _png_before_idat(png_chunk(b"gAMA", b"") + png_chunk(b"pHYs", b"\1"))
 
 
 def png_without_end_chunk() -> bytes:
@@ -639,6 +669,10 @@ CORPUS = [
     HostileImage("jpeg_grey", jpeg_grey, "done"),
     HostileImage("mpo", mpo, "done"),
     HostileImage("jpeg_with_zip_appended", jpeg_with_zip_appended, "done"),
+    HostileImage("jpeg_short_jfif_segment", jpeg_short_jfif_segment, "done"),
+    HostileImage("jpeg_short_adobe_segment", jpeg_short_adobe_segment, "done"),
+    HostileImage("jpeg_short_icc_segment", jpeg_short_icc_segment, "done"),
+    HostileImage("jpeg_photoshop_resource_cut_short", jpeg_photoshop_resource_cut_short, "done"),
     # PNG
     HostileImage("png_40_megapixels", png_40_megapixels, "refused", 422),
     HostileImage("png_cut_in_headers", png_cut_in_headers, "refused", 422),
@@ -659,6 +693,8 @@ CORPUS = [
     HostileImage("png_broken_icc", png_broken_icc, "done"),
     HostileImage("png_ancillary_chunk_fails_its_checksum", png_ancillary_chunk_fails_its_checksum, "done"),
     HostileImage("png_without_end_chunk", png_without_end_chunk, "done"),
+    HostileImage("png_transparency_of_the_wrong_length", png_transparency_of_the_wrong_length, "done"),
+    HostileImage("png_empty_gamma_and_density", png_empty_gamma_and_density, "done"),
     # GIF
     HostileImage("gif_canvas_bomb", gif_canvas_bomb, "refused", 422),
     HostileImage("gif_frame_far_outside_the_screen", gif_frame_far_outside_the_screen, "refused", 422),
