@@ -422,6 +422,12 @@ def webp_frame_outside_canvas() -> bytes:
     return riff(header, webp_chunk(b"ANIM", bytes(6)), frame)
 
 
+def webp_animation_flag_on_a_still_image() -> bytes:
+    """VP8X says animated, but no ANIM header follows, only a still bitstream: libwebp will not open it."""
+    still = save(photo(), "WEBP")[12:]
+    return riff(webp_chunk(b"VP8X", b"\x02\0\0\0" + _u24(95) + _u24(63)), still)
+
+
 def webp_lossy() -> bytes:
     return save(photo(), "WEBP")
 
@@ -708,6 +714,7 @@ CORPUS = [
     HostileImage("webp_canvas_bomb", webp_canvas_bomb, "refused", 422),
     HostileImage("webp_frame_outside_canvas", webp_frame_outside_canvas, "refused", 422),
     HostileImage("webp_corrupt_bitstream", webp_corrupt_bitstream, "failed"),
+    HostileImage("webp_animation_flag_on_a_still_image", webp_animation_flag_on_a_still_image, "refused", 422),
     HostileImage("webp_lossy", webp_lossy, "done"),
     HostileImage("webp_animated", webp_animated, "done"),
     # BMP
