@@ -269,7 +269,10 @@ def _check_gif_frame_data(data: bytes, pos: int) -> None:
     """The first frame's pixel data, a chain of sub-blocks, ends within the file; the trailer after
     it may be missing (browsers and Pillow show such a GIF)."""
     flags, end = data[pos + 9], len(data)
-    pos += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0) + 1  # descriptor, local colours, LZW size
+    pos += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)  # descriptor, local colours
+    if pos < end and data[pos] > 8:
+        raise ImageRefused(f"The GIF's first image has an LZW code size of {data[pos]}; at most 8 is valid.")
+    pos += 1
     while pos < end and data[pos]:
         pos += data[pos] + 1
     if pos >= end:

@@ -56,6 +56,8 @@ def decode_rgb(data: bytes) -> Image.Image:
         data = png_without_metadata(data)
     elif data.startswith(b"\xff\xd8"):
         data = jpeg_without_metadata(data)
+    elif data[:6] in (b"GIF87a", b"GIF89a"):
+        data = gif_without_metadata(data)
     try:
         image = Image.open(io.BytesIO(data))  # a BytesIO holds no resource: no close needed
     except Exception as error:
@@ -123,6 +125,27 @@ def jpeg_without_metadata(data: bytes) -> bytes:
         if not _jpeg_metadata(data[pos + 1], data[pos + 4 : segment_end]):
             kept.append(data[pos:segment_end])
         pos = segment_end
+    kept.append(data[pos:])
+    return b"".join(kept)
+
+
+def gif_without_metadata(data: bytes) -> bytes:
+    """The GIF without the extension blocks before its first image that only describe it (comments,
+    application data such as the loop count or XMP, plain text) and without a graphic control block
+    of the wrong size, which browsers ignore but Pillow fails on. The first image on stays as it is."""
+    flags = data[10] if len(data) > 10 else 0
+    pos, end = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0), len(data)
+    kept = [data[:pos]]
+    while pos + 2 < end and data[pos] == 0x21:
+        label, block_end = data[pos + 1], pos + 2
+        while block_end < end and data[block_end]:
+            block_end += data[block_end] + 1
+        block_end += 1
+        if block_end > end:
+            break
+        if label == 0xF9 and data[pos + 2] == 4 or label not in (0xF9, 0xFE, 0xFF, 0x01):
+            kept.append(data[pos:block_end])
+        pos = block_end
     kept.append(data[pos:])
     return b"".join(kept)
 

@@ -371,6 +371,19 @@ def gif_cut_in_its_first_frame() -> bytes:
     return _gif((64, 64), (0, 0, 64, 64))[:40]
 
 
+def _gif_with_extension(block: bytes) -> bytes:
+    data = gif_small()
+    return data[:19] + block + data[19:]  # after the header, screen and two-colour table
+
+
+def gif_graphic_control_of_the_wrong_size() -> bytes:
+    return _gif_with_extension(b"\x21\xf9\x02\x00\x00\x00")
+
+
+def gif_loop_count_without_data() -> bytes:
+    return _gif_with_extension(b"\x21\xff\x0bNETSCAPE2.0\x00")
+
+
 def gif_animated() -> bytes:
     return save(photo(mode="P"), "GIF", save_all=True, append_images=[photo().rotate(180).convert("P")])
 
@@ -704,7 +717,9 @@ CORPUS = [
     # GIF
     HostileImage("gif_canvas_bomb", gif_canvas_bomb, "refused", 422),
     HostileImage("gif_frame_far_outside_the_screen", gif_frame_far_outside_the_screen, "refused", 422),
-    HostileImage("gif_lzw_code_size_too_large", gif_lzw_code_size_too_large, "failed"),
+    HostileImage("gif_lzw_code_size_too_large", gif_lzw_code_size_too_large, "refused", 422),
+    HostileImage("gif_graphic_control_of_the_wrong_size", gif_graphic_control_of_the_wrong_size, "done"),
+    HostileImage("gif_loop_count_without_data", gif_loop_count_without_data, "done"),
     HostileImage("gif_small", gif_small, "done"),
     HostileImage("gif_animated", gif_animated, "done"),
     HostileImage("gif_without_trailer", gif_without_trailer, "done"),
