@@ -69,9 +69,9 @@ class ImageFacts:
     height: int
 
 
-def configured_limits(config) -> ImageLimits:
+def configured_limits(settings) -> ImageLimits:
     """The limits the service runs with (web and worker read the same settings)."""
-    return ImageLimits(max_pixels=config["MAX_IMAGE_PIXELS"], max_jpeg_scans=config["MAX_JPEG_SCANS"])
+    return ImageLimits(max_pixels=settings.MAX_IMAGE_PIXELS, max_jpeg_scans=settings.MAX_JPEG_SCANS)
 
 
 def inspect_image(data: bytes, limits: ImageLimits) -> ImageFacts:

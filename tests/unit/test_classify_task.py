@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 import tasks.classify  # noqa: F401  registers the batch task with every Celery app
-import tasks.worker_model
 from jobs.database import db
 from jobs.records import Prediction
 from models.classification import describe
+from tasks.state import worker_state
 from tests.conftest import b64, image_bytes
 from tests.hostile_images import png_cut_stream_in_whole_chunks
 
@@ -44,7 +44,7 @@ class StandInClassifier:
 @pytest.fixture
 def classifier(monkeypatch):
     stand_in = StandInClassifier()
-    monkeypatch.setattr(tasks.worker_model, "_classifier", stand_in)
+    monkeypatch.setattr(worker_state, "classifier", stand_in)
     return stand_in
 
 
