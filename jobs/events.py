@@ -1,6 +1,7 @@
 """Completion events: workers announce ended jobs on a fanout exchange; every waiter hears them.
 
-One small message per batch, ``{"jobs": {"<uuid>": "<status>", ...}}``, on the fanout
+One small message per batch, ``{"jobs": {"<uuid>": "<status>", ...}, "batches": [<id>, ...]}``
+(``batches``: the batches those jobs completed), on the fanout
 exchange ``<CELERY_QUEUE>.events`` (RabbitMQ only). Each waiter (``webapp.waiter``, on any
 host) binds an exclusive auto-delete queue to it. An event is a hint that saves polling:
 the row stays the truth, so a lost event only delays a waiter until its next check.
@@ -23,16 +24,17 @@ def has_fanout(broker_url: str) -> bool:
     return broker_url.startswith(("amqp", "pyamqp"))
 
 
-def publish_completions(statuses: dict[str, str]) -> bool:
-    """Announce the ended jobs in one message; never raises (the outcomes are committed already)."""
+def publish_completions(statuses: dict[str, str], batches=()) -> bool:
+    """Announce the ended jobs and completed batches in one message; never raises (the outcomes
+    are committed already)."""
     celery = current_app.extensions["celery"]
-    if not statuses or not has_fanout(celery.conf.broker_url):
+    if not (statuses or batches) or not has_fanout(celery.conf.broker_url):
         return False
     exchange = Exchange(events_exchange_name(current_app.config["CELERY_QUEUE"]), "fanout", durable=False)
     try:
         with celery.producer_pool.acquire(block=True, timeout=2) as producer:
             producer.publish(
-                {"jobs": statuses},
+                {"jobs": statuses, "batches": list(batches)},
                 exchange=exchange,
                 routing_key="",
                 declare=[exchange],

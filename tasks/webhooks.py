@@ -23,11 +23,19 @@ from celery import shared_task
 from flask import current_app
 from sqlalchemy import func, select
 
+from jobs.batches import Batch, batch_json, request_counts
 from jobs.callbacks import CallbackRefused, vet_callback_url
 from jobs.database import db
 from jobs.records import PENDING, Prediction, utcnow
 from jobs.signing import SIGNATURE_HEADER, sign
-from jobs.webhooks import DELIVER_TASK, REQUEUE_TASK, WebhookDelivery, retry_delay, send_delivery
+from jobs.webhooks import (
+    DELIVER_BATCH_TASK,
+    DELIVER_TASK,
+    REQUEUE_TASK,
+    WebhookDelivery,
+    retry_delay,
+    send_delivery,
+)
 from tasks import webhook_http
 
 logger = logging.getLogger(__name__)
@@ -66,22 +74,48 @@ def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
         )
     )
     db.session.commit()
+    return _next_step(DELIVER_TASK, prediction_uuid, attempt, status_code, error, first_attempt_at, config)
+
+
+@shared_task(name=DELIVER_BATCH_TASK, acks_late=True)
+def deliver_batch_webhook(batch_id: str, attempt: int) -> str:
+    """One attempt at a completed batch's webhook: its GET /batches/<id> body, signed as a job's is.
+    The attempts are counted on the batch's row (the receiver should treat the id as the key)."""
+    config = current_app.config
+    row = db.session.get(Batch, batch_id)
+    if row is None or not row.callback_url or row.completed_at is None:
+        return "nothing to deliver"
+    if row.webhook_attempts >= attempt or (row.webhook_status_code or 0) // 100 == 2:
+        return "already delivered or attempted"
+    with db.engine.connect() as connection:
+        body = json.dumps(batch_json(row, request_counts(connection, batch_id)), separators=(",", ":")).encode()
+    callback_url, first_attempt_at = row.callback_url, row.webhook_first_attempt_at or utcnow()
+    db.session.rollback()  # no transaction is held while the receiver answers
+
+    status_code, error = _attempt(callback_url, body, batch_id, attempt, config)
+    row = db.session.get(Batch, batch_id)
+    if row is None:  # removed by retention meanwhile
+        return "batch gone"
+    row.webhook_attempts, row.webhook_status_code, row.webhook_error = attempt, status_code, error
+    row.webhook_first_attempt_at = first_attempt_at
+    db.session.commit()
+    return _next_step(DELIVER_BATCH_TASK, batch_id, attempt, status_code, error, first_attempt_at, config)
+
+
+def _next_step(task: str, key: str, attempt: int, status_code, error, first_attempt_at, config) -> str:
+    """After an attempt: done on a 2xx, else the next attempt after its delay, or give up past the budget."""
     if status_code is not None and 200 <= status_code < 300:
-        logger.info("webhook of %s delivered (attempt %d)", prediction_uuid, attempt, extra={"uuid": prediction_uuid})
+        logger.info("webhook of %s delivered (attempt %d)", key, attempt, extra={"uuid": key})
         return f"delivered: {status_code}"
 
     delay = retry_delay(attempt, config["WEBHOOK_FIRST_RETRY"])
     elapsed = (utcnow() - first_attempt_at).total_seconds()
     if elapsed + delay > config["WEBHOOK_RETRY_SECONDS"]:
         logger.warning(
-            "webhook of %s given up after %d attempts: %s",
-            prediction_uuid,
-            attempt,
-            error or status_code,
-            extra={"uuid": prediction_uuid},
+            "webhook of %s given up after %d attempts: %s", key, attempt, error or status_code, extra={"uuid": key}
         )
         return "given up"
-    send_delivery(prediction_uuid, attempt + 1, delay)
+    send_delivery(key, attempt + 1, delay, task=task)
     return f"attempt {attempt} failed ({error or status_code}); next in {delay}s"
 
 
@@ -141,6 +175,21 @@ def requeue_unsent_webhooks() -> int:
     db.session.rollback()
     for prediction_uuid in unsent:
         send_delivery(prediction_uuid, attempt=1, delay=0)
-    if unsent:
-        logger.warning("queued again the unsent webhooks of %d jobs", len(unsent))
-    return len(unsent)
+    unsent_batches = db.session.scalars(
+        select(Batch.id)
+        .where(
+            Batch.callback_url.is_not(None),
+            Batch.webhook_attempts == 0,
+            Batch.completed_at.between(
+                now - timedelta(seconds=current_app.config["WEBHOOK_RETRY_SECONDS"]),
+                now - timedelta(seconds=UNSENT_AFTER),
+            ),
+        )
+        .limit(REQUEUE_LIMIT)
+    ).all()
+    db.session.rollback()
+    for batch_id in unsent_batches:
+        send_delivery(batch_id, attempt=1, delay=0, task=DELIVER_BATCH_TASK)
+    if unsent or unsent_batches:
+        logger.warning("queued again the unsent webhooks of %d jobs, %d batches", len(unsent), len(unsent_batches))
+    return len(unsent) + len(unsent_batches)

@@ -20,10 +20,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = app.extensions["settings"].max_request_bytes
 
     from webapp import apidocs, health, page
+    from webapp.batches import views as batch_views
     from webapp.metrics import init_metrics
     from webapp.predictions import views
 
     app.register_blueprint(views.bp)
+    app.register_blueprint(batch_views.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(apidocs.bp)
     app.register_blueprint(page.bp)

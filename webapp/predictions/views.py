@@ -35,7 +35,9 @@ def submit_image():
     upload = read_upload(config["MAX_IMAGE_BYTES"], configured_limits(config))
     callback_url = accepted_callback(upload.callback_url, request.headers.get(CALLBACK_HEADER), config)
     try:
-        prediction_uuid = submit_job(upload.name, upload.image, upload.extension, callback_url, idempotency)
+        prediction_uuid = submit_job(
+            upload.name, upload.image, upload.extension, callback_url, idempotency, client=api_key_scope()
+        )
     except ImageStoreUnavailable:
         logger.exception("could not store an image")
         raise _unavailable("image store") from None
