@@ -52,6 +52,7 @@ def template_values(env: Mapping) -> dict[str, str]:
         "PROXY_UPSTREAM": upstream,
         "PROXY_WAITER_UPSTREAM": env.get("PROXY_WAITER_UPSTREAM") or f"127.0.0.1:{int(env.get('WAITER_PORT') or 5002)}",
         "PROXY_MAX_BODY_BYTES": str(settings.max_request_bytes),
+        "PROXY_BATCH_MAX_BODY_BYTES": str(settings.BATCH_MAX_BYTES),
         "PROXY_USER": _user_directive(settings.INSTANCE_PATH),
     }
 

@@ -130,10 +130,11 @@ def create_batch(
     return pending
 
 
-def find_batch(connection, batch_id: str, owner: str):
-    """The batch's row if it exists and belongs to ``owner`` (another key's batch is not found)."""
+def find_batch(connection, batch_id: str, owner: str | None):
+    """The batch's row if it exists and belongs to ``owner`` (another key's batch is not found);
+    ``owner`` None finds any (the service's own reads)."""
     row = connection.execute(_FIND, {"batch_id": batch_id}).first()
-    return row if row is not None and row.owner == owner else None
+    return row if row is not None and owner in (None, row.owner) else None
 
 
 def request_counts(connection, batch_id: str) -> dict[str, int]:
@@ -163,7 +164,7 @@ def batch_json(row, counts: dict[str, int]) -> dict:
     }
 
 
-def read_batch(connection, batch_id: str, owner: str) -> dict | None:
+def read_batch(connection, batch_id: str, owner: str | None) -> dict | None:
     """The batch's JSON, claiming its completion when every row has ended (see ``claim_completions``),
     so a batch whose last worker died before claiming still completes; None if not found."""
     row = find_batch(connection, batch_id, owner)
@@ -224,10 +225,10 @@ def cancel_batch(connection, batch_id: str) -> int:
     ).rowcount
 
 
-def result_pages(engine, batch_id: str, page: int = RESULT_PAGE):
+def result_pages(engine, batch_id: str):
     """The batch's ended rows in submission order, a page at a time (keyset pagination on
     (batch_id, batch_index), each page its own short query), so 10,000 images cost a page of memory."""
-    after = -1
+    after, page = -1, RESULT_PAGE
     while True:
         with engine.connect() as connection:
             rows = connection.execute(_results_page(page), {"batch_id": batch_id, "after": after}).all()

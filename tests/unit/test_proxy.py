@@ -92,6 +92,7 @@ def test_compose_renders_the_same_template_with_the_same_defaults():
         assert compose_default(environment[name]) == str(default)
     # Compose's web runs with the default MAX_IMAGE_BYTES.
     assert environment["PROXY_MAX_BODY_BYTES"] == template_values({})["PROXY_MAX_BODY_BYTES"]
+    assert environment["PROXY_BATCH_MAX_BODY_BYTES"] == template_values({})["PROXY_BATCH_MAX_BODY_BYTES"]
     assert environment["PROXY_UPSTREAM"] == "web:5000"
 
 
