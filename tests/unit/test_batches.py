@@ -243,3 +243,33 @@ def test_unknown_types_and_ids_are_problems(client):
     assert client.post("/batches?x=1", data=tar([("a", GOOD)]), content_type="application/x-tar").status_code == 400
     assert client.get("/batches/not-a-uuid").status_code == 404
     assert client.get("/batches/4b4a63a5-4a0b-4b55-9f7a-8b8f0c39c6f1").status_code == 404
+
+
+def test_retention_deletes_a_batch_upload_once_its_jobs_are_gone(make_app, tmp_path):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from jobs.batches import Batch
+    from jobs.database import db
+    from jobs.records import Prediction, utcnow
+    from tasks import retention
+
+    app = make_app(RETENTION_DAYS=30, ORPHAN_GRACE_SECONDS=0)
+    client = app.test_client()
+    old, new = (post(client, [("a", GOOD), ("b", GOOD)]).json["id"] for _ in range(2))
+    with app.app_context():
+        upload = {row.id: row.upload_url for row in db.session.query(Batch)}
+        path = {batch_id: tmp_path / "images" / batch_id[:2] / f"{batch_id}.batch" for batch_id in upload}
+        assert all(p.exists() for p in path.values())
+        # The orphan sweep knows an upload its batch points at is not an orphan.
+        assert retention.purge_orphan_images(utcnow() + timedelta(seconds=1)) == 0
+        long_ago = utcnow() - timedelta(days=31)
+        db.session.execute(update(Prediction).where(Prediction.batch_id == old).values(created_at=long_ago))
+        db.session.execute(update(Batch).where(Batch.id == old).values(created_at=long_ago))
+        db.session.commit()
+        counts = retention.purge_expired()
+        assert counts["jobs"] == 2 and counts["batches"] == 1
+        assert {row.id for row in db.session.query(Batch)} == {new}
+    assert not path[old].exists() and path[new].exists()
+    assert client.get(f"/batches/{old}").status_code == 404
