@@ -42,7 +42,8 @@ def purge_expired() -> dict:
     counts["orphans"] = purge_orphan_images(utcnow() - timedelta(seconds=config["ORPHAN_GRACE_SECONDS"]))
     if any(counts.values()):
         logger.info(
-            "retention removed %(jobs)d jobs, %(batches)d batches, %(keys)d idempotency keys, %(orphans)d orphan images",
+            "retention removed %(jobs)d jobs, %(batches)d batches, %(keys)d idempotency keys, "
+            "%(orphans)d orphan images",
             counts,
         )
     return counts

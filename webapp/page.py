@@ -7,4 +7,7 @@ bp = Blueprint("page", __name__)
 
 @bp.get("/")
 def index():
-    return render_template("index.html", max_image_bytes=current_app.config["MAX_IMAGE_BYTES"])
+    config = current_app.config
+    return render_template(
+        "index.html", max_image_bytes=config["MAX_IMAGE_BYTES"], batch_max_images=config["BATCH_MAX_IMAGES"]
+    )

@@ -22,3 +22,11 @@ def test_every_asset_is_local_no_cdn(client):
         assert response.status_code == 200, url
         assert b"http://" not in response.data and b"https://" not in response.data
         response.close()
+
+
+def test_the_page_takes_many_files_as_one_batch(client):
+    html = client.get("/").get_data(as_text=True)
+    assert re.search(r'<input id="image"[^>]*multiple', html)
+    assert 'data-batch-url="/batches"' in html and 'data-batch-max-images="1000"' in html
+    assert re.search(r'<progress id="batch-progress"', html)
+    assert 'id="batch-jsonl"' in html and 'id="batch-csv"' in html
