@@ -9,6 +9,7 @@ not grow with the batch.
 
 import csv
 import json
+import os
 import tarfile
 import tempfile
 import threading
@@ -64,10 +65,14 @@ class ResultsFile:
 
 
 def write_tar(paths: list[Path], target) -> None:
-    """A tar of the images, each under its file name (the name its results carry)."""
+    """A tar of the images, each a regular member under its file name (the name its results carry),
+    whatever the file is on disk (a symbolic or hard link is sent as the file it points to)."""
     with tarfile.open(fileobj=target, mode="w") as archive:
         for path in paths:
-            archive.add(path, arcname=path.name, recursive=False)
+            with path.open("rb") as image:
+                member = tarfile.TarInfo(path.name)
+                member.size = os.fstat(image.fileno()).st_size
+                archive.addfile(member, image)
     target.seek(0)
 
 
