@@ -18,6 +18,7 @@ from flask import current_app
 from sqlalchemy import delete, select
 
 from jobs.batches import Batch
+from jobs.broker import PURGE_TASK
 from jobs.database import db
 from jobs.idempotency import IdempotencyKey
 from jobs.idempotency import cutoff as key_cutoff
@@ -30,7 +31,7 @@ MAX_CHUNKS = 20
 _orphan_cursor = [""]
 
 
-@shared_task(name="purge_expired")
+@shared_task(name=PURGE_TASK)
 def purge_expired() -> dict:
     config = current_app.config
     counts = {"jobs": 0, "batches": 0, "keys": 0, "orphans": 0}
