@@ -13,6 +13,7 @@ from celery import shared_task
 from flask import current_app
 from sqlalchemy import select, update
 
+from jobs.batches import Batch
 from jobs.broker import REPUBLISH_TASK
 from jobs.database import db
 from jobs.endings import announce_ended
@@ -28,7 +29,8 @@ def republish_stale_pending() -> int:
     config = current_app.config
     cutoff = utcnow() - timedelta(seconds=config["REPUBLISH_PENDING_AFTER"])
     stale = db.session.execute(
-        select(Prediction.uuid, Prediction.image_url, Prediction.republished)
+        select(Prediction.uuid, Prediction.image_url, Prediction.republished, Prediction.batch_id, Batch.owner)
+        .outerjoin(Batch, Batch.id == Prediction.batch_id)
         .where(Prediction.status == PENDING, Prediction.updated_at < cutoff)
         .order_by(Prediction.updated_at)
         .limit(SWEEP_LIMIT)
@@ -43,7 +45,7 @@ def republish_stale_pending() -> int:
         }
     )
     announce_ended(dict.fromkeys(exhausted, FAILED))
-    for prediction_uuid, image_url, republished in stale:
+    for prediction_uuid, image_url, republished, batch_id, owner in stale:
         if prediction_uuid in exhausted:
             continue
         # Count and touch the row first, so the next sweep waits a full period before trying again.
@@ -53,7 +55,8 @@ def republish_stale_pending() -> int:
             .values(updated_at=utcnow(), republished=republished + 1)
         )
         db.session.commit()
-        publish_job(prediction_uuid, image_url)
+        # A batch's job goes back as bulk work of the same client as when it was submitted.
+        publish_job(prediction_uuid, image_url, bulk=batch_id is not None, client=owner or batch_id or "")
     if stale:
         logger.warning(
             "republished %d stale pending predictions, failed %d", len(stale) - len(exhausted), len(exhausted)

@@ -70,6 +70,7 @@ def test_an_image_whose_bytes_contain_crlf_and_dashes_is_kept_whole():
         (b'--b0undary\r\nContent-Disposition: form-data; name="image"; filename="a"\r\n\r\nabc', 400),
         (b"--b0undary\r\nX: y\r\n\r\nabc\r\n--b0undary--", 400),
         (multipart([("other", None, b"x")]), 422),
+        (multipart([("image", None, b"x")]), 422),
         (multipart([("callback_url", None, b"a"), ("callback_url", None, b"b")]), 422),
         (multipart([("image", "a", b"1")] * 3), 413),
     ],

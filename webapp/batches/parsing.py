@@ -97,6 +97,10 @@ def multipart_body(file, boundary: str, max_images: int) -> BatchBody:
                 raise BatchBodyRefused(400, "The multipart body ends before its closing boundary.")
             field, filename = headers
             if field == "image":
+                if filename is None:  # as a single upload: a text field is not an image
+                    raise BatchBodyRefused(
+                        422, "Each 'image' part must be a file part (curl -F image=@photo.jpg), not a text field."
+                    )
                 if len(parts) == max_images:
                     raise _too_many(max_images)
                 parts.append(Part(filename or "", data_start, data_end - data_start))
