@@ -3,13 +3,15 @@
 A batch's rows are inserted in one transaction (``create_batch``) and published together. Its
 state is derived from its rows' statuses, never kept twice: ``in_progress`` while any is
 pending, then ``completed``; ``cancelling`` and ``cancelled`` once a cancel was asked.
-``completed_at`` is set once, by whoever first sees the last row end (``claim_completions``),
-and that claim is what sends the batch's webhook and its completion event.
+``completed_at`` is stored once, by whoever first sees the last row end (``claim_completions``):
+the worker that ended it, a cancel, or a GET that finds it unclaimed; only that claim sends the
+batch's webhook and its completion event.
 """
 
 import functools
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import bindparam, func, insert, select, update
 
@@ -54,7 +56,7 @@ _BATCHES = Batch.__table__
 _PREDICTIONS = Prediction.__table__
 _INSERT_ROWS = insert(_PREDICTIONS)
 _COUNTS = (
-    select(_PREDICTIONS.c.status, func.count())
+    select(_PREDICTIONS.c.status, func.count(), func.max(_PREDICTIONS.c.updated_at))
     .where(_PREDICTIONS.c.batch_id == bindparam("batch_id"))
     .group_by(_PREDICTIONS.c.status)
 )
@@ -137,10 +139,13 @@ def find_batch(connection, batch_id: str, owner: str | None):
     return row if row is not None and owner in (None, row.owner) else None
 
 
-def request_counts(connection, batch_id: str) -> dict[str, int]:
-    counts = dict.fromkeys(STATUSES, 0)
-    counts.update(connection.execute(_COUNTS, {"batch_id": batch_id}).all())
-    return {"total": sum(counts.values()), **counts}
+def request_counts(connection, batch_id: str) -> tuple[dict[str, int], datetime | None]:
+    """The batch's counts by status, and when its last row changed (its end, once none is pending)."""
+    counts, last = dict.fromkeys(STATUSES, 0), None
+    for status, count, updated in connection.execute(_COUNTS, {"batch_id": batch_id}):
+        counts[status] = count
+        last = updated if last is None or updated > last else last
+    return {"total": sum(counts.values()), **counts}, last
 
 
 def batch_status(cancelled: bool, pending: int) -> str:
@@ -149,8 +154,9 @@ def batch_status(cancelled: bool, pending: int) -> str:
     return CANCELLED if cancelled else COMPLETED
 
 
-def batch_json(row, counts: dict[str, int]) -> dict:
-    """What the API shows of a batch. ``completed_at`` appears once its end was claimed."""
+def batch_json(row, counts: dict[str, int], last_change) -> dict:
+    """What the API shows of a batch. ``completed_at`` is when its last image ended: the claimed
+    moment once claimed, until then its last row's change (so no reader waits on the claim)."""
 
     def stamp(moment):
         return None if moment is None else moment.isoformat(timespec="microseconds") + "Z"
@@ -160,21 +166,23 @@ def batch_json(row, counts: dict[str, int]) -> dict:
         "status": batch_status(row.cancelled_at is not None, counts[PENDING]),
         "request_counts": counts,
         "created_at": stamp(row.created_at),
-        "completed_at": stamp(row.completed_at) if not counts[PENDING] else None,
+        "completed_at": None if counts[PENDING] else stamp(row.completed_at or last_change),
     }
 
 
-def read_batch(connection, batch_id: str, owner: str | None) -> dict | None:
-    """The batch's JSON, claiming its completion when every row has ended (see ``claim_completions``),
-    so a batch whose last worker died before claiming still completes; None if not found."""
+def read_batch(connection, batch_id: str, owner: str | None, claim: bool = False) -> tuple[dict | None, list[str]]:
+    """(the batch's JSON or None if not found, the batches this read claimed). With ``claim``, a
+    batch whose rows have all ended but whose end nobody claimed (its last worker died in between)
+    is claimed here; the caller then announces it (``jobs.endings.announce_batches_completed``)."""
     row = find_batch(connection, batch_id, owner)
     if row is None:
-        return None
-    counts = request_counts(connection, batch_id)
-    if not counts[PENDING] and row.completed_at is None:
-        claim_completions(connection, [batch_id])
+        return None, []
+    counts, last_change = request_counts(connection, batch_id)
+    won = []
+    if claim and not counts[PENDING] and row.completed_at is None:
+        won = claim_completions(connection, [batch_id])
         row = find_batch(connection, batch_id, owner)
-    return batch_json(row, counts)
+    return batch_json(row, counts, last_change), won
 
 
 def batches_of(connection, uuids) -> set[str]:

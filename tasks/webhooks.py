@@ -82,7 +82,7 @@ def deliver_batch_webhook(batch_id: str, attempt: int) -> str:
     if row.webhook_attempts >= attempt or (row.webhook_status_code or 0) // 100 == 2:
         return "already delivered or attempted"
     with db.engine.connect() as connection:
-        body = json.dumps(batch_json(row, request_counts(connection, batch_id)), separators=(",", ":")).encode()
+        body = json.dumps(batch_json(row, *request_counts(connection, batch_id)), separators=(",", ":")).encode()
     callback_url, first_attempt_at = row.callback_url, row.webhook_first_attempt_at or utcnow()
     db.session.rollback()  # no transaction is held while the receiver answers
 

@@ -79,18 +79,14 @@ class Waiter:
 
     def _read_batch_now(self, batch_id: str, owner: str) -> dict | None:
         with self.engine.connect() as connection:
-            batch = read_batch(connection, batch_id, owner)
-            connection.commit()  # a completion claimed by this read
-        return batch
+            return read_batch(connection, batch_id, owner)[0]
 
     async def read_batch(self, batch_id: str, owner: str) -> dict | None:
         return await asyncio.to_thread(self._read_batch_now, batch_id, owner)
 
     def _ended_batches_now(self, batch_ids: list[str]) -> set[str]:
         with self.engine.connect() as connection:
-            ended = {batch_id for batch_id in batch_ids if _completed(connection, batch_id)}
-            connection.commit()
-        return ended
+            return {batch_id for batch_id in batch_ids if _completed(connection, batch_id)}
 
     # --- futures -----------------------------------------------------------------------------
     def subscribe(self, prediction_uuid: str, waiting: dict | None = None) -> asyncio.Future:
@@ -275,8 +271,9 @@ class Waiter:
 
 
 def _completed(connection, batch_id: str) -> bool:
-    """Whether the batch has ended (claiming its completion if every row has, as a GET does)."""
-    batch = read_batch(connection, batch_id, owner=None)
+    """Whether the batch has ended (or is gone). The waiter only reads: claiming an end is left to
+    those who can announce it (worker, web)."""
+    batch = read_batch(connection, batch_id, owner=None)[0]
     return batch is None or batch["completed_at"] is not None
 
 

@@ -274,3 +274,38 @@ def test_retention_deletes_a_batch_upload_once_its_jobs_are_gone(make_app, tmp_p
         assert {row.id for row in db.session.query(Batch)} == {new}
     assert not path[old].exists() and path[new].exists()
     assert client.get(f"/batches/{old}").status_code == 404
+
+
+def test_the_last_ended_image_queues_the_batch_webhook_once_and_a_get_claims_an_unclaimed_end(make_app):
+    from jobs.broker import DELIVER_BATCH_TASK, webhook_queue
+    from jobs.database import db
+    from jobs.endings import announce_ended
+    from jobs.records import Prediction, failed_outcome, record_outcomes
+    from tests.conftest import drain_queue
+
+    app = make_app(WEBHOOK_SECRET="s", WEBHOOK_ALLOW_PRIVATE=True)
+    client = app.test_client()
+    hook = "http://127.0.0.1:9/hook"
+    ids = [post(client, [("a", GOOD), ("b", GOOD)], callback_url=hook).json["id"] for _ in range(2)]
+    with app.app_context():
+        rows = {
+            batch_id: [row.uuid for row in db.session.query(Prediction).filter_by(batch_id=batch_id)]
+            for batch_id in ids
+        }
+        first, second = rows[ids[0]], rows[ids[1]]
+        record_outcomes({first[0]: failed_outcome("x")})
+        announce_ended({first[0]: "failed"})
+        assert drain_queue(app, webhook_queue("inference").name) == []  # one image is still pending
+        record_outcomes({first[1]: failed_outcome("x")})
+        announce_ended({first[1]: "failed"})
+        announce_ended({first[1]: "failed"})  # a duplicate announcement claims nothing
+        [message] = drain_queue(app, webhook_queue("inference").name)
+        assert message.headers["task"] == DELIVER_BATCH_TASK and message.payload[0] == [ids[0], 1]
+        # The second batch's last worker died between its commit and its announcement: a GET claims it.
+        record_outcomes({uuid: failed_outcome("x") for uuid in second})
+    state = client.get(f"/batches/{ids[1]}").json
+    assert state["status"] == "completed" and state["completed_at"]
+    [message] = drain_queue(app, webhook_queue("inference").name)
+    assert message.payload[0] == [ids[1], 1]
+    assert client.get(f"/batches/{ids[1]}").json == state
+    assert drain_queue(app, webhook_queue("inference").name) == []

@@ -64,7 +64,7 @@ def submit():
             raise ApiError(422, "Invalid request", "The batch has no images.")
         batch_id, _ = submit_batch(path, body.parts, api_key_scope(), callback_url)
         with db.engine.connect() as connection:
-            batch = read_batch(connection, batch_id, api_key_scope())
+            batch = read_batch(connection, batch_id, api_key_scope())[0]
     except ImageStoreUnavailable:
         logger.exception("could not store a batch")
         raise _unavailable("image store") from None
@@ -112,9 +112,9 @@ def get_batch(batch_id: str):
     batch_id = _batch_id(batch_id)
     wait = parse_wait(request.args.get("wait"))
     try:
-        with db.engine.connect() as connection:
-            batch = read_batch(connection, batch_id, api_key_scope())
-            connection.commit()  # a completion claimed by this read
+        with db.engine.begin() as connection:
+            batch, claimed = read_batch(connection, batch_id, api_key_scope(), claim=True)
+        announce_batches_completed(claimed)
     except SQLAlchemyError:
         raise _unavailable("database") from None
     if batch is None:
@@ -181,7 +181,7 @@ def cancel(batch_id: str):
             completed = claim_completions(connection, [batch_id])
         announce_batches_completed(completed)
         with db.engine.connect() as connection:
-            batch = read_batch(connection, batch_id, owner)
+            batch = read_batch(connection, batch_id, owner)[0]
     except SQLAlchemyError:
         raise _unavailable("database") from None
     if cancelled:
