@@ -30,10 +30,19 @@ def publish_jobs(jobs: list[tuple[str, str]], *, bulk: bool = False, client: str
         with celery.producer_or_acquire() as producer:
             for prediction_uuid, image_url in jobs:
                 args = (prediction_uuid, image_url)
+                # The first publish declares the queue; the others skip Celery's per-message declare
+                # (a copy and bind of the queue each time: half the web's cost of a batch image).
+                declare = None if published == 0 else []
                 try:
-                    # argsrepr given, so Celery skips its saferepr walk of the arguments (plain strings here).
+                    # The reprs given, so Celery skips its saferepr walks of the arguments (plain strings here).
                     celery.send_task(
-                        CLASSIFY_TASK, args=args, task_id=prediction_uuid, argsrepr=repr(args), producer=producer
+                        CLASSIFY_TASK,
+                        args=args,
+                        task_id=prediction_uuid,
+                        argsrepr=repr(args),
+                        kwargsrepr="{}",
+                        producer=producer,
+                        declare=declare,
                     )
                     published += 1
                 except Exception:  # any broker or connection error: the sweeper publishes it again
