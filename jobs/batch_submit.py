@@ -13,6 +13,7 @@ from pathlib import Path
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
+from config.settings import current_settings
 from jobs.batches import BatchImage, claim_completions, create_batch
 from jobs.database import db
 from jobs.endings import announce_batches_completed
@@ -45,11 +46,11 @@ def submit_batch(spool: Path, parts, owner: str, callback_url: str | None) -> tu
     """Store the spooled body as the batch's upload and create its jobs; returns (batch id, images
     published). ``parts`` are ``webapp.batches.parsing.Part``-like (name, offset, length, problem).
     Raises ImageStoreUnavailable or DatabaseUnavailable; either way nothing is kept."""
-    config = current_app.config
-    limits = configured_limits(config)
+    settings = current_settings()
+    limits = configured_limits(settings)
     with spool.open("rb") as file:
         problems = [
-            part.problem or check_part(file, part.offset, part.length, part.name, config["MAX_IMAGE_BYTES"], limits)
+            part.problem or check_part(file, part.offset, part.length, part.name, settings.MAX_IMAGE_BYTES, limits)
             for part in parts
         ]
     batch_id = str(uuid.uuid4())

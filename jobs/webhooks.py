@@ -18,6 +18,7 @@ embedded filesystem one) have no TTL or dead-lettering, and use a plain countdow
 from flask import current_app
 from sqlalchemy import select
 
+from config.settings import current_settings
 from jobs.batches import Batch
 from jobs.broker import DELIVER_BATCH_TASK, DELIVER_TASK, delay_queue, is_rabbitmq, webhook_queue
 from jobs.database import db
@@ -70,7 +71,7 @@ def send_delivery(prediction_uuid: str, attempt: int, delay: int, task: str = DE
     """Publish attempt ``attempt`` of ``task`` (a job's or a batch's webhook) to run in ``delay``
     seconds (see the module's docstring)."""
     celery = current_app.extensions["celery"]
-    base = current_app.config["CELERY_QUEUE"]
+    base = current_settings().CELERY_QUEUE
     options = {"queue": webhook_queue(base)}
     if delay > 0:
         if is_rabbitmq(celery.conf.broker_url):

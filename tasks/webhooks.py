@@ -1,16 +1,23 @@
 """The webhook delivery task: POST a job's final result, signed, and record the attempt.
 
 Runs in the webhook worker (``tasks.webhook_worker``), a thread pool on its own queue, so
-receivers' slowness costs waiting threads, not the inference processes. A failed attempt
-is published again after a growing delay (``jobs.webhooks``) until ``WEBHOOK_RETRY_SECONDS``
-after the first attempt, then given up. Delivery is at least once: an attempt is skipped when
+receivers' slowness costs waiting threads, not the inference processes. One receiver cannot
+take them all: an attempt lasts ``WEBHOOK_ATTEMPT_TIMEOUT`` at most (``tasks.webhook_http``),
+and at most ``WEBHOOK_PER_DESTINATION`` attempts to one address and port are in flight; a
+delivery finding them all taken goes back to the broker for BUSY_DELAY seconds, not counted as
+an attempt. A failed attempt is published again after a growing delay (``jobs.webhooks``) until
+``WEBHOOK_RETRY_SECONDS`` after the first attempt, then given up; a URL that can never be
+delivered (``CallbackRefused.permanent``: it was stored before the checks that refuse it at POST)
+is given up at once. Delivery is at least once: an attempt is skipped when
 the webhook was already accepted (2xx) or this attempt, or a later one, is already recorded (a
 duplicate message); a crash between the receiver's answer and its record sends it twice, so
 receivers should treat the uuid as the key.
 
 ``requeue_unsent_webhooks`` (beat, every minute) catches a first delivery that was never queued
-(the broker refused the publish just as the job ended): an ended job with a callback and no
-attempt UNSENT_AFTER seconds after its end is queued again.
+(the broker refused the publish just as the job ended): an ended job (or completed batch) with a
+callback and no attempt UNSENT_AFTER seconds after its end is queued again.
+
+A batch's one webhook (``deliver_batch_webhook``, when it completes) follows the same rules.
 """
 
 import json
@@ -20,28 +27,32 @@ from datetime import timedelta
 from http.client import HTTPException
 
 from celery import shared_task
-from flask import current_app
 from sqlalchemy import func, select
 
+from config.settings import Settings, current_settings
 from jobs.batches import Batch, batch_json, request_counts
-from jobs.broker import DELIVER_BATCH_TASK, DELIVER_TASK, REQUEUE_WEBHOOKS_TASK, retry_delay
+from jobs.broker import BUSY_DELAY, DELIVER_BATCH_TASK, DELIVER_TASK, REQUEUE_WEBHOOKS_TASK, retry_delay
 from jobs.callbacks import CallbackRefused, vet_callback_url
 from jobs.database import db
 from jobs.records import PENDING, Prediction, utcnow
 from jobs.signing import SIGNATURE_HEADER, sign
 from jobs.webhooks import WebhookDelivery, send_delivery
 from tasks import webhook_http
+from tasks.webhook_slots import DestinationSlots
 
 logger = logging.getLogger(__name__)
 USER_AGENT = "imgsvc-webhooks/1"
 UNSENT_AFTER = 300  # seconds after a job's end with no attempt recorded before its delivery is queued again
 REQUEUE_LIMIT = 500
+SLOTS = DestinationSlots()  # this worker process's deliveries in flight, per destination
+BUSY = object()  # _attempt's answer when the destination's slots are all taken
 
 
 @shared_task(name=DELIVER_TASK, acks_late=True)
 def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
-    """One attempt; returns what happened (for the worker's log)."""
-    config = current_app.config
+    """One attempt; returns what happened (for the worker's log). Whatever goes wrong in the
+    attempt is recorded as its outcome: this task does not raise for a receiver or a URL."""
+    settings = current_settings()
     row = db.session.get(Prediction, prediction_uuid)
     if row is None or not row.callback_url or row.status == PENDING:
         return "nothing to deliver"
@@ -56,7 +67,15 @@ def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
     db.session.rollback()  # no transaction is held while the receiver answers
 
     attempted_at, started = utcnow(), time.monotonic()
-    status_code, error = _attempt(callback_url, body, prediction_uuid, attempt, config)
+    try:
+        outcome = _attempt(callback_url, body, prediction_uuid, attempt, settings)
+    except Exception as error:  # a fault of this code, not the receiver's: still only this attempt's outcome
+        logger.exception("webhook of %s: unexpected error in attempt %d", prediction_uuid, attempt)
+        outcome = None, f"{type(error).__name__}: {error}"[:500], True
+    if outcome is BUSY:
+        send_delivery(prediction_uuid, attempt, BUSY_DELAY)
+        return f"destination busy; again in {BUSY_DELAY}s"
+    status_code, error, _ = outcome
     db.session.add(
         WebhookDelivery(
             uuid=prediction_uuid,
@@ -68,14 +87,14 @@ def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
         )
     )
     db.session.commit()
-    return _next_step(DELIVER_TASK, prediction_uuid, attempt, status_code, error, first_attempt_at, config)
+    return _next_step(DELIVER_TASK, prediction_uuid, attempt, outcome, first_attempt_at, settings)
 
 
 @shared_task(name=DELIVER_BATCH_TASK, acks_late=True)
 def deliver_batch_webhook(batch_id: str, attempt: int) -> str:
-    """One attempt at a completed batch's webhook: its GET /batches/<id> body, signed as a job's is.
-    The attempts are counted on the batch's row (the receiver should treat the id as the key)."""
-    config = current_app.config
+    """One attempt at a completed batch's webhook: its ``GET /batches/<id>`` body, signed and retried as
+    a job's is. The attempts are counted on the batch's row (receivers should treat the id as the key)."""
+    settings = current_settings()
     row = db.session.get(Batch, batch_id)
     if row is None or not row.callback_url or row.completed_at is None:
         return "nothing to deliver"
@@ -86,25 +105,34 @@ def deliver_batch_webhook(batch_id: str, attempt: int) -> str:
     callback_url, first_attempt_at = row.callback_url, row.webhook_first_attempt_at or utcnow()
     db.session.rollback()  # no transaction is held while the receiver answers
 
-    status_code, error = _attempt(callback_url, body, batch_id, attempt, config)
+    try:
+        outcome = _attempt(callback_url, body, batch_id, attempt, settings)
+    except Exception as error:  # a fault of this code, not the receiver's: still only this attempt's outcome
+        logger.exception("webhook of batch %s: unexpected error in attempt %d", batch_id, attempt)
+        outcome = None, f"{type(error).__name__}: {error}"[:500], True
+    if outcome is BUSY:
+        send_delivery(batch_id, attempt, BUSY_DELAY, task=DELIVER_BATCH_TASK)
+        return f"destination busy; again in {BUSY_DELAY}s"
     row = db.session.get(Batch, batch_id)
     if row is None:  # removed by retention meanwhile
         return "batch gone"
-    row.webhook_attempts, row.webhook_status_code, row.webhook_error = attempt, status_code, error
+    row.webhook_attempts, row.webhook_status_code, row.webhook_error = attempt, outcome[0], outcome[1]
     row.webhook_first_attempt_at = first_attempt_at
     db.session.commit()
-    return _next_step(DELIVER_BATCH_TASK, batch_id, attempt, status_code, error, first_attempt_at, config)
+    return _next_step(DELIVER_BATCH_TASK, batch_id, attempt, outcome, first_attempt_at, settings)
 
 
-def _next_step(task: str, key: str, attempt: int, status_code, error, first_attempt_at, config) -> str:
-    """After an attempt: done on a 2xx, else the next attempt after its delay, or give up past the budget."""
+def _next_step(task: str, key: str, attempt: int, outcome, first_attempt_at, settings: Settings) -> str:
+    """After an attempt of ``task`` for ``key`` (a job's uuid or a batch's id): done on a 2xx, else the
+    next attempt after its delay, or given up past WEBHOOK_RETRY_SECONDS or for a URL that never will."""
+    status_code, error, retry = outcome
     if status_code is not None and 200 <= status_code < 300:
         logger.info("webhook of %s delivered (attempt %d)", key, attempt, extra={"uuid": key})
         return f"delivered: {status_code}"
 
-    delay = retry_delay(attempt, config["WEBHOOK_FIRST_RETRY"])
+    delay = retry_delay(attempt, settings.WEBHOOK_FIRST_RETRY)
     elapsed = (utcnow() - first_attempt_at).total_seconds()
-    if elapsed + delay > config["WEBHOOK_RETRY_SECONDS"]:
+    if not retry or elapsed + delay > settings.WEBHOOK_RETRY_SECONDS:
         logger.warning(
             "webhook of %s given up after %d attempts: %s", key, attempt, error or status_code, extra={"uuid": key}
         )
@@ -113,24 +141,34 @@ def _next_step(task: str, key: str, attempt: int, status_code, error, first_atte
     return f"attempt {attempt} failed ({error or status_code}); next in {delay}s"
 
 
-def _attempt(callback_url: str, body: bytes, prediction_uuid: str, attempt: int, config) -> tuple[int | None, str]:
-    """The receiver's status code, or None and why there was none."""
-    if not config["WEBHOOK_SECRET"]:
-        return None, "WEBHOOK_SECRET is not set: nothing can be signed"
+def _attempt(callback_url: str, body: bytes, prediction_uuid: str, attempt: int, settings: Settings):
+    """(the receiver's status code or None, why there was none, whether to try again), or BUSY
+    when this destination's slots are all taken."""
+    if not settings.WEBHOOK_SECRET:
+        return None, "WEBHOOK_SECRET is not set: nothing can be signed", True
     try:
-        target = vet_callback_url(callback_url, config["WEBHOOK_ALLOWED_HOSTS"], config["WEBHOOK_ALLOW_PRIVATE"])
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            "X-Webhook-Id": prediction_uuid,
-            "X-Webhook-Attempt": str(attempt),
-            SIGNATURE_HEADER: sign(config["WEBHOOK_SECRET"], body, int(time.time())),
-        }
-        return webhook_http.post(target, body, headers), None
-    except CallbackRefused as error:
-        return None, str(error)[:500]
+        target = vet_callback_url(callback_url, settings.WEBHOOK_ALLOWED_HOSTS, settings.WEBHOOK_ALLOW_PRIVATE)
+    except CallbackRefused as refusal:
+        return None, str(refusal)[:500], not refusal.permanent
+    destination = (target.address, target.port)
+    if not SLOTS.take(destination, settings.WEBHOOK_PER_DESTINATION):
+        return BUSY
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Webhook-Id": prediction_uuid,
+        "X-Webhook-Attempt": str(attempt),
+        SIGNATURE_HEADER: sign(settings.WEBHOOK_SECRET, body, int(time.time())),
+    }
+    try:
+        status = webhook_http.post(
+            target, body, headers, settings.WEBHOOK_CONNECT_TIMEOUT, settings.WEBHOOK_ATTEMPT_TIMEOUT
+        )
     except (OSError, HTTPException) as error:
-        return None, f"{type(error).__name__}: {error}"[:500]
+        return None, f"{type(error).__name__}: {error}"[:500], True
+    finally:
+        SLOTS.give_back(destination)
+    return status, None, True
 
 
 def _superseded(prediction_uuid: str, attempt: int) -> bool:
@@ -160,7 +198,7 @@ def requeue_unsent_webhooks() -> int:
             Prediction.status != PENDING,
             ~attempted,
             Prediction.updated_at.between(
-                now - timedelta(seconds=current_app.config["WEBHOOK_RETRY_SECONDS"]),
+                now - timedelta(seconds=current_settings().WEBHOOK_RETRY_SECONDS),
                 now - timedelta(seconds=UNSENT_AFTER),
             ),
         )
@@ -175,7 +213,7 @@ def requeue_unsent_webhooks() -> int:
             Batch.callback_url.is_not(None),
             Batch.webhook_attempts == 0,
             Batch.completed_at.between(
-                now - timedelta(seconds=current_app.config["WEBHOOK_RETRY_SECONDS"]),
+                now - timedelta(seconds=current_settings().WEBHOOK_RETRY_SECONDS),
                 now - timedelta(seconds=UNSENT_AFTER),
             ),
         )

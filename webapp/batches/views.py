@@ -15,6 +15,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from config.settings import current_settings
 from jobs.batch_submit import submit_batch
 from jobs.batches import cancel_batch, claim_completions, find_batch, read_batch, result_pages, result_record
 from jobs.database import db
@@ -41,8 +42,8 @@ def _unavailable(what: str) -> ApiError:
 
 @bp.post("/batches", strict_slashes=False)
 def submit():
-    config = current_app.config
-    request.max_content_length = config["BATCH_MAX_BYTES"]  # this route's own limit, above a single image's
+    settings = current_settings()
+    request.max_content_length = settings.BATCH_MAX_BYTES  # this route's own limit, above a single image's
     if request.args:
         raise ApiError(400, "Invalid request", f"Unknown query parameter {sorted(request.args)[0][:64]!r}.")
     mimetype = request.mimetype
@@ -59,7 +60,9 @@ def submit():
         path = Path(file.name)
     try:
         body = _read_body(path, mimetype)
-        callback_url = accepted_callback(body.fields.get("callback_url"), request.headers.get(CALLBACK_HEADER), config)
+        callback_url = accepted_callback(
+            body.fields.get("callback_url"), request.headers.get(CALLBACK_HEADER), settings
+        )
         if not body.parts:
             raise ApiError(422, "Invalid request", "The batch has no images.")
         batch_id, _ = submit_batch(path, body.parts, api_key_scope(), callback_url)
@@ -78,18 +81,18 @@ def submit():
 
 def _read_body(path: Path, mimetype: str):
     """The body spooled to ``path`` and split into its images, or the 4xx that says why not."""
-    config = current_app.config
+    settings = current_settings()
     try:
         with path.open("r+b") as file:
             try:
-                spool(request.stream, file, config["BATCH_MAX_BYTES"])
+                spool(request.stream, file, settings.BATCH_MAX_BYTES)
             except RequestEntityTooLarge:  # a declared length over the limit, refused before reading
                 raise BatchBodyRefused(
-                    413, f"The batch is larger than BATCH_MAX_BYTES ({config['BATCH_MAX_BYTES']} bytes)."
+                    413, f"The batch is larger than BATCH_MAX_BYTES ({settings.BATCH_MAX_BYTES} bytes)."
                 ) from None
             if mimetype == MULTIPART:
-                return multipart_body(file, request.mimetype_params.get("boundary", ""), config["BATCH_MAX_IMAGES"])
-            return tar_body(file, config["BATCH_MAX_IMAGES"])
+                return multipart_body(file, request.mimetype_params.get("boundary", ""), settings.BATCH_MAX_IMAGES)
+            return tar_body(file, settings.BATCH_MAX_IMAGES)
     except BatchBodyRefused as refusal:
         title = "Payload Too Large" if refusal.status == 413 else "Invalid request"
         raise ApiError(refusal.status, title, refusal.detail) from None
@@ -119,8 +122,8 @@ def get_batch(batch_id: str):
         raise _unavailable("database") from None
     if batch is None:
         raise _not_found(batch_id)
-    if batch["completed_at"] is None and wait is not None and current_app.config["WAITER_URL"]:
-        return "", 307, {"Location": current_app.config["WAITER_URL"] + request.full_path}
+    if batch["completed_at"] is None and wait is not None and current_settings().WAITER_URL:
+        return "", 307, {"Location": current_settings().WAITER_URL + request.full_path}
     return jsonify(batch), 200
 
 
