@@ -116,7 +116,7 @@ def create_batch(
                 "name": image.name,
                 "image_url": image.image_url,
                 "status": FAILED if failed else PENDING,
-                "error": image.error[:1000] if failed else None,
+                "error": image.error[:1000] if image.error is not None else None,
                 "republished": 0,
                 "created_at": now,
                 "updated_at": now,

@@ -6,6 +6,7 @@ which is announced the same ways.
 """
 
 import logging
+from collections.abc import Iterable
 
 from jobs.batches import batches_of, claim_completions
 from jobs.database import db
@@ -33,7 +34,7 @@ def announce_ended(statuses: dict[str, str]) -> None:
     announce_batches_completed(completed, events=False)
 
 
-def announce_batches_completed(batch_ids, events: bool = True) -> None:
+def announce_batches_completed(batch_ids: Iterable[str], events: bool = True) -> None:
     """Wake the batches' waiters and queue their webhooks, once their completion was claimed."""
     batch_ids = list(batch_ids)
     if not batch_ids:

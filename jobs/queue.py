@@ -32,7 +32,7 @@ def publish_jobs(jobs: list[tuple[str, str]], *, bulk: bool = False, client: str
                 args = (prediction_uuid, image_url)
                 # The first publish declares the queue; the others skip Celery's per-message declare
                 # (a copy and bind of the queue each time: half the web's cost of a batch image).
-                declare = None if published == 0 else []
+                declare: list[object] | None = None if published == 0 else []
                 try:
                     # The reprs given, so Celery skips its saferepr walks of the arguments (plain strings here).
                     celery.send_task(

@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import time
 
 import boto3
 import pytest
@@ -15,21 +14,12 @@ from deploy.harness import deployment_env, running_service, start_webhook_worker
 from jobs.signing import SIGNATURE_HEADER, verify
 from tests.conftest import SHARED_IMAGES
 from tests.integration.test_batches import images, post_multipart, results, tar_bytes, wait_until_done
-from tests.webhook_receiver import Receiver
+from tests.support.polling import until
+from tests.support.webhook_receiver import Receiver
 
 SECRET = "batch-webhook-secret"
 KEYS = ("batch-key-a", "batch-key-b")
 DEADLINE = 120
-
-
-def until(condition, what: str, timeout: float = DEADLINE):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise TimeoutError(what)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +57,7 @@ def test_one_signed_webhook_when_the_batch_completes(keyed_service, keyed_env):
         response = post_multipart(keyed_service, pairs, {"callback_url": receiver.url}, headers=auth(KEYS[0]))
         assert response.status_code == 202, response.text
         batch_id = response.json()["id"]
-        until(lambda: len(receiver.received) >= 2, "the batch webhook was not delivered")
+        until(lambda: len(receiver.received) >= 2, "the batch webhook's two attempts", DEADLINE)
         batch = requests.get(f"{keyed_service}/batches/{batch_id}", headers=auth(KEYS[0]), timeout=10).json()
         for delivery in receiver.received:
             assert verify(SECRET, delivery["body"], delivery["headers"][SIGNATURE_HEADER])

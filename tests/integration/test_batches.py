@@ -11,8 +11,9 @@ import pytest
 import requests
 
 from tests.conftest import SHARED_IMAGES
-from tests.hostile_images import CORPUS
 from tests.integration.test_end_to_end import shared_images
+from tests.support.hostile_images import CORPUS
+from tests.support.polling import until
 
 DEADLINE = 240  # seconds for a batch of a few hundred images on 2 vCPUs
 LABELS = {
@@ -169,10 +170,12 @@ def test_results_while_running_and_after_as_jsonl_and_csv(base_url):
 def test_cancel_in_the_middle(base_url):
     pairs = images(400)
     batch_id = post_multipart(base_url, pairs).json()["id"]
-    deadline = time.monotonic() + DEADLINE
-    while requests.get(f"{base_url}/batches/{batch_id}", timeout=10).json()["request_counts"]["done"] < 10:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    until(
+        lambda: requests.get(f"{base_url}/batches/{batch_id}", timeout=10).json()["request_counts"]["done"] >= 10,
+        "ten images of the batch classified",
+        DEADLINE,
+        interval=0.05,
+    )
     response = requests.delete(f"{base_url}/batches/{batch_id}", timeout=10)
     assert response.status_code == 200, response.text
     counts = response.json()["request_counts"]

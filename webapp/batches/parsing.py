@@ -72,7 +72,8 @@ def multipart_body(file, boundary: str, max_images: int) -> BatchBody:
     size = file.seek(0, 2)
     if size == 0:
         raise BatchBodyRefused(400, "The request body is empty.")
-    parts, fields = [], {}
+    parts: list[Part] = []
+    fields: dict[str, str] = {}
     with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as body:
         if body[: len(delimiter)] == delimiter:
             position = len(delimiter)
@@ -138,7 +139,7 @@ def _part_headers(raw: bytes) -> tuple[str, str | None]:
 def tar_body(file, max_images: int) -> BatchBody:
     """Each regular file of an (uncompressed) tar archive spooled in ``file``, by its path."""
     file.seek(0)
-    parts = []
+    parts: list[Part] = []
     try:
         with tarfile.open(fileobj=file, mode="r:") as archive:
             for member in archive:
