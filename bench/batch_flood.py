@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.batch_flood [--images 10000] [--quick]
 
 In one run: the machine's limit (in-process decode + preprocess + LiteRT, ``bench.throughput.limit``);
-then, on ``make run``'s processes (honcho and the Procfile) on MariaDB and RabbitMQ, single multipart
+then, on ``make run``'s processes (``bench.as_shipped.running_make_run``) on MariaDB and RabbitMQ, single multipart
 POSTs as the per-image client sends them, and the batch client on a folder cycling ../shared/images
 (batches of 1000, 4 in flight). Prints images/s as a fraction of the limit, CPU-ms per image of each
 process group, and the web's CPU per image of a batch against a single POST. ``bench.throughput``
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from bench.as_shipped import running_honcho
+from bench.as_shipped import running_make_run
 from bench.cpu import LOAD_GENERATOR, OTHER, CpuMeter, listener_pid
 from client.batch import post_image
 from client.batches import run_batches
@@ -34,7 +34,7 @@ SERVICE_GROUPS = (
     "webhooks",
     "beat",
     "flower",
-    "honcho",
+    "supervise",
     "RabbitMQ",
     "MariaDB",
 )
@@ -70,7 +70,7 @@ def batch_flood(count: int, meter: CpuMeter, files: list[Path], batch_size: int 
     try:
         with tempfile.TemporaryDirectory() as instance:
             env = deployment_env(Path(instance), database_url, queue)
-            with running_honcho(env, Path(instance)) as (url, _):
+            with running_make_run(env, Path(instance)) as (url, _):
                 import requests
 
                 session = requests.Session()

@@ -39,11 +39,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         "BATCH_MAX_IMAGES (default: %(default)s; halved while the service answers 413)",
     )
     batch.add_argument("--in-flight", type=int, default=4, help="batches in flight at once (default: %(default)s)")
-    batch.add_argument(
-        "--api-key",
-        default=os.environ.get("API_KEY"),
-        help="the service's API key (default: the API_KEY environment variable)",
-    )
     batch.add_argument("--per-image", action="store_true", help="one POST and long-poll GETs per image instead")
     batch.add_argument(
         "--concurrency", type=int, default=4, help="with --per-image: images in flight at once (default: %(default)s)"
@@ -55,6 +50,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--timeout",
         type=float,
         help="seconds to wait for one prediction (--per-image, default 180) or one batch (default 3600)",
+    )
+    batch.add_argument(
+        "--api-key",
+        default=os.environ.get("API_KEY", ""),
+        help="the service's API key, sent as 'Authorization: Bearer'; default: the API_KEY environment variable "
+        "(which keeps it out of the shell history and of ps)",
     )
     args = parser.parse_args(argv)
     if args.concurrency < 1 or args.in_flight < 1 or args.batch_size < 1:
@@ -76,6 +77,7 @@ def main(argv=None) -> int:
         return 2
     labels = read_labels(args.folder)
     started = time.perf_counter()
+    errors: list[str] = []
     if args.per_image:
         outcomes, sent, note = _per_image(args, images), len(images), None
     else:
@@ -102,6 +104,9 @@ def main(argv=None) -> int:
         print(f"results in {args.out}")
     if labels is not None:
         print(accuracy(outcomes, labels))
+    if any(o.post_status == 401 for o in outcomes) or any("answered 401" in error for error in errors):
+        given = "was not accepted" if args.api_key else "is needed"
+        print(f"an API key {given}: pass --api-key KEY or set API_KEY", file=sys.stderr)
     return 0 if done == len(images) else 1
 
 
@@ -111,7 +116,7 @@ def _per_image(args, images):
             for line in exchange_lines(outcome):
                 progress.write(line)
 
-    return run_batch(args.url.rstrip("/"), images, args.concurrency, args.timeout, show)
+    return run_batch(args.url.rstrip("/"), images, args.concurrency, args.timeout, show, args.api_key)
 
 
 if __name__ == "__main__":

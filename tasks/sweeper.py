@@ -8,9 +8,10 @@ between the sweeper and the queue forever.
 
 import logging
 from datetime import timedelta
+from typing import cast
 
 from celery import shared_task
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 
 from config.settings import current_settings
 from jobs.batches import Batch
@@ -69,11 +70,12 @@ def settle(stale) -> tuple[set[str], set[str]]:
         if prediction_uuid in exhausted:
             continue
         # Count and touch the row first, so the next sweep waits a full period before trying again.
-        touched = db.session.execute(
+        result = db.session.execute(
             update(Prediction)
             .where(Prediction.uuid == prediction_uuid, Prediction.status == PENDING)
             .values(updated_at=utcnow(), republished=row.republished + 1)
-        ).rowcount
+        )
+        touched = cast(CursorResult, result).rowcount
         db.session.commit()
         if touched:
             # A batch's job goes back as bulk work of the same client as when it was submitted.

@@ -23,6 +23,10 @@ const batchCounts = document.getElementById("batch-counts");
 const batchCancel = document.getElementById("batch-cancel");
 const BATCH_POLL_MS = 1000;
 let batchLocation = null; // the batch the batch Cancel button cancels
+const keyForm = document.getElementById("api-key-form");
+const keyInput = document.getElementById("api-key");
+const keyMessage = document.getElementById("api-key-message");
+let apiKey = sessionStorage.getItem("apiKey") || ""; // this tab's key, never written into the page
 let currentJob = 0; // a newer upload makes the older one's answers irrelevant
 let pendingLocation = null; // the job the Cancel button cancels
 
@@ -69,6 +73,36 @@ async function problemText(response) {
   return `The service answered ${response.status} ${response.statusText}.`;
 }
 
+// Resolves with the key the user enters; `rejected` says the one sent was refused.
+function askForKey(rejected) {
+  keyMessage.textContent = rejected ? "That API key was not accepted; enter another." : "This service needs an API key.";
+  keyForm.hidden = false;
+  keyInput.focus();
+  return new Promise((resolve) => {
+    keyForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      keyForm.hidden = true;
+      const key = keyInput.value.trim();
+      keyInput.value = "";
+      resolve(key);
+    }, { once: true });
+  });
+}
+
+// Every API call: JSON answers, this tab's key if it has one, and on 401 a key asked for and the call sent again.
+async function apiFetch(url, options = {}) {
+  for (;;) {
+    const headers = { Accept: "application/json" };
+    if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
+    const response = await fetch(url, { ...options, headers });
+    if (response.status !== 401) return response;
+    setStatus("");
+    apiKey = await askForKey(Boolean(apiKey));
+    sessionStorage.setItem("apiKey", apiKey);
+    setStatus("Sending again with the key…", true);
+  }
+}
+
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -106,7 +140,7 @@ async function waitForPrediction(location, job) {
   while (job === currentJob) {
     // A long poll: the service answers as soon as the job ends, or after WAIT_SECONDS with 202.
     const asked = Date.now();
-    const response = await fetch(`${location}?wait=${WAIT_SECONDS}`, { headers: { Accept: "application/json" } });
+    const response = await apiFetch(`${location}?wait=${WAIT_SECONDS}`);
     if (response.status === 202) {
       const seconds = Math.round((Date.now() - started) / 1000);
       setStatus(`Waiting for a worker to classify it… (${seconds} s)`, true);
@@ -145,11 +179,7 @@ async function classify(file) {
     const upload = new FormData();
     upload.append("image", file, file.name);
     upload.append("name", file.name);
-    const response = await fetch(form.dataset.submitUrl, {
-      method: "POST",
-      headers: { Accept: "application/json" },
-      body: upload,
-    });
+    const response = await apiFetch(form.dataset.submitUrl, { method: "POST", body: upload });
     if (response.status !== 202) throw new Error(await problemText(response));
     const location = response.headers.get("Location") || `/predictions/${(await response.json()).uuid}`;
     setStatus("Queued; waiting for a worker…", true);
@@ -196,11 +226,7 @@ async function classifyMany(files) {
     setStatus(`Uploading ${files.length} images…`, true);
     const upload = new FormData();
     for (const file of files) upload.append("image", file, file.name);
-    const response = await fetch(form.dataset.batchUrl, {
-      method: "POST",
-      headers: { Accept: "application/json" },
-      body: upload,
-    });
+    const response = await apiFetch(form.dataset.batchUrl, { method: "POST", body: upload });
     if (response.status !== 202) throw new Error(await problemText(response));
     let batch = await response.json();
     batchLocation = response.headers.get("Location") || `/batches/${batch.id}`;
@@ -212,7 +238,7 @@ async function classifyMany(files) {
     setStatus("Classifying; the results file holds every image that has ended so far.", true);
     while (job === currentJob && !batch.completed_at) {
       await sleep(BATCH_POLL_MS);
-      const state = await fetch(batchLocation, { headers: { Accept: "application/json" } });
+      const state = await apiFetch(batchLocation);
       if (!state.ok) throw new Error(await problemText(state));
       batch = await state.json();
       if (job === currentJob) showCounts(batch);
@@ -229,7 +255,7 @@ async function classifyMany(files) {
 
 // DELETE cancels every image of the batch not yet classified; the loop above sees the batch end.
 batchCancel.addEventListener("click", async () => {
-  const response = await fetch(batchLocation, { method: "DELETE", headers: { Accept: "application/json" } });
+  const response = await apiFetch(batchLocation, { method: "DELETE" });
   if (!response.ok) showError(await problemText(response));
 });
 
@@ -242,7 +268,7 @@ function classifyFiles(files) {
 cancelButton.addEventListener("click", async () => {
   const job = currentJob;
   try {
-    const response = await fetch(pendingLocation, { method: "DELETE", headers: { Accept: "application/json" } });
+    const response = await apiFetch(pendingLocation, { method: "DELETE" });
     if (job !== currentJob || response.status === 409) return;
     if (!response.ok) throw new Error(await problemText(response));
     currentJob += 1; // stop polling this job
