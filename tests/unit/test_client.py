@@ -189,7 +189,7 @@ def test_batch_sends_the_api_key_and_never_prints_it(make_app, tmp_path, monkeyp
     shutil.copy(SAMPLES / "elephant.jpg", tmp_path)
     url, stop = serve(make_app(API_KEYS=(key,)))
     monkeypatch.delenv("API_KEY", raising=False)
-    arguments = [str(tmp_path), "--url", url, "--timeout", "1"]
+    arguments = [str(tmp_path), "--url", url, "--timeout", "1", "--per-image"]
     if how == "option":
         arguments += ["--api-key", key]
     else:
@@ -203,7 +203,8 @@ def test_batch_sends_the_api_key_and_never_prints_it(make_app, tmp_path, monkeyp
     assert key not in output.out + output.err
 
 
-def test_batch_without_a_key_says_how_to_give_one(make_app, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("mode", [[], ["--per-image"]])
+def test_batch_without_a_key_says_how_to_give_one(make_app, tmp_path, monkeypatch, capsys, mode):
     from client.__main__ import main
     from tests.conftest import SAMPLES
 
@@ -211,9 +212,9 @@ def test_batch_without_a_key_says_how_to_give_one(make_app, tmp_path, monkeypatc
     url, stop = serve(make_app(API_KEYS=("client-key-0123456789abcdef",)))
     monkeypatch.delenv("API_KEY", raising=False)
     try:
-        assert main(["batch", str(tmp_path), "--url", url]) == 1
+        assert main(["batch", str(tmp_path), "--url", url, *mode]) == 1
     finally:
         stop()
     output = capsys.readouterr()
-    assert ": POST 401" in output.out
+    assert (": POST 401" in output.out) if mode else ("POST /batches answered 401" in output.err)
     assert "an API key is needed: pass --api-key KEY or set API_KEY" in output.err
