@@ -1,15 +1,15 @@
 """trace id per prediction (OpenTelemetry), and webhook attempts indexed by time for /metrics
 
-Revision ID: c8e1f0a2b3d4
-Revises: b7d4e2f1a9c3
+Revision ID: d9f2a1b3c4e5
+Revises: c8e1f0a2b3d4
 Create Date: 2026-12-02 06:30:00
 
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = 'c8e1f0a2b3d4'
-down_revision = 'b7d4e2f1a9c3'
+revision = 'd9f2a1b3c4e5'
+down_revision = 'c8e1f0a2b3d4'
 branch_labels = None
 depends_on = None
 
