@@ -33,8 +33,7 @@ celery:
 	$(BIN)/celery -A tasks.worker:celery_app $(ARGS)
 
 # Coverage for the whole run only: a subset (.venv/bin/pytest tests/unit/test_x.py) would report a low TOTAL.
-COVERAGE := --cov=webapp --cov=tasks --cov=jobs --cov=models --cov=config --cov=client --cov=deploy \
-	--cov-report=term-missing:skip-covered
+COVERAGE := --cov --cov-report=term-missing:skip-covered
 
 test: install weights
 	$(BIN)/pytest $(COVERAGE)
@@ -42,6 +41,7 @@ test: install weights
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # The documentation site (docs/, mkdocs.yml) into tmp/site; --strict: a broken link or anchor fails.
 docs: install

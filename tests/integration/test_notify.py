@@ -22,7 +22,8 @@ from deploy.harness import (
 )
 from jobs.signing import SIGNATURE_HEADER, verify
 from tests.conftest import SAMPLES
-from tests.webhook_receiver import Receiver
+from tests.support.polling import until
+from tests.support.webhook_receiver import Receiver, SlowReceivers
 
 SECRET = "integration-webhook-secret"
 DEADLINE = 60
@@ -39,6 +40,8 @@ def notify_env(tmp_path_factory, mysql_url, new_queue):
         WEBHOOK_SECRET=SECRET,
         WEBHOOK_ALLOW_PRIVATE="1",
         WEBHOOK_FIRST_RETRY="1",
+        # Long enough that the hanging receivers of the isolation test all hang at once.
+        WEBHOOK_ATTEMPT_TIMEOUT="40",
     )
 
 
@@ -64,16 +67,6 @@ def database(notify_env):
 
 def upload(name="elephant.jpg", **fields) -> str:
     return json.dumps({"name": name, "data": base64.b64encode((SAMPLES / name).read_bytes()).decode(), **fields})
-
-
-def until(condition, what: str, timeout: float = DEADLINE):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(what)
 
 
 @pytest.fixture
@@ -165,7 +158,7 @@ def test_webhook_delivers_the_signed_result(notify_service, database, receiver):
     assert response.status_code == 202, response.text
     prediction_uuid = response.json()["uuid"]
 
-    until(lambda: hook.received, "no webhook arrived")
+    until(lambda: hook.received, "a webhook", DEADLINE)
     [delivery] = hook.received
     assert verify(SECRET, delivery["body"], delivery["headers"][SIGNATURE_HEADER])
     assert not verify("another-secret", delivery["body"], delivery["headers"][SIGNATURE_HEADER])
@@ -173,7 +166,9 @@ def test_webhook_delivers_the_signed_result(notify_service, database, receiver):
     assert delivery["headers"]["X-Webhook-Id"] == prediction_uuid
     assert json.loads(delivery["body"]) == requests.get(f"{base_url}/predictions/{prediction_uuid}", timeout=10).json()
     assert json.loads(delivery["body"])["status"] == "done"
-    [(attempt, status_code, error, _)] = until(lambda: deliveries(database, prediction_uuid), "attempt not recorded")
+    [(attempt, status_code, error, _)] = until(
+        lambda: deliveries(database, prediction_uuid), "the attempt recorded", DEADLINE
+    )
     assert (attempt, status_code, error) == (1, 200, None)
 
 
@@ -188,7 +183,8 @@ def test_webhook_retries_with_backoff_until_the_receiver_accepts(notify_service,
 
     recorded = until(
         lambda: (rows := deliveries(database, prediction_uuid)) and len(rows) >= 3 and rows,
-        "three attempts not recorded",
+        "three attempts recorded",
+        DEADLINE,
     )
     assert [(row.attempt, row.status_code) for row in recorded] == [(1, 500), (2, 500), (3, 204)]
     assert len(hook.received) == 3
@@ -196,6 +192,43 @@ def test_webhook_retries_with_backoff_until_the_receiver_accepts(notify_service,
     assert gaps[0] >= 1 and gaps[1] >= 2, f"no backoff between attempts: {gaps}"
     assert all(verify(SECRET, each["body"], each["headers"][SIGNATURE_HEADER]) for each in hook.received)
     assert [each["headers"]["X-Webhook-Attempt"] for each in hook.received] == ["1", "2", "3"]
+
+
+HANGING = 50
+SAME_RECEIVER = 10  # more jobs for one hanging receiver than it has slots (WEBHOOK_PER_DESTINATION, 4)
+
+
+def test_fifty_hanging_receivers_do_not_delay_a_healthy_ones_webhook(notify_service, database, receiver):
+    """Half accept and never answer, half trickle bytes; one of them gets ten more jobs. Their deliveries
+    hang in the webhook worker while a healthy receiver's webhook arrives within 2 s of its job's end."""
+    base_url, _ = notify_service
+    with SlowReceivers(HANGING // 2) as silent, SlowReceivers(HANGING // 2, trickle=True) as trickling:
+        urls = silent.urls + trickling.urls + [silent.urls[0]] * SAME_RECEIVER
+        for url in urls:
+            response = requests.post(f"{base_url}/inference/image", data=upload(callback_url=url), timeout=30)
+            assert response.status_code == 202, response.text
+        until(
+            lambda: all(silent.accepted + trickling.accepted) and silent.accepted[0] >= 4,
+            "the hanging receivers' deliveries did not all start",
+            timeout=35,
+        )
+        hook = receiver()
+        response = requests.post(f"{base_url}/inference/image", data=upload(callback_url=hook.url), timeout=30)
+        assert response.status_code == 202, response.text
+        until(lambda: hook.received, "the healthy receiver's webhook did not arrive")
+        arrived = hook.received[0]["at"]
+        still_hanging = len(silent.connections) + len(trickling.connections)
+        assert silent.accepted[0] == 4, "one receiver holds no more than its slots, even with 11 jobs"
+
+    with database.connect() as connection:
+        finished = connection.execute(
+            text("SELECT UNIX_TIMESTAMP(finished_at) FROM predictions WHERE uuid = :u"),
+            {"u": response.json()["uuid"]},
+        ).scalar_one()
+    assert still_hanging >= HANGING, f"only {still_hanging} deliveries were hanging when the healthy one arrived"
+    assert arrived - float(finished) < 2, (
+        f"the healthy webhook arrived {arrived - float(finished):.1f} s after its job ended"
+    )
 
 
 def test_private_callback_refused_at_post_without_the_allow_setting(notify_env, tmp_path):
@@ -207,7 +240,7 @@ def test_private_callback_refused_at_post_without_the_allow_setting(notify_env, 
         tmp_path / "web.log",
     )
     try:
-        until(lambda: _answers(f"http://127.0.0.1:{port}/health"), "web did not start")
+        until(lambda: _answers(f"http://127.0.0.1:{port}/health"), "the web answering", DEADLINE)
         for url in (
             "http://127.0.0.1:8080/hook",
             "http://localhost/hook",
@@ -227,5 +260,5 @@ def test_private_callback_refused_at_post_without_the_allow_setting(notify_env, 
 def _answers(url: str) -> bool:
     try:
         return requests.get(url, timeout=2).status_code == 200
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still booting
         return False
