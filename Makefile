@@ -32,8 +32,11 @@ check:
 celery:
 	$(BIN)/celery -A tasks.worker:celery_app $(ARGS)
 
-# Coverage for the whole run only: a subset (.venv/bin/pytest tests/unit/test_x.py) would report a low TOTAL.
-COVERAGE := --cov --cov-report=term-missing:skip-covered
+# Coverage (every package and root module: pyproject.toml) for the whole run only: a subset
+# (.venv/bin/pytest tests/unit/test_x.py) would report a low TOTAL. The floor is the unit suite's
+# coverage (62%, `pytest tests/unit --cov`, 2026-12-02); the whole suite covers more, so a change
+# that lowers it fails here.
+COVERAGE := --cov --cov-report=term-missing:skip-covered --cov-fail-under=62
 
 test: install weights
 	$(BIN)/pytest $(COVERAGE)
