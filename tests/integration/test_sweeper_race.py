@@ -1,6 +1,5 @@
 """The sweeper and a worker ending the same job: one announcement, one webhook (real worker, MariaDB, RabbitMQ)."""
 
-import time
 import uuid
 from datetime import timedelta
 
@@ -14,18 +13,10 @@ from jobs.queue import publish_job
 from jobs.records import DONE, FAILED, Prediction, find_prediction, insert_prediction, utcnow
 from jobs.webhooks import WebhookDelivery
 from tests.conftest import SAMPLES
-from tests.webhook_receiver import Receiver
+from tests.support.polling import until
+from tests.support.webhook_receiver import Receiver
 
 DEADLINE = 60
-
-
-def until(condition, what: str, timeout: float = DEADLINE):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(what)
 
 
 def given_up_on(app, callback_url: str) -> tuple[str, str]:
@@ -36,7 +27,7 @@ def given_up_on(app, callback_url: str) -> tuple[str, str]:
     db.session.execute(
         update(Prediction)
         .where(Prediction.uuid == prediction_uuid)
-        .values(updated_at=utcnow() - timedelta(hours=1), republished=app.config["MAX_DELIVERIES"])
+        .values(updated_at=utcnow() - timedelta(hours=1), republished=app.extensions["settings"].MAX_DELIVERIES)
     )
     db.session.commit()
     return prediction_uuid, image_url
@@ -63,8 +54,8 @@ def test_a_job_a_worker_ends_between_the_sweepers_select_and_update_gets_one_web
 
             # Between the sweeper's select and its update, a worker ends one of them.
             assert publish_job(raced, raced_image)
-            until(lambda: find_prediction(raced).status == DONE, "the worker did not finish the job")
-            until(lambda: queue_length(webhooks.name) == 1, "the worker queued no webhook")
+            until(lambda: find_prediction(raced).status == DONE, "the worker did not finish the job", DEADLINE)
+            until(lambda: queue_length(webhooks.name) == 1, "the worker queued no webhook", DEADLINE)
 
             failed, republished = settle([row for row in stale if row.uuid in (raced, abandoned)])
             assert (failed, republished) == ({abandoned}, set()), "the sweeper ended only the job no worker ended"
@@ -73,8 +64,8 @@ def test_a_job_a_worker_ends_between_the_sweepers_select_and_update_gets_one_web
 
         webhook_worker = start_webhook_worker(env, tmp_path)
         try:
-            until(lambda: len(hook.received) >= 2, "the webhooks did not arrive")
-            until(lambda: queue_length(webhooks.name) == 0, "a delivery is still queued")
+            until(lambda: len(hook.received) >= 2, "the webhooks did not arrive", DEADLINE)
+            until(lambda: queue_length(webhooks.name) == 0, "a delivery is still queued", DEADLINE)
         finally:
             webhook_worker.stop()
         with app.app_context():
