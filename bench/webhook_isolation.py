@@ -22,7 +22,7 @@ from datetime import UTC
 from pathlib import Path
 
 from deploy.harness import app_for, create_database, delete_queues, deployment_env, drop_database, start_webhook_worker
-from tests.webhook_receiver import Receiver, SlowReceivers
+from tests.support.webhook_receiver import Receiver, SlowReceivers
 
 WAIT = 120  # seconds a round waits for the healthy webhook
 
