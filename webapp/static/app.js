@@ -1,4 +1,6 @@
 // The page is a client of the JSON API: POST the image, poll its prediction, draw the result.
+// Several files at once go as one batch (POST /batches): its counts drive a progress bar, and its
+// results file is offered for download.
 "use strict";
 
 const POLL_TIMEOUT_MS = 180000;
@@ -15,6 +17,16 @@ const statusLine = document.getElementById("status");
 const errorBox = document.getElementById("error");
 const result = document.getElementById("result");
 const cancelButton = document.getElementById("cancel");
+const batchSection = document.getElementById("batch");
+const batchProgress = document.getElementById("batch-progress");
+const batchCounts = document.getElementById("batch-counts");
+const batchCancel = document.getElementById("batch-cancel");
+const BATCH_POLL_MS = 1000;
+let batchLocation = null; // the batch the batch Cancel button cancels
+const keyForm = document.getElementById("api-key-form");
+const keyInput = document.getElementById("api-key");
+const keyMessage = document.getElementById("api-key-message");
+let apiKey = sessionStorage.getItem("apiKey") || ""; // this tab's key, never written into the page
 let currentJob = 0; // a newer upload makes the older one's answers irrelevant
 let pendingLocation = null; // the job the Cancel button cancels
 
@@ -44,6 +56,8 @@ function showError(text) {
 
 function reset() {
   cancelButton.hidden = true;
+  batchCancel.hidden = true;
+  batchSection.hidden = true;
   errorBox.hidden = true;
   errorBox.textContent = "";
   result.hidden = true;
@@ -57,6 +71,36 @@ async function problemText(response) {
     if (body.title) return body.title;
   } catch (_) { /* not JSON: fall through */ }
   return `The service answered ${response.status} ${response.statusText}.`;
+}
+
+// Resolves with the key the user enters; `rejected` says the one sent was refused.
+function askForKey(rejected) {
+  keyMessage.textContent = rejected ? "That API key was not accepted; enter another." : "This service needs an API key.";
+  keyForm.hidden = false;
+  keyInput.focus();
+  return new Promise((resolve) => {
+    keyForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      keyForm.hidden = true;
+      const key = keyInput.value.trim();
+      keyInput.value = "";
+      resolve(key);
+    }, { once: true });
+  });
+}
+
+// Every API call: JSON answers, this tab's key if it has one, and on 401 a key asked for and the call sent again.
+async function apiFetch(url, options = {}) {
+  for (;;) {
+    const headers = { Accept: "application/json" };
+    if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
+    const response = await fetch(url, { ...options, headers });
+    if (response.status !== 401) return response;
+    setStatus("");
+    apiKey = await askForKey(Boolean(apiKey));
+    sessionStorage.setItem("apiKey", apiKey);
+    setStatus("Sending again with the key…", true);
+  }
 }
 
 function sleep(ms) {
@@ -96,7 +140,7 @@ async function waitForPrediction(location, job) {
   while (job === currentJob) {
     // A long poll: the service answers as soon as the job ends, or after WAIT_SECONDS with 202.
     const asked = Date.now();
-    const response = await fetch(`${location}?wait=${WAIT_SECONDS}`, { headers: { Accept: "application/json" } });
+    const response = await apiFetch(`${location}?wait=${WAIT_SECONDS}`);
     if (response.status === 202) {
       const seconds = Math.round((Date.now() - started) / 1000);
       setStatus(`Waiting for a worker to classify it… (${seconds} s)`, true);
@@ -135,11 +179,7 @@ async function classify(file) {
     const upload = new FormData();
     upload.append("image", file, file.name);
     upload.append("name", file.name);
-    const response = await fetch(form.dataset.submitUrl, {
-      method: "POST",
-      headers: { Accept: "application/json" },
-      body: upload,
-    });
+    const response = await apiFetch(form.dataset.submitUrl, { method: "POST", body: upload });
     if (response.status !== 202) throw new Error(await problemText(response));
     const location = response.headers.get("Location") || `/predictions/${(await response.json()).uuid}`;
     setStatus("Queued; waiting for a worker…", true);
@@ -161,11 +201,74 @@ async function classify(file) {
   }
 }
 
+function showCounts(batch) {
+  const counts = batch.request_counts;
+  const ended = counts.total - counts.pending;
+  batchProgress.max = counts.total;
+  batchProgress.value = ended;
+  const parts = [`${ended} of ${counts.total} ended`, `${counts.done} classified`];
+  if (counts.failed) parts.push(`${counts.failed} failed`);
+  if (counts.cancelled) parts.push(`${counts.cancelled} cancelled`);
+  batchCounts.textContent = parts.join(", ");
+}
+
+async function classifyMany(files) {
+  const job = ++currentJob;
+  reset();
+  figure.hidden = true;
+  const maxImages = Number(form.dataset.batchMaxImages);
+  if (files.length > maxImages) {
+    showError(`${files.length} files chosen; one batch takes at most ${maxImages}. ` +
+      "Choose fewer, or use `python -m client batch DIR` for a whole folder.");
+    return;
+  }
+  try {
+    setStatus(`Uploading ${files.length} images…`, true);
+    const upload = new FormData();
+    for (const file of files) upload.append("image", file, file.name);
+    const response = await apiFetch(form.dataset.batchUrl, { method: "POST", body: upload });
+    if (response.status !== 202) throw new Error(await problemText(response));
+    let batch = await response.json();
+    batchLocation = response.headers.get("Location") || `/batches/${batch.id}`;
+    document.getElementById("batch-jsonl").href = `${batchLocation}/results`;
+    document.getElementById("batch-csv").href = `${batchLocation}/results?format=csv`;
+    batchSection.hidden = false;
+    batchCancel.hidden = false;
+    showCounts(batch);
+    setStatus("Classifying; the results file holds every image that has ended so far.", true);
+    while (job === currentJob && !batch.completed_at) {
+      await sleep(BATCH_POLL_MS);
+      const state = await apiFetch(batchLocation);
+      if (!state.ok) throw new Error(await problemText(state));
+      batch = await state.json();
+      if (job === currentJob) showCounts(batch);
+    }
+    if (job !== currentJob) return;
+    batchCancel.hidden = true;
+    setStatus(batch.status === "cancelled" ? "Cancelled." : "Done: download the results file below.");
+  } catch (error) {
+    if (job !== currentJob) return;
+    const text = error instanceof TypeError ? `Could not reach the service (${error.message}).` : error.message;
+    showError(text);
+  }
+}
+
+// DELETE cancels every image of the batch not yet classified; the loop above sees the batch end.
+batchCancel.addEventListener("click", async () => {
+  const response = await apiFetch(batchLocation, { method: "DELETE" });
+  if (!response.ok) showError(await problemText(response));
+});
+
+function classifyFiles(files) {
+  if (files.length === 1) classify(files[0]);
+  else if (files.length > 1) classifyMany(files);
+}
+
 // DELETE cancels the job while it is pending; once it has ended (409) its result is on its way.
 cancelButton.addEventListener("click", async () => {
   const job = currentJob;
   try {
-    const response = await fetch(pendingLocation, { method: "DELETE", headers: { Accept: "application/json" } });
+    const response = await apiFetch(pendingLocation, { method: "DELETE" });
     if (job !== currentJob || response.status === 409) return;
     if (!response.ok) throw new Error(await problemText(response));
     currentJob += 1; // stop polling this job
@@ -182,7 +285,7 @@ preview.addEventListener("error", () => {
 });
 
 input.addEventListener("change", () => {
-  if (input.files.length) classify(input.files[0]);
+  classifyFiles([...input.files]);
 });
 
 for (const type of ["dragenter", "dragover"]) {
@@ -196,6 +299,5 @@ for (const type of ["dragleave", "drop"]) {
 }
 dropzone.addEventListener("drop", (event) => {
   event.preventDefault();
-  const file = event.dataTransfer.files[0];
-  if (file) classify(file);
+  classifyFiles([...event.dataTransfer.files]);
 });
