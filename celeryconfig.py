@@ -1,5 +1,10 @@
 """Celery settings: a quorum queue with a delivery limit, late acks, and results kept in the database.
 
+Jobs go through several such queues, all consumed by the classification worker: single uploads
+through the interactive queue ``<CELERY_QUEUE>``, bulk work through ``BULK_LANES`` bulk lanes
+``<CELERY_QUEUE>.bulk.<n>`` (one per client, hashed; ``jobs.queue``); the worker favours the
+interactive queue and takes the lanes in turn (``tasks.batching``).
+
 ``celery_settings`` derives Celery's options from the service's settings; web and
 worker both build their Celery app from it (``jobs.app.celery_init_app``).
 
@@ -22,8 +27,22 @@ def is_rabbitmq(url: str) -> bool:
     return url.startswith(("amqp", "pyamqp"))
 
 
-def job_queue(settings: Settings) -> Queue:
-    name = settings.CELERY_QUEUE
+def bulk_queue_name(base_queue: str, lane: int) -> str:
+    return f"{base_queue}.bulk.{lane}"
+
+
+def job_queue_names(settings: Settings) -> list[str]:
+    """The interactive queue (single uploads; the name jobs always had) first, then the bulk lanes."""
+    base = settings.CELERY_QUEUE
+    return [base, *(bulk_queue_name(base, lane) for lane in range(settings.BULK_LANES))]
+
+
+def job_queues(settings: Settings) -> tuple[Queue, ...]:
+    """Every queue the classification worker consumes, all with the same delivery limit and dead letters."""
+    return tuple(job_queue(settings, name) for name in job_queue_names(settings))
+
+
+def job_queue(settings: Settings, name: str) -> Queue:
     arguments = None
     if is_rabbitmq(settings.CELERY_BROKER_URL):
         dead = dead_letter_queue(settings)
@@ -65,7 +84,7 @@ def celery_settings(settings: Settings) -> dict:
         # A failed publish must not hold an HTTP request for long: the row is
         # already committed and the sweeper publishes it again later.
         "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
-        "task_queues": (job_queue(settings),),
+        "task_queues": job_queues(settings),
         "task_default_queue": queue,
         "task_default_exchange": queue,
         "task_default_routing_key": queue,

@@ -47,6 +47,7 @@ class Settings:
     MAX_DELIVERIES: int
     BATCH_MAX_SIZE: int
     BATCH_MAX_WAIT: float
+    BULK_LANES: int
     WORKER_NICENESS: int
     API_KEYS: tuple[str, ...]
     RATE_LIMIT: str
@@ -125,6 +126,7 @@ def load_settings(env=None) -> Settings:
         MAX_DELIVERIES=_int(env, "MAX_DELIVERIES", 5),
         BATCH_MAX_SIZE=_int(env, "BATCH_MAX_SIZE", 32),
         BATCH_MAX_WAIT=float(env.get("BATCH_MAX_WAIT") or 0.005),
+        BULK_LANES=max(_int(env, "BULK_LANES", 16), 1),
         WORKER_NICENESS=_int(env, "WORKER_NICENESS", 10),
         API_KEYS=_list(env, "API_KEYS"),
         RATE_LIMIT=env.get("RATE_LIMIT", "").strip(),

@@ -1,7 +1,15 @@
-"""Publishing a job by task name, so the publisher never imports the worker's code."""
+"""Publishing a job by task name, so the publisher never imports the worker's code.
+
+Where a job goes decides who waits for whom (``celeryconfig``, ``tasks.batching``): a single
+upload goes to the interactive queue, which the worker serves first; bulk work goes to its
+client's bulk lane, and the worker takes the lanes in turn, so one client's backlog never
+queues another client's images behind it.
+"""
 
 import logging
+import zlib
 
+from celeryconfig import bulk_queue_name
 from flask import current_app
 
 logger = logging.getLogger(__name__)
@@ -11,14 +19,41 @@ logger = logging.getLogger(__name__)
 CLASSIFY_TASK = "classify_image"
 
 
-def publish_job(prediction_uuid: str, image_url: str) -> bool:
-    """Publish the job; False if the broker refused (the row stays pending for the sweeper)."""
+def bulk_lane(client: str | None, api_keys: tuple[str, ...], lanes: int) -> int:
+    """The lane of ``client`` (an API key as sent, or a batch id without keys).
+
+    A configured key gets its own lane while there are at most ``lanes`` keys (its place in
+    ``API_KEYS``); any other client is hashed (CRC-32, the same in every process), so two of them
+    share a lane with probability 1/``lanes``.
+    """
+    if client in api_keys:
+        return api_keys.index(client) % lanes
+    return zlib.crc32((client or "").encode()) % lanes
+
+
+def queue_for(config, bulk: bool, client: str | None) -> str:
+    """The queue a job is published to: the interactive one, or its client's bulk lane."""
+    if not bulk:
+        return config["CELERY_QUEUE"]
+    return bulk_queue_name(config["CELERY_QUEUE"], bulk_lane(client, config["API_KEYS"], config["BULK_LANES"]))
+
+
+def publish_job(prediction_uuid: str, image_url: str, *, bulk: bool = False, client: str | None = None) -> bool:
+    """Publish the job; False if the broker refused (the row stays pending for the sweeper).
+
+    ``bulk`` marks work submitted in bulk (a batch), ``client`` says whose (see ``bulk_lane``);
+    a single upload is interactive.
+    """
     try:
         # Through this Flask app's own Celery app, not the process-wide default.
         args = (prediction_uuid, image_url)
         # argsrepr given, so Celery skips its saferepr walk of the arguments (plain strings here).
         current_app.extensions["celery"].send_task(
-            CLASSIFY_TASK, args=args, task_id=prediction_uuid, argsrepr=repr(args)
+            CLASSIFY_TASK,
+            args=args,
+            task_id=prediction_uuid,
+            argsrepr=repr(args),
+            queue=queue_for(current_app.config, bulk, client),
         )
         return True
     except Exception:  # any broker or connection error: the sweeper publishes it again
