@@ -5,7 +5,7 @@ the key in the Flask config (``app.config.from_mapping(settings.as_config())``)
 are the same. Celery's own option names are derived from them in
 ``celeryconfig.py``.
 
-The defaults give the embedded setup (SQLite, a filesystem broker and a local
+The defaults give the embedded setup (SQLite, the embedded SQLite broker and a local
 image directory under ``instance/``), so a fresh clone runs with no
 configuration. Real services are chosen by setting the URLs.
 """
@@ -67,9 +67,9 @@ class Settings:
     WEBHOOK_FIRST_RETRY: float
 
     @property
-    def broker_folder(self) -> Path:
-        """Where the embedded filesystem broker keeps its messages."""
-        return self.INSTANCE_PATH / "broker"
+    def broker_file(self) -> Path:
+        """Where the embedded broker (``embedded://``) keeps its messages."""
+        return self.INSTANCE_PATH / "broker.sqlite"
 
     @property
     def max_request_bytes(self) -> int:
@@ -111,7 +111,7 @@ def load_settings(env=None) -> Settings:
     return Settings(
         INSTANCE_PATH=instance,
         DATABASE_URL=env.get("DATABASE_URL") or f"sqlite:///{instance / 'predictions.sqlite'}",
-        CELERY_BROKER_URL=env.get("CELERY_BROKER_URL") or "filesystem://",
+        CELERY_BROKER_URL=env.get("CELERY_BROKER_URL") or "embedded://",
         CELERY_QUEUE=env.get("CELERY_QUEUE") or "inference",
         IMAGE_STORE_URL=env.get("IMAGE_STORE_URL") or (instance / "images").as_uri(),
         S3_ENDPOINT_URL=env.get("S3_ENDPOINT_URL", ""),
@@ -126,7 +126,7 @@ def load_settings(env=None) -> Settings:
         MAX_DELIVERIES=_int(env, "MAX_DELIVERIES", 5),
         BATCH_MAX_SIZE=_int(env, "BATCH_MAX_SIZE", 32),
         BATCH_MAX_WAIT=float(env.get("BATCH_MAX_WAIT") or 0.005),
-        BULK_LANES=max(_int(env, "BULK_LANES", 16), 1),
+        BULK_LANES=max(_int(env, "BULK_LANES", 8), 1),
         WORKER_NICENESS=_int(env, "WORKER_NICENESS", 10),
         API_KEYS=_list(env, "API_KEYS"),
         RATE_LIMIT=env.get("RATE_LIMIT", "").strip(),

@@ -16,10 +16,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
+from celeryconfig import bulk_queue_name
 from kombu import Connection, Exchange, Queue
 from sqlalchemy import create_engine, text
 
-from config.settings import PROJECT_ROOT, Settings
+from config.settings import PROJECT_ROOT, Settings, load_settings
 
 MYSQL_SERVER_URL = os.environ.get("TEST_MYSQL_URL", "mysql+mysqldb://root@127.0.0.1:3306")
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -64,7 +65,12 @@ def delete_queues(names) -> None:
     """The queues and exchanges named, and what the notification features add beside each."""
     with Connection(AMQP_URL) as connection:
         channel = connection.channel()
-        for name in [*names, *(f"{name}.dead" for name in names)]:
+        lanes = load_settings().BULK_LANES
+        for name in [
+            *names,
+            *(f"{name}.dead" for name in names),
+            *(bulk_queue_name(name, lane) for name in names for lane in range(lanes)),
+        ]:
             Queue(name, Exchange(name), routing_key=name).bind(channel).delete()
             Exchange(name).bind(channel).delete()
     for name in names:

@@ -27,9 +27,18 @@ class DatabaseUnavailable(RuntimeError):
 
 
 def submit_job(
-    name: str, image: bytes, extension: str, callback_url: str | None = None, idempotency: tuple[str, str] | None = None
+    name: str,
+    image: bytes,
+    extension: str,
+    callback_url: str | None = None,
+    idempotency: tuple[str, str] | None = None,
+    *,
+    bulk: bool = False,
+    client: str | None = None,
 ) -> str:
     """Create a pending job for ``image`` and return its uuid; ``callback_url`` (vetted) gets its result.
+
+    ``bulk`` and ``client`` say which queue it goes through (``jobs.queue.publish_job``).
 
     ``idempotency`` is (scope, key): a key already used with the same name and image
     returns that job's uuid; with another body it raises IdempotencyConflict.
@@ -68,7 +77,7 @@ def submit_job(
             return winner
         logger.exception("could not record %s", prediction_uuid, extra={"uuid": prediction_uuid})
         raise DatabaseUnavailable(str(error)) from None
-    publish_job(prediction_uuid, image_url)
+    publish_job(prediction_uuid, image_url, bulk=bulk, client=client)
     return prediction_uuid
 
 

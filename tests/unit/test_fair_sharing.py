@@ -3,8 +3,8 @@
 from types import SimpleNamespace
 
 import pytest
-
 from celeryconfig import celery_settings, job_queue_names
+
 from config.settings import load_settings
 from jobs.queue import bulk_lane, queue_for
 from tasks.batching import Pace, next_batch

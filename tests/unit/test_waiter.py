@@ -15,7 +15,7 @@ def waiter_settings(app, **env):
     return load_settings(
         {
             "DATABASE_URL": app.config["DATABASE_URL"],
-            "CELERY_BROKER_URL": "filesystem://",
+            "CELERY_BROKER_URL": "embedded://",
             "INSTANCE_PATH": str(app.instance_path),
             **env,
         }
