@@ -26,10 +26,12 @@ import requests
 from client.batch import classify_one, post_image
 from client.report import Outcome
 from deploy.harness import STARTUP_TIMEOUT, Process, free_port
+from jobs.events import has_fanout
 
 # What the worker logs once Flower has switched its task events on, and the waiter once it hears of ended jobs.
 EVENTS_ON = "Events of group {task} enabled by remote"
 WAITER_LISTENING = "listening for completion events"
+WAITER_STARTED = "waiter listening on"
 _sessions = threading.local()
 
 
@@ -67,7 +69,7 @@ def running_honcho(env: dict, instance: Path):
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not _ready(url, honcho.output()):
+        while not _ready(url, honcho.output(), env.get("CELERY_BROKER_URL", "")):
             if time.monotonic() > deadline or honcho.popen.poll() is not None:
                 raise RuntimeError(f"make run's processes did not come up:\n{honcho.output()[-4000:]}")
             time.sleep(0.2)
@@ -76,8 +78,10 @@ def running_honcho(env: dict, instance: Path):
         _stop(honcho)
 
 
-def _ready(url: str, log: str) -> bool:
-    if any(line not in log for line in (" ready.", "beat: Starting", EVENTS_ON, WAITER_LISTENING)):
+def _ready(url: str, log: str, broker_url: str) -> bool:
+    # Without a fanout (the embedded broker) the waiter polls the database instead of listening.
+    waiter = WAITER_LISTENING if has_fanout(broker_url) else WAITER_STARTED
+    if any(line not in log for line in (" ready.", "beat: Starting", EVENTS_ON, waiter)):
         return False
     try:
         return requests.get(f"{url}/health", timeout=2).status_code == 200
