@@ -1,9 +1,6 @@
 """Celery settings: a quorum queue with a delivery limit, late acks, and results kept in the database.
 
-Jobs go through several such queues, all consumed by the classification worker: single uploads
-through the interactive queue ``<CELERY_QUEUE>``, bulk work through ``BULK_LANES`` bulk lanes
-``<CELERY_QUEUE>.bulk.<n>`` (one per client, hashed; ``jobs.queue``); the worker favours the
-interactive queue and takes the lanes in turn (``tasks.batching``).
+The queues themselves are defined in ``jobs.broker``; this module only derives Celery's options.
 
 ``celery_settings`` derives Celery's options from the service's settings; web and
 worker both build their Celery app from it (``jobs.app.celery_init_app``).
@@ -17,57 +14,9 @@ queue and turns global QoS off by itself. The embedded broker (``embedded://``,
 ``jobs/embedded_broker.py``) counts deliveries and dead-letters the same way.
 """
 
-from kombu import Exchange, Queue
-
 from config.settings import Settings
 from jobs import embedded_broker
-from jobs.webhooks import REQUEUE_TASK, webhook_queue
-
-
-def is_rabbitmq(url: str) -> bool:
-    return url.startswith(("amqp", "pyamqp"))
-
-
-def bulk_queue_name(base_queue: str, lane: int) -> str:
-    return f"{base_queue}.bulk.{lane}"
-
-
-def job_queue_names(settings: Settings) -> list[str]:
-    """The interactive queue (single uploads; the name jobs always had) first, then the bulk lanes."""
-    base = settings.CELERY_QUEUE
-    return [base, *(bulk_queue_name(base, lane) for lane in range(settings.BULK_LANES))]
-
-
-def job_queues(settings: Settings) -> tuple[Queue, ...]:
-    """Every queue the classification worker consumes, all with the same delivery limit and dead letters."""
-    return tuple(job_queue(settings, name) for name in job_queue_names(settings))
-
-
-def job_queue(settings: Settings, name: str) -> Queue:
-    arguments = None
-    if is_rabbitmq(settings.CELERY_BROKER_URL):
-        dead = dead_letter_queue(settings)
-        arguments = {
-            "x-queue-type": "quorum",
-            # One more than the worker's own limit, so the worker records the failure first.
-            "x-delivery-limit": settings.MAX_DELIVERIES + 1,
-            "x-dead-letter-exchange": dead.exchange.name,
-            "x-dead-letter-routing-key": dead.routing_key,
-        }
-    return Queue(name, Exchange(name), routing_key=name, durable=True, queue_arguments=arguments)
-
-
-def dead_letter_queue(settings: Settings) -> Queue:
-    """Where RabbitMQ puts a message returned too often: kept a week for inspection, never consumed."""
-    name = f"{settings.CELERY_QUEUE}.dead"
-    return Queue(
-        name,
-        Exchange(name),
-        routing_key=name,
-        durable=True,
-        queue_arguments={"x-queue-type": "quorum", "x-message-ttl": 7 * 24 * 3600 * 1000, "x-max-length": 100_000},
-    )
-
+from jobs.broker import PURGE_TASK, REPUBLISH_TASK, REQUEUE_WEBHOOKS_TASK, is_rabbitmq, job_queues, webhook_queue
 
 RETENTION_SWEEP_SECONDS = 300
 
@@ -109,14 +58,14 @@ def celery_settings(settings: Settings) -> dict:
         "worker_send_task_events": False,
         "beat_schedule": {
             "republish-stale-pending": {
-                "task": "republish_stale_pending",
+                "task": REPUBLISH_TASK,
                 "schedule": max(settings.REPUBLISH_PENDING_AFTER // 2, 5),
             },
             # Old jobs (RETENTION_DAYS), expired idempotency keys and orphan images, a chunk at a time.
-            "purge-expired": {"task": "purge_expired", "schedule": RETENTION_SWEEP_SECONDS},
+            "purge-expired": {"task": PURGE_TASK, "schedule": RETENTION_SWEEP_SECONDS},
             # Run by the webhook worker (tasks/webhooks.py), on its own queue.
             "requeue-unsent-webhooks": {
-                "task": REQUEUE_TASK,
+                "task": REQUEUE_WEBHOOKS_TASK,
                 "schedule": 60,
                 "options": {"queue": webhook_queue(queue)},
             },

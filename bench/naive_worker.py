@@ -9,7 +9,7 @@ the real worker, so the only difference measured is how the worker classifies.
 from celery.signals import worker_process_init
 
 from jobs.app import create_base_app
-from jobs.queue import CLASSIFY_TASK
+from jobs.broker import CLASSIFY_TASK
 from jobs.records import done_outcome, record_outcomes
 from models.classification import describe
 from models.mobilenet import build_keras_model

@@ -1,6 +1,6 @@
 """Publishing a job by task name, so the publisher never imports the worker's code.
 
-Where a job goes decides who waits for whom (``celeryconfig``, ``tasks.batching``): a single
+Where a job goes decides who waits for whom (``jobs.broker``, ``tasks.batching``): a single
 upload goes to the interactive queue, which the worker serves first; bulk work goes to its
 client's bulk lane, and the worker takes the lanes in turn, so one client's backlog never
 queues another client's images behind it.
@@ -9,14 +9,11 @@ queues another client's images behind it.
 import logging
 import zlib
 
-from celeryconfig import bulk_queue_name
 from flask import current_app
 
-logger = logging.getLogger(__name__)
+from jobs.broker import CLASSIFY_TASK, bulk_queue_name
 
-# The wire name of the worker's task: one message asks to classify one image (the
-# worker takes them in batches). Kept as is so messages already queued stay readable.
-CLASSIFY_TASK = "classify_image"
+logger = logging.getLogger(__name__)
 
 
 def bulk_lane(client: str | None, api_keys: tuple[str, ...], lanes: int) -> int:

@@ -16,11 +16,11 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from jobs.broker import CLASSIFY_TASK
 from jobs.database import db
 from jobs.endings import announce_ended
 from jobs.imagecheck import ImageRefused, configured_limits, inspect_image
 from jobs.imagestore import ImageNotFound
-from jobs.queue import CLASSIFY_TASK
 from jobs.records import PENDING, Prediction, done_outcome, failed_outcome, record_outcomes
 from models.classification import Classification
 from models.preprocessing import prepare

@@ -16,6 +16,7 @@ from celery import shared_task
 from flask import current_app
 from sqlalchemy import delete, select
 
+from jobs.broker import PURGE_TASK
 from jobs.database import db
 from jobs.idempotency import IdempotencyKey
 from jobs.idempotency import cutoff as key_cutoff
@@ -28,7 +29,7 @@ MAX_CHUNKS = 20
 _orphan_cursor = [""]
 
 
-@shared_task(name="purge_expired")
+@shared_task(name=PURGE_TASK)
 def purge_expired() -> dict:
     config = current_app.config
     counts = {"jobs": 0, "keys": 0, "orphans": 0}

@@ -5,7 +5,7 @@ never take an inference process (see the Procfile's ``webhooks:`` line).
 """
 
 from jobs.app import create_base_app
-from jobs.webhooks import webhook_queue
+from jobs.broker import webhook_queue
 
 flask_app = create_base_app(__name__)
 celery_app = flask_app.extensions["celery"]

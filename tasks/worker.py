@@ -6,9 +6,9 @@ signal handlers, and none of the web's routes.
 """
 
 from celery.signals import worker_init
-from celeryconfig import dead_letter_queue, is_rabbitmq
 
 from jobs.app import create_base_app
+from jobs.broker import dead_letter_queue, is_rabbitmq
 
 flask_app = create_base_app(__name__)
 celery_app = flask_app.extensions["celery"]
@@ -29,4 +29,4 @@ def declare_dead_letter_queue(**_):
     settings = flask_app.extensions["settings"]
     if is_rabbitmq(settings.CELERY_BROKER_URL):
         with celery_app.connection_for_write() as connection:
-            dead_letter_queue(settings)(connection.default_channel).declare()
+            dead_letter_queue(settings.CELERY_QUEUE)(connection.default_channel).declare()

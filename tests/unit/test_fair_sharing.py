@@ -3,9 +3,10 @@
 from types import SimpleNamespace
 
 import pytest
-from celeryconfig import celery_settings, job_queue_names
+from celeryconfig import celery_settings
 
 from config.settings import load_settings
+from jobs.broker import entities, job_queue_names
 from jobs.queue import bulk_lane, queue_for
 from tasks.batching import Pace, next_batch
 
@@ -44,7 +45,7 @@ def test_other_clients_are_hashed_the_same_way_in_every_process():
 def test_the_worker_consumes_the_interactive_queue_and_every_lane_with_the_same_arguments():
     settings = load_settings({"CELERY_BROKER_URL": "amqp://127.0.0.1//", "BULK_LANES": "3"})
     queues = celery_settings(settings)["task_queues"]
-    assert [queue.name for queue in queues] == job_queue_names(settings)
+    assert [queue.name for queue in queues] == job_queue_names("inference", 3)
     assert [queue.name for queue in queues] == ["inference", "inference.bulk.0", "inference.bulk.1", "inference.bulk.2"]
     for queue in queues:
         assert queue.queue_arguments["x-queue-type"] == "quorum"
@@ -97,3 +98,9 @@ def test_the_pace_follows_the_images_as_they_change():
     for _ in range(8):
         pace.observe(32, 32 * 0.01)  # ordinary photos again
     assert pace.size() == 32
+
+
+def test_the_bulk_lanes_are_among_the_entities_an_operator_deletes():
+    queues, exchanges = entities("inference", 10, 3600, 2)
+    assert {"inference", "inference.bulk.0", "inference.bulk.1"} <= set(queues)
+    assert {"inference", "inference.bulk.0", "inference.bulk.1"} <= set(exchanges)
