@@ -26,7 +26,7 @@ import requests
 from client.batch import classify_one, post_image
 from client.report import Outcome
 from deploy.harness import STARTUP_TIMEOUT, Process, free_port
-from jobs.events import has_fanout
+from jobs.broker import is_rabbitmq
 
 # What the worker logs once Flower has switched its task events on, and the waiter once it hears of ended jobs.
 EVENTS_ON = "Events of group {task} enabled by remote"
@@ -80,7 +80,7 @@ def running_honcho(env: dict, instance: Path):
 
 def _ready(url: str, log: str, broker_url: str) -> bool:
     # Without a fanout (the embedded broker) the waiter polls the database instead of listening.
-    waiter = WAITER_LISTENING if has_fanout(broker_url) else WAITER_STARTED
+    waiter = WAITER_LISTENING if is_rabbitmq(broker_url) else WAITER_STARTED
     if any(line not in log for line in (" ready.", "beat: Starting", EVENTS_ON, waiter)):
         return False
     try:

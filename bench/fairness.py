@@ -28,7 +28,6 @@ import numpy as np
 from sqlalchemy import bindparam, create_engine, text
 
 from bench.as_shipped import batch_client, running_honcho
-from bench.throughput import idle_latency, image_files
 from client.batch import classify_one
 from deploy.harness import app_for, create_database, delete_queues, deployment_env, drop_database
 
@@ -105,6 +104,8 @@ def singles(url: str, files: list[Path], count: int) -> list[float]:
 
 
 def embedded(files: list[Path], flood: int) -> dict:
+    from bench.throughput import idle_latency  # bench.throughput runs this module's rows too
+
     with tempfile.TemporaryDirectory() as instance:
         env = embedded_env(Path(instance))
         with running_honcho(env, Path(instance)) as (url, _):
@@ -154,6 +155,8 @@ def main() -> None:
     parser.add_argument("--flood", type=int, default=1000, help="images the batch client sends on the embedded default")
     parser.add_argument("--skip", choices=("embedded", "rabbitmq"), action="append", default=[])
     args = parser.parse_args()
+    from bench.throughput import image_files
+
     files = image_files()
     if "embedded" not in args.skip:
         result = embedded(files, args.flood)

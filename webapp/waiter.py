@@ -10,7 +10,7 @@ Futures are resolved from two sources, each followed by one query for the jobs c
 - Completion events (``jobs.events``): on RabbitMQ every waiter, on any host, binds an
   exclusive auto-delete queue to the fanout exchange the workers announce ended jobs on.
 - Polling, as a fallback: every 0.02 s while there is no event subscription (the embedded
-  filesystem broker has no fanout, or RabbitMQ is unreachable), and every 5 s behind it, so an
+  embedded broker has no fanout, or RabbitMQ is unreachable), and every 5 s behind it, so an
   event lost in a broker hiccup delays a waiter by 5 s at most.
 
 Answers are the plain GET's: 200 done/failed, 202 pending with Retry-After, 404, 401 with API
