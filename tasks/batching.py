@@ -65,7 +65,17 @@ class NoLossBatches(AppContextTask, Batches):
         self._interactive = app.conf.task_default_queue  # single uploads; the rest are bulk lanes
         self._pace = Pace(self.flush_every)
         self._last_lane = None  # the bulk lane served last, so the next batch starts after it
-        return super().Strategy(task, app, consumer)
+        handle = super().Strategy(task, app, consumer)
+
+        def on_message(*args, **kwargs):
+            """A message that finds a pool process free leaves at once, without waiting for the flush
+            timer: the worker's timer thread (on the embedded broker, which has no event loop) wakes
+            only about once a second, which held a lone image for up to a second."""
+            handle(*args, **kwargs)
+            if not self._held and self._running < max(self._pool.num_processes, 1):
+                self._do_flush()
+
+        return on_message
 
     def flush(self, requests):
         self._held.extend(requests)
@@ -106,6 +116,7 @@ class NoLossBatches(AppContextTask, Batches):
 
         def finished():
             self._running -= 1
+            self._do_flush()  # what arrived meanwhile, without waiting for the flush timer
             self._dispatch()
 
         # apply_batches_task returns None when run raised; error_callback sees a killed process.
