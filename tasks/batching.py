@@ -27,6 +27,7 @@ killed and that image is counted like a crash.
 """
 
 import logging
+import threading
 import time
 
 from celery_batches import Batches, SimpleRequest
@@ -65,6 +66,8 @@ class NoLossBatches(AppContextTask, Batches):
         self._interactive = app.conf.task_default_queue  # single uploads; the rest are bulk lanes
         self._pace = Pace(self.flush_every)
         self._last_lane = None  # the bulk lane served last, so the next batch starts after it
+        # The consumer, the flush timer and the pool's result thread all add and take held requests.
+        self._lock = threading.RLock()
         handle = super().Strategy(task, app, consumer)
 
         def on_message(*args, **kwargs):
@@ -78,20 +81,22 @@ class NoLossBatches(AppContextTask, Batches):
         return on_message
 
     def flush(self, requests):
-        self._held.extend(requests)
-        self._dispatch()
+        with self._lock:
+            self._held.extend(requests)
+            self._dispatch()
 
     def _dispatch(self):
         """Hand held requests to the pool while a process is free. While every process is busy they
         pile up here and leave together, so batches grow with the load (and the fixed cost of a run,
         its database reads and writes and its acks, is shared) while a lone request still goes at once."""
-        while self._held and self._running < max(self._pool.num_processes, 1):
-            batch, self._last_lane = next_batch(
-                self._held, self._interactive, self.flush_every, self._pace.size(), self._last_lane
-            )
-            taken = {id(request) for request in batch}
-            self._held = [request for request in self._held if id(request) not in taken]
-            self._run(batch)
+        with self._lock:
+            while self._held and self._running < max(self._pool.num_processes, 1):
+                batch, self._last_lane = next_batch(
+                    self._held, self._interactive, self.flush_every, self._pace.size(), self._last_lane
+                )
+                taken = {id(request) for request in batch}
+                self._held = [request for request in self._held if id(request) not in taken]
+                self._run(batch)
 
     def _run(self, requests):
         batch = ([SimpleRequest.from_request(r) for r in requests],)
@@ -115,7 +120,8 @@ class NoLossBatches(AppContextTask, Batches):
             finished()
 
         def finished():
-            self._running -= 1
+            with self._lock:
+                self._running -= 1
             self._do_flush()  # what arrived meanwhile, without waiting for the flush timer
             self._dispatch()
 
