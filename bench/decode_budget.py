@@ -67,6 +67,16 @@ def png_16bit_rgba_widest() -> bytes:
     return _png_16bit_rgba(MAX_SIDE, LIMITS.max_pixels // WIDE_SAMPLE_COST // MAX_SIDE)
 
 
+def png_grey_16_bit() -> bytes:
+    """16-bit grey: Pillow holds it in 2 bytes a pixel; the worker rescales it to 8 bits tile by tile."""
+    return _save(Image.new("I;16", _size(LIMITS.max_pixels // WIDE_SAMPLE_COST), 40000), "PNG")
+
+
+def tiff_float_grey() -> bytes:
+    """32-bit floating-point grey, the widest one-band mode: 4 bytes a pixel before the rescale."""
+    return _save(Image.new("F", _size(LIMITS.max_pixels), 0.6), "TIFF", compression="tiff_adobe_deflate")
+
+
 def jpeg_baseline_cmyk() -> bytes:
     return _save(Image.new("CMYK", _size(LIMITS.max_pixels), (40, 90, 200, 10)), "JPEG", quality=90)
 
@@ -127,6 +137,8 @@ WORST_CASES = [
     png_16bit_rgba,
     png_16bit_rgba_tallest,
     png_16bit_rgba_widest,
+    png_grey_16_bit,
+    tiff_float_grey,
     jpeg_baseline_cmyk,
     jpeg_progressive_max_scans,
     bmp_rgb_raw,

@@ -4,7 +4,6 @@ Shared by the integration tests and the benchmarks, which both need a real
 deployment with a database and queue of their own.
 """
 
-import dataclasses
 import os
 import signal
 import socket
@@ -19,7 +18,7 @@ import requests
 from kombu import Connection, Exchange, Queue
 from sqlalchemy import create_engine, text
 
-from config.settings import PROJECT_ROOT, Settings, load_settings
+from config.settings import PROJECT_ROOT, load_settings
 
 MYSQL_SERVER_URL = os.environ.get("TEST_MYSQL_URL", "mysql+mysqldb://root@127.0.0.1:3306")
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -107,17 +106,7 @@ def app_for(env: dict):
     """An in-process app configured like the deployment ``env``, for arranging rows directly."""
     from webapp import create_app
 
-    settings = [field.name for field in dataclasses.fields(Settings)]
-    saved = {key: os.environ.get(key) for key in settings}
-    os.environ.update({key: env.get(key, "") for key in settings})
-    try:
-        return create_app()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return create_app(load_settings(env))
 
 
 def free_port() -> int:
@@ -318,7 +307,7 @@ def start_webhook_worker(env, log_dir: Path) -> Process:
             "--pool",
             "threads",
             "--concurrency",
-            "4",
+            env.get("WEBHOOK_CONCURRENCY") or "200",
             "--loglevel",
             "INFO",
             "--hostname",

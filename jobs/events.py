@@ -10,6 +10,7 @@ import logging
 
 from flask import current_app
 
+from config.settings import current_settings
 from jobs.broker import events_exchange, is_rabbitmq
 
 logger = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ def publish_completions(statuses: dict[str, str]) -> bool:
     celery = current_app.extensions["celery"]
     if not statuses or not is_rabbitmq(celery.conf.broker_url):
         return False
-    exchange = events_exchange(current_app.config["CELERY_QUEUE"])
+    exchange = events_exchange(current_settings().CELERY_QUEUE)
     try:
         with celery.producer_pool.acquire(block=True, timeout=2) as producer:
             producer.publish(

@@ -11,6 +11,7 @@ import zlib
 
 from flask import current_app
 
+from config.settings import Settings, current_settings
 from jobs.broker import CLASSIFY_TASK, bulk_queue_name
 
 logger = logging.getLogger(__name__)
@@ -28,11 +29,11 @@ def bulk_lane(client: str | None, api_keys: tuple[str, ...], lanes: int) -> int:
     return zlib.crc32((client or "").encode()) % lanes
 
 
-def queue_for(config, bulk: bool, client: str | None) -> str:
+def queue_for(settings: Settings, bulk: bool, client: str | None) -> str:
     """The queue a job is published to: the interactive one, or its client's bulk lane."""
     if not bulk:
-        return config["CELERY_QUEUE"]
-    return bulk_queue_name(config["CELERY_QUEUE"], bulk_lane(client, config["API_KEYS"], config["BULK_LANES"]))
+        return settings.CELERY_QUEUE
+    return bulk_queue_name(settings.CELERY_QUEUE, bulk_lane(client, settings.API_KEYS, settings.BULK_LANES))
 
 
 def publish_job(prediction_uuid: str, image_url: str, *, bulk: bool = False, client: str | None = None) -> bool:
@@ -50,7 +51,7 @@ def publish_job(prediction_uuid: str, image_url: str, *, bulk: bool = False, cli
             args=args,
             task_id=prediction_uuid,
             argsrepr=repr(args),
-            queue=queue_for(current_app.config, bulk, client),
+            queue=queue_for(current_settings(), bulk, client),
         )
         return True
     except Exception:  # any broker or connection error: the sweeper publishes it again

@@ -18,6 +18,7 @@ embedded one) have no TTL or dead-lettering, and use a plain countdown.
 from flask import current_app
 from sqlalchemy import select
 
+from config.settings import current_settings
 from jobs.broker import DELIVER_TASK, delay_queue, is_rabbitmq, webhook_queue
 from jobs.database import db
 from jobs.records import Prediction, Timestamp, utcnow
@@ -54,7 +55,7 @@ def schedule_webhooks(uuids) -> int:
 def send_delivery(prediction_uuid: str, attempt: int, delay: int) -> None:
     """Publish attempt ``attempt`` to run in ``delay`` seconds (see the module's docstring)."""
     celery = current_app.extensions["celery"]
-    base = current_app.config["CELERY_QUEUE"]
+    base = current_settings().CELERY_QUEUE
     options = {"queue": webhook_queue(base)}
     if delay > 0:
         if is_rabbitmq(celery.conf.broker_url):

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 
 import aio_pika
 import orjson
@@ -225,7 +224,7 @@ def main(argv=None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=settings.WAITER_PORT, help="port (default WAITER_PORT)")
     args = parser.parse_args(argv)
-    configure_logging(os.environ.get("LOG_LEVEL") or "INFO")
+    configure_logging(settings.LOG_LEVEL)
     logger.info("waiter listening on %s:%d", args.host, args.port)
     web.run_app(make_app(settings), host=args.host, port=args.port, access_log=None, print=None)
 

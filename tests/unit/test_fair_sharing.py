@@ -10,7 +10,7 @@ from jobs.broker import entities, job_queue_names
 from jobs.queue import bulk_lane, queue_for
 from tasks.batching import Pace, next_batch
 
-CONFIG = {"CELERY_QUEUE": "inference", "API_KEYS": ("key-a", "key-b", "key-c"), "BULK_LANES": 4}
+SETTINGS = load_settings({"API_KEYS": "key-a,key-b,key-c", "BULK_LANES": "4"})
 
 
 def held(queue: str, name: str, count: int = 0) -> SimpleNamespace:
@@ -25,9 +25,9 @@ def names(batch) -> list[str]:
 
 
 def test_single_uploads_are_interactive_and_bulk_goes_to_its_clients_lane():
-    assert queue_for(CONFIG, bulk=False, client="key-a") == "inference"
-    assert queue_for(CONFIG, bulk=True, client="key-a") == "inference.bulk.0"
-    assert queue_for(CONFIG, bulk=True, client="key-c") == "inference.bulk.2"
+    assert queue_for(SETTINGS, bulk=False, client="key-a") == "inference"
+    assert queue_for(SETTINGS, bulk=True, client="key-a") == "inference.bulk.0"
+    assert queue_for(SETTINGS, bulk=True, client="key-c") == "inference.bulk.2"
 
 
 def test_configured_keys_never_share_a_lane_while_there_are_enough_lanes():
