@@ -64,7 +64,7 @@ class NoLossBatches(AppContextTask, Batches):
         self._held = []  # requests waiting for a free pool process
         self._running = 0  # runs handed to the pool that have not returned yet
         self._interactive = app.conf.task_default_queue  # single uploads; the rest are bulk lanes
-        self._pace = Pace(self.flush_every)
+        self._paces: dict[str, Pace] = {}  # bulk lane -> the pace of its current burst
         self._last_lane = None  # the bulk lane served last, so the next batch starts after it
         # The consumer, the flush timer and the pool's result thread all add and take held requests.
         self._lock = threading.RLock()
@@ -92,11 +92,19 @@ class NoLossBatches(AppContextTask, Batches):
         with self._lock:
             while self._held and self._running < max(self._pool.num_processes, 1):
                 batch, self._last_lane = next_batch(
-                    self._held, self._interactive, self.flush_every, self._pace.size(), self._last_lane
+                    self._held, self._interactive, self.flush_every, self._bulk_size(), self._last_lane
                 )
                 taken = {id(request) for request in batch}
                 self._held = [request for request in self._held if id(request) not in taken]
                 self._run(batch)
+
+    def _bulk_size(self) -> int:
+        """The smallest size any bulk lane with work held asks for. A lane with nothing held forgets
+        its pace, so each burst starts with one image and the next client's costly images never
+        ride in a batch sized for someone else's photos."""
+        lanes = {queue_of(request) for request in self._held} - {self._interactive}
+        self._paces = {lane: pace for lane, pace in self._paces.items() if lane in lanes}
+        return min((self._paces.get(lane, Pace(self.flush_every)).size() for lane in lanes), default=self.flush_every)
 
     def _run(self, requests):
         batch = ([SimpleRequest.from_request(r) for r in requests],)
@@ -104,8 +112,12 @@ class NoLossBatches(AppContextTask, Batches):
         started = time.monotonic()
 
         def on_return(committed):
-            if not any(queue_of(request) == self._interactive for request in requests):
-                self._pace.observe(len(requests), time.monotonic() - started)
+            lanes = {queue_of(request) for request in requests} - {self._interactive}
+            with self._lock:
+                for lane in lanes:
+                    self._paces.setdefault(lane, Pace(self.flush_every)).observe(
+                        len(requests), time.monotonic() - started
+                    )
             if committed is True:
                 for request in requests:
                     request.acknowledge()
@@ -177,10 +189,10 @@ class Pace:
     """The size of a bulk batch, so that a run lasts about ``TARGET_RUN_SECONDS``.
 
     A run cannot be interrupted, so a single upload may wait for one run on every process: with a
-    flood of the costliest admitted images (0.4 s each to decode), a batch of 32 would hold a
-    process for over 10 s. Sizing bulk batches by their measured seconds per image (a moving
-    average over runs) bounds that wait whatever the images cost, and leaves ordinary photos
-    their full batches.
+    flood of the costliest admitted images (0.4 s or more each to decode), a batch of 32 would hold
+    a process for over 10 s. Sizing bulk batches by their measured seconds per image (a moving
+    average over runs, starting from one image) bounds that wait whatever the images cost, and
+    gives ordinary photos their full batches from the second run on.
     """
 
     def __init__(self, largest: int):
@@ -189,7 +201,7 @@ class Pace:
 
     def size(self) -> int:
         if self.seconds_per_image <= 0:
-            return self.largest
+            return 1  # nothing measured yet: one image, whose run tells what the next ones cost
         return max(1, min(self.largest, int(TARGET_RUN_SECONDS / self.seconds_per_image)))
 
     def observe(self, images: int, seconds: float) -> None:

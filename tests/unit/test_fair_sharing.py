@@ -82,7 +82,7 @@ def test_batches_of_one_still_alternate_between_lanes():
 
 @pytest.mark.parametrize(
     ("seconds_per_image", "size"),
-    [(None, 32), (0.01, 32), (0.05, 8), (0.4, 1), (3.0, 1)],
+    [(None, 1), (0.01, 32), (0.05, 8), (0.4, 1), (3.0, 1)],
 )
 def test_bulk_batches_are_sized_to_last_about_the_target(seconds_per_image, size):
     pace = Pace(32)
