@@ -78,21 +78,21 @@ class Database:
 
     def __init__(self, path: str):
         self.path = path
-        self._pid = None
+        self._pid: int | None = None
         self._lock = threading.Lock()
-        self._connection = None
-        self.holder = None
+        self._connection: sqlite3.Connection | None = None
+        self.holder = ""
         self.writes = 0  # by this connection, which its own data_version does not count
 
     def connection(self) -> sqlite3.Connection:
-        if self._pid != os.getpid():
+        if self._connection is None or self._pid != os.getpid():
             self.holder = holder_name()
-            self._connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            self._connection.execute("PRAGMA journal_mode=WAL")
+            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
             # A commit survives a crash of any process; only a power cut may lose the last ones.
-            self._connection.execute("PRAGMA synchronous=NORMAL")
-            self._connection.executescript(_SCHEMA)
-            self._pid = os.getpid()
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.executescript(_SCHEMA)
+            self._connection, self._pid = connection, os.getpid()
         return self._connection
 
     def execute(self, sql: str, parameters=()) -> list:

@@ -147,9 +147,9 @@ class NoLossBatches(AppContextTask, Batches):
         )
 
 
-def queue_of(request) -> str | None:
+def queue_of(request) -> str:
     """The queue a request came from: jobs are published with the queue's name as routing key."""
-    return (getattr(request, "delivery_info", None) or {}).get("routing_key")
+    return (getattr(request, "delivery_info", None) or {}).get("routing_key") or ""
 
 
 def next_batch(held: list, interactive: str, largest: int, bulk_size: int, last_lane: str | None):
@@ -170,11 +170,12 @@ def next_batch(held: list, interactive: str, largest: int, bulk_size: int, last_
         return interactive_requests[:largest], last_lane
     lanes: dict[str, list] = {}
     for request in held:
-        lanes.setdefault(queue_of(request) or "", []).append(request)
+        lanes.setdefault(queue_of(request), []).append(request)
     names = sorted(lanes)
     after = [name for name in names if last_lane is not None and name > last_lane]
     order = after + [name for name in names if name not in after]
-    batch, served, longest = [], last_lane, max(len(requests) for requests in lanes.values())
+    batch: list = []
+    served, longest = last_lane, max(len(requests) for requests in lanes.values())
     for turn in range(longest):
         if len(batch) == bulk_size:
             break
