@@ -89,12 +89,12 @@ def wait_statuses(database_url: str, jobs: list[str]) -> set[str]:
 
 
 def test_an_image_that_kills_its_worker_fails_after_the_delivery_limit_and_its_batch_completes(tmp_path, model_cache):
-    from tests.crashing_worker import CRASH_MARKER
+    from tests.support.crashing_worker import CRASH_MARKER
 
     env = embedded_env(tmp_path, model_cache, MAX_DELIVERIES="3", REPUBLISH_PENDING_AFTER="3600")
     (crasher,) = queue_jobs(env, 1, IMAGE.read_bytes() + CRASH_MARKER)
     neighbours = queue_jobs(env, 7)
-    worker = start_worker(env, tmp_path, "crashing", concurrency=1, app="tests.crashing_worker:celery_app")
+    worker = start_worker(env, tmp_path, "crashing", concurrency=1, app="tests.support.crashing_worker:celery_app")
     try:
         final = wait_until_finished(env["DATABASE_URL"], [crasher, *neighbours], timeout=180)
     finally:
