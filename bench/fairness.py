@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import bindparam, create_engine, text
 
-from bench.as_shipped import batch_client, running_honcho
+from bench.as_shipped import batch_client, running_make_run
 from client.batch import classify_one
 from deploy.harness import app_for, create_database, delete_queues, deployment_env, drop_database
 
@@ -108,7 +108,7 @@ def embedded(files: list[Path], flood: int) -> dict:
 
     with tempfile.TemporaryDirectory() as instance:
         env = embedded_env(Path(instance))
-        with running_honcho(env, Path(instance)) as (url, _):
+        with running_make_run(env, Path(instance)) as (url, _):
             batch_client(url, files, 32, 16)  # warm-up
             idle = idle_latency(url)
             run = batch_client(url, files, flood, 16)
@@ -121,7 +121,7 @@ def on_rabbitmq(files: list[Path], bulk: int, single_count: int) -> dict:
     try:
         with tempfile.TemporaryDirectory() as instance:
             env = deployment_env(Path(instance), database_url, queue)
-            with running_honcho(env, Path(instance)) as (url, _):
+            with running_make_run(env, Path(instance)) as (url, _):
                 batch_client(url, files, 32, 16)  # warm-up
                 idle = statistics.median(classify_one(url, files[0], 30).seconds for _ in range(5))
                 backlog = queue_bulk(env, files, bulk, client="bench-a")
