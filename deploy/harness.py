@@ -17,11 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
-from honcho.environ import parse_procfile
 from kombu import Connection, Exchange, Queue
 from sqlalchemy import create_engine, text
 
 from config.settings import PROJECT_ROOT, load_settings
+from deploy.supervise import read_procfile
 
 MYSQL_SERVER_URL = os.environ.get("TEST_MYSQL_URL", "mysql+mysqldb://root@127.0.0.1:3306")
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -126,7 +126,7 @@ def procfile_command(name: str, env: dict, *extra: str) -> list[str]:
     """The Procfile's ``name`` process as an argument list, its ``${NAME:-default}`` expanded from ``env``
     as the shell would, run by this interpreter; ``extra`` options are appended (Celery and argparse
     take the last of a repeated option). The Procfile is the one list of processes and their options."""
-    command = parse_procfile(PROCFILE.read_text()).processes[name]
+    command = read_procfile(PROCFILE)[name]
 
     def expand(match: re.Match) -> str:
         variable, operator, word = match.groups()

@@ -33,14 +33,14 @@ def submit_job(
     extension: str,
     callback_url: str | None = None,
     idempotency: tuple[str, str] | None = None,
+    client: str = "",
     *,
     bulk: bool = False,
-    client: str | None = None,
 ) -> str:
     """Create a pending job for ``image`` and return its uuid; ``callback_url`` (vetted) gets its result.
 
-    ``bulk`` and ``client`` say which queue it goes through (``jobs.queue.publish_job``).
-
+    ``client`` names whose job it is (the API key's id), ``bulk`` whether it came in bulk: what fair
+    sharing routes by (``jobs.queue``).
     ``idempotency`` is (scope, key): a key already used with the same name and image
     returns that job's uuid; with another body it raises IdempotencyConflict.
     Raises ImageStoreUnavailable or DatabaseUnavailable; either way nothing is kept.

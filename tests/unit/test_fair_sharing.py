@@ -10,7 +10,7 @@ from jobs.broker import entities, job_queue_names
 from jobs.queue import bulk_lane, queue_for
 from tasks.batching import Pace, next_batch
 
-SETTINGS = load_settings({"API_KEYS": "key-a,key-b,key-c", "BULK_LANES": "4"})
+SETTINGS = load_settings({"BULK_LANES": "4"})
 
 
 def held(queue: str, name: str, count: int = 0) -> SimpleNamespace:
@@ -26,20 +26,14 @@ def names(batch) -> list[str]:
 
 def test_single_uploads_are_interactive_and_bulk_goes_to_its_clients_lane():
     assert queue_for(SETTINGS, bulk=False, client="key-a") == "inference"
-    assert queue_for(SETTINGS, bulk=True, client="key-a") == "inference.bulk.0"
-    assert queue_for(SETTINGS, bulk=True, client="key-c") == "inference.bulk.2"
+    assert queue_for(SETTINGS, bulk=True, client="key-a") == f"inference.bulk.{bulk_lane('key-a', 4)}"
 
 
-def test_configured_keys_never_share_a_lane_while_there_are_enough_lanes():
-    keys = tuple(f"key-{n}" for n in range(16))
-    assert len({bulk_lane(key, keys, 16) for key in keys}) == 16
-
-
-def test_other_clients_are_hashed_the_same_way_in_every_process():
-    lane = bulk_lane("batch-7f3a", (), 16)
-    assert lane == bulk_lane("batch-7f3a", (), 16)
+def test_clients_are_hashed_the_same_way_in_every_process_and_spread_over_every_lane():
+    lane = bulk_lane("batch-7f3a", 16)
+    assert lane == bulk_lane("batch-7f3a", 16)
     assert 0 <= lane < 16
-    assert len({bulk_lane(f"batch-{n}", (), 16) for n in range(200)}) == 16  # they spread over every lane
+    assert len({bulk_lane(f"batch-{n}", 16) for n in range(200)}) == 16
 
 
 def test_the_worker_consumes_the_interactive_queue_and_every_lane_with_the_same_arguments():
