@@ -10,7 +10,7 @@ what Flask and its extensions read.
 A malformed value stops the process at start with a ``SettingsError`` that names the variable,
 its value and what it expects.
 
-The defaults give the embedded setup (SQLite, a filesystem broker and a local
+The defaults give the embedded setup (SQLite, the embedded SQLite broker and a local
 image directory under ``instance/``), so a fresh clone runs with no
 configuration. Real services are chosen by setting the URLs.
 """
@@ -59,6 +59,7 @@ class Settings:
     MAX_DELIVERIES: int
     BATCH_MAX_SIZE: int
     BATCH_MAX_WAIT: float
+    BULK_LANES: int
     WORKER_NICENESS: int
     API_KEYS: tuple[str, ...]
     METRICS_KEY: str
@@ -101,9 +102,9 @@ class Settings:
     FLOWER_BROKER_API: str
 
     @property
-    def broker_folder(self) -> Path:
-        """Where the embedded filesystem broker keeps its messages."""
-        return self.INSTANCE_PATH / "broker"
+    def broker_file(self) -> Path:
+        """Where the embedded broker (``embedded://``) keeps its messages."""
+        return self.INSTANCE_PATH / "broker.sqlite"
 
     @property
     def management_api(self) -> str | None:
@@ -247,7 +248,7 @@ def load_settings(env: Mapping | None = None) -> Settings:
     return Settings(
         INSTANCE_PATH=instance,
         DATABASE_URL=_url(env, "DATABASE_URL", f"sqlite:///{instance / 'predictions.sqlite'}"),
-        CELERY_BROKER_URL=_url(env, "CELERY_BROKER_URL", "filesystem://"),
+        CELERY_BROKER_URL=_url(env, "CELERY_BROKER_URL", "embedded://"),
         CELERY_QUEUE=env.get("CELERY_QUEUE") or "inference",
         IMAGE_STORE_URL=_url(env, "IMAGE_STORE_URL", (instance / "images").as_uri(), ("file", "s3")),
         S3_ENDPOINT_URL=_url(env, "S3_ENDPOINT_URL", "", ("http", "https")),
@@ -269,6 +270,7 @@ def load_settings(env: Mapping | None = None) -> Settings:
         MAX_DELIVERIES=_int(env, "MAX_DELIVERIES", 5, minimum=0),
         BATCH_MAX_SIZE=_int(env, "BATCH_MAX_SIZE", 32, minimum=1),
         BATCH_MAX_WAIT=_float(env, "BATCH_MAX_WAIT", 0.005),
+        BULK_LANES=_int(env, "BULK_LANES", 8, minimum=1),
         WORKER_NICENESS=_int(env, "WORKER_NICENESS", 10),
         API_KEYS=_list(env, "API_KEYS"),
         METRICS_KEY=env.get("METRICS_KEY", "").strip(),

@@ -72,7 +72,7 @@ def delete_queues(names) -> None:
         for name in names:
             queues, exchanges = set(), set()
             for first_retry in (1, 10):
-                more_queues, more_exchanges = entities(name, first_retry, 3600)
+                more_queues, more_exchanges = entities(name, first_retry, 3600, load_settings().BULK_LANES)
                 queues.update(more_queues)
                 exchanges.update(more_exchanges)
             for queue in sorted(queues):

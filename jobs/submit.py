@@ -35,10 +35,13 @@ def submit_job(
     callback_url: str | None = None,
     idempotency: tuple[str, str] | None = None,
     client: str = "",
+    *,
+    bulk: bool = False,
 ) -> str:
     """Create a pending job for ``image`` and return its uuid; ``callback_url`` (vetted) gets its result.
 
-    ``client`` names whose job it is (the API key's id), for fair sharing (``jobs.queue``).
+    ``client`` names whose job it is (the API key's id), ``bulk`` whether it came in bulk: what fair
+    sharing routes by (``jobs.queue``).
     ``idempotency`` is (scope, key): a key already used with the same name and image
     returns that job's uuid; with another body it raises IdempotencyConflict.
     Raises ImageStoreUnavailable or DatabaseUnavailable; either way nothing is kept.
@@ -77,7 +80,7 @@ def submit_job(
             return winner
         logger.exception("could not record %s", prediction_uuid, extra={"uuid": prediction_uuid})
         raise DatabaseUnavailable(str(error)) from None
-    publish_job(prediction_uuid, image_url, bulk=False, client=client)
+    publish_job(prediction_uuid, image_url, bulk=bulk, client=client)
     return prediction_uuid
 
 

@@ -12,7 +12,7 @@ no message waits behind a longer one) whose ``x-message-ttl`` dead-letters it ba
 the webhooks queue when due; the broker holds it, no worker does. The delay queues are
 durable and never expire (an ``x-expires`` would drop the messages inside); with delays
 doubling up to ``jobs.broker.LONGEST_DELAY`` there are about seven. Other brokers (the
-embedded filesystem one) have no TTL or dead-lettering, and use a plain countdown.
+embedded one) have no TTL or dead-lettering, and use a plain countdown.
 """
 
 from flask import current_app

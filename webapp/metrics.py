@@ -140,7 +140,7 @@ class ScrapeTimeCollector:
     @staticmethod
     def _queue_depth(celery, queue: str) -> float:
         # A passive declare never creates the queue; RabbitMQ and kombu's
-        # filesystem and memory transports all answer it with the message count.
+        # the embedded broker and kombu's memory transport all answer it with the message count.
         try:
             with celery.connection_for_read() as connection:
                 connection.ensure_connection(max_retries=1, timeout=2)
