@@ -1,7 +1,9 @@
 """Webhook deliveries: their queue, the backoff between attempts, and the record of each attempt.
 
-Deliveries run in their own worker (``tasks.webhook_worker``) on the classic queue
-``<CELERY_QUEUE>.webhooks``, never in the inference pool.
+Deliveries run in their own worker (``tasks.webhook_worker``) on the queue
+``<CELERY_QUEUE>.webhooks``, never in the inference pool. On RabbitMQ it and its delay queues are
+quorum queues, like the job queue: replicated on every node of a cluster, so a delivery waiting
+there survives the loss of one node.
 
 Backoff without ETAs. A Celery countdown keeps the message unacked inside the worker
 until it is due: past RabbitMQ's ``consumer_timeout`` (30 min) the channel is closed, and
@@ -42,10 +44,10 @@ class WebhookDelivery(db.Model):
 
 
 def webhook_queue(base_queue: str) -> Queue:
-    """The classic queue deliveries wait in (declared classic, whatever type new queues default to)."""
+    """The quorum queue deliveries wait in (other brokers ignore the type)."""
     name = f"{base_queue}.webhooks"
     return Queue(
-        name, Exchange(name, "direct"), routing_key=name, durable=True, queue_arguments={"x-queue-type": "classic"}
+        name, Exchange(name, "direct"), routing_key=name, durable=True, queue_arguments={"x-queue-type": "quorum"}
     )
 
 
@@ -59,7 +61,7 @@ def delay_queue(base_queue: str, seconds: int) -> Queue:
         routing_key=name,
         durable=True,
         queue_arguments={
-            "x-queue-type": "classic",
+            "x-queue-type": "quorum",  # a quorum queue honours message TTLs and dead-letters from RabbitMQ 3.10
             "x-message-ttl": seconds * 1000,
             "x-dead-letter-exchange": target.exchange.name,
             "x-dead-letter-routing-key": target.routing_key,
