@@ -5,8 +5,9 @@ One bridge in the root namespace is the switch; each host is a namespace with lo
 checked unused). The root namespace holds the bridge's address, so this process (the load client)
 reaches every host. ``Host.command`` runs a program inside a host; ``Host.cut`` and ``Host.restore``
 unplug and replug its cable; ``Host.name_hosts`` gives it an ``/etc/hosts`` of its own
-(``/etc/netns/<namespace>/hosts``, which ``ip netns exec`` mounts over ``/etc/hosts``). Everything (processes in the namespaces, links, namespaces) is removed
-on exit, even after a failure. Needs root and iproute2's ``ip``.
+(``/etc/netns/<namespace>/hosts``, which ``ip netns exec`` mounts over ``/etc/hosts``). Everything
+(processes in the namespaces, links, namespaces, those files) is removed on exit, even after a
+failure. Needs root and iproute2's ``ip``.
 """
 
 import ipaddress
@@ -103,7 +104,10 @@ class Host:
         """Inside this host, each name resolves to its address (name → address); localhost and the machine's
         own name (which command-line tools such as rabbitmqctl name themselves after) to loopback."""
         self.etc.mkdir(parents=True, exist_ok=True)
-        lines = [f"127.0.0.1 localhost {socket.gethostname()}", *(f"{address} {name}" for name, address in addresses.items())]
+        lines = [
+            f"127.0.0.1 localhost {socket.gethostname()}",
+            *(f"{address} {name}" for name, address in addresses.items()),
+        ]
         (self.etc / "hosts").write_text("\n".join(lines) + "\n")
 
     def cut(self) -> None:

@@ -18,6 +18,12 @@ def events_exchange_name(base_queue: str) -> str:
     return f"{base_queue}.events"
 
 
+def broker_urls(broker_url: str) -> list[str]:
+    """Each URL of a broker failover list (``url1;url2;...``, as Celery and kombu take it), in order,
+    spelled for AMQP clients other than kombu (``amqp://``, not kombu's ``pyamqp://``)."""
+    return [url.strip().replace("pyamqp://", "amqp://", 1) for url in broker_url.split(";") if url.strip()]
+
+
 def has_fanout(broker_url: str) -> bool:
     """Whether completion events are published: on RabbitMQ, not on the embedded filesystem broker."""
     return broker_url.startswith(("amqp", "pyamqp"))

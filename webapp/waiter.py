@@ -19,6 +19,7 @@ keys (``webapp.auth``), and problem documents. Rate limits are the web's, not ap
 
 import argparse
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from config.logging import configure_logging
 from config.settings import Settings, load_settings
 from jobs.app import engine_options
-from jobs.events import events_exchange_name, has_fanout
+from jobs.events import broker_urls, events_exchange_name, has_fanout
 from jobs.records import PENDING, Prediction, prediction_json
 from webapp.auth import api_key_refusal
 from webapp.errors import PROBLEM_JSON, ApiError
@@ -111,10 +112,13 @@ class Waiter:
                 logger.exception("checking the waited-on jobs failed")
 
     async def listen(self) -> None:
-        """Consume completion events from RabbitMQ, subscribing again whenever the connection drops."""
-        url = self.settings.CELERY_BROKER_URL.replace("pyamqp://", "amqp://", 1)
+        """Consume completion events from RabbitMQ, subscribing again whenever the connection drops.
+
+        With a failover list (a cluster's nodes), each new attempt goes to the next node in turn."""
+        urls = broker_urls(self.settings.CELERY_BROKER_URL)
         exchange_name = events_exchange_name(self.settings.CELERY_QUEUE)
-        while True:
+        for attempt in itertools.count():
+            url = urls[attempt % len(urls)]
             try:
                 connection = await aio_pika.connect(url, timeout=5)
                 async with connection:
