@@ -66,6 +66,9 @@ def celery_settings(settings: Settings) -> dict:
         # already committed and the sweeper publishes it again later.
         "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
         "task_queues": (job_queue(settings),),
+        # Celery's consumer without the native-delayed-delivery step, which stalls every reconnection
+        # while one node of a broker cluster is down (tasks/consumer.py says why).
+        "worker_consumer": "tasks.consumer:WorkerConsumer",
         "task_default_queue": queue,
         "task_default_exchange": queue,
         "task_default_routing_key": queue,
