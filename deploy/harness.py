@@ -208,21 +208,23 @@ def start_worker(env, log_dir: Path, name: str = "worker", **options) -> Process
     return worker
 
 
-def start_beat(env, log_dir: Path) -> Process:
-    """Celery beat, which schedules the sweeper, as the Procfile runs it."""
+def start_beat(env, log_dir: Path, wrap=same_host) -> Process:
+    """Celery beat, which schedules the sweeper, as the Procfile runs it (on another host with ``wrap``)."""
     beat = Process(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "tasks.worker:celery_app",
-            "beat",
-            "--loglevel",
-            "INFO",
-            "--schedule",
-            str(log_dir / "celerybeat-schedule"),
-        ],
+        wrap(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tasks.worker:celery_app",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(log_dir / "celerybeat-schedule"),
+            ]
+        ),
         env,
         log_dir / "beat.log",
     )
