@@ -12,6 +12,9 @@ import tempfile
 from gunicorn.glogging import Logger
 
 from config.logging import logging_config
+from config.settings import load_settings
+
+settings = load_settings()
 
 
 class NoAccessLogger(Logger):
@@ -22,11 +25,11 @@ class NoAccessLogger(Logger):
 
 
 logger_class = NoAccessLogger
-logconfig_dict = logging_config(os.environ.get("LOG_LEVEL") or "INFO")
+logconfig_dict = logging_config(settings.LOG_LEVEL)
 # One thread per process: the sync worker. nginx hands Gunicorn whole requests and takes whole
 # answers, and ?wait long polls go to the waiter, so a process is never held by a slow client; the
 # gthread machinery (selector, futures, locks) cost more CPU per request than the waits it overlapped.
-threads = int(os.environ.get("WEB_THREADS") or 1)
+threads = settings.WEB_THREADS
 # Longer than the proxy keeps an idle connection to Gunicorn (deploy/nginx/api.conf.template, 60 s),
 # so nginx never reuses one that Gunicorn has just closed.
 keepalive = 75

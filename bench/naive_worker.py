@@ -8,15 +8,16 @@ the real worker, so the only difference measured is how the worker classifies.
 
 from celery.signals import worker_process_init
 
+from config.settings import load_settings
 from jobs.app import create_base_app
-from jobs.queue import CLASSIFY_TASK
+from jobs.broker import CLASSIFY_TASK
 from jobs.records import done_outcome, record_outcomes
 from models.classification import describe
 from models.mobilenet import build_keras_model
 from models.preprocessing import prepare
 from models.weights import locate_model_files
 
-flask_app = create_base_app(__name__)
+flask_app = create_base_app(__name__, load_settings())
 celery_app = flask_app.extensions["celery"]
 celery_app.conf.update(worker_prefetch_multiplier=1)
 files = locate_model_files()

@@ -4,7 +4,6 @@ Shared by the integration tests and the benchmarks, which both need a real
 deployment with a database and queue of their own.
 """
 
-import dataclasses
 import os
 import signal
 import socket
@@ -19,7 +18,7 @@ import requests
 from kombu import Connection, Exchange, Queue
 from sqlalchemy import create_engine, text
 
-from config.settings import PROJECT_ROOT, Settings
+from config.settings import PROJECT_ROOT, load_settings
 
 MYSQL_SERVER_URL = os.environ.get("TEST_MYSQL_URL", "mysql+mysqldb://root@127.0.0.1:3306")
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -61,14 +60,22 @@ def queue_length(name: str, amqp_url: str = AMQP_URL) -> int:
 
 
 def delete_queues(names) -> None:
-    """The queues and exchanges named, and what the notification features add beside each."""
+    """Every queue and exchange a deployment on each of these base queues may have created
+    (``jobs.broker.entities``), for the default webhook retry schedule and the tests' (first retry 1 s)."""
+    from jobs.broker import entities
+
     with Connection(AMQP_URL) as connection:
         channel = connection.channel()
-        for name in [*names, *(f"{name}.dead" for name in names)]:
-            Queue(name, Exchange(name), routing_key=name).bind(channel).delete()
-            Exchange(name).bind(channel).delete()
-    for name in names:
-        delete_notify_entities(name)
+        for name in names:
+            queues, exchanges = set(), set()
+            for first_retry in (1, 10):
+                more_queues, more_exchanges = entities(name, first_retry, 3600)
+                queues.update(more_queues)
+                exchanges.update(more_exchanges)
+            for queue in sorted(queues):
+                Queue(queue).bind(channel).delete()
+            for exchange in sorted(exchanges):
+                Exchange(exchange).bind(channel).delete()
 
 
 def deployment_env(instance: Path, database_url: str, queue: str, **settings) -> dict:
@@ -99,17 +106,7 @@ def app_for(env: dict):
     """An in-process app configured like the deployment ``env``, for arranging rows directly."""
     from webapp import create_app
 
-    settings = [field.name for field in dataclasses.fields(Settings)]
-    saved = {key: os.environ.get(key) for key in settings}
-    os.environ.update({key: env.get(key, "") for key in settings})
-    try:
-        return create_app()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return create_app(load_settings(env))
 
 
 def free_port() -> int:
@@ -325,19 +322,3 @@ def start_webhook_worker(env, log_dir: Path) -> Process:
     )
     worker.wait_for(" ready.")
     return worker
-
-
-def delete_notify_entities(queue: str) -> None:
-    """What the waiting and webhook features add beside ``queue``: its events exchange, its webhooks
-    queue, and the delay queues of the default retry schedule and of the tests' (first retry 1 s)."""
-    from jobs.events import events_exchange_name
-    from jobs.webhooks import delay_queue, retry_schedule, webhook_queue
-
-    delays = sorted(set(retry_schedule(1, 3600)) | set(retry_schedule(10, 3600)))
-
-    with Connection(AMQP_URL) as connection:
-        channel = connection.channel()
-        Exchange(events_exchange_name(queue)).bind(channel).delete()
-        for entity in (webhook_queue(queue), *(delay_queue(queue, delay) for delay in delays)):
-            entity.bind(channel).delete()
-        webhook_queue(queue).exchange.bind(channel).delete()

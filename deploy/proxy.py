@@ -16,41 +16,31 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from dotenv import load_dotenv
-
-from config.settings import PROJECT_ROOT, load_settings
+from config.settings import Settings, load_settings
 
 TEMPLATES = Path(__file__).resolve().parent / "nginx"
 PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
-# Seconds, and requests in progress per client address.
-DEFAULTS = {
-    "PROXY_HEADER_TIMEOUT": 10,
-    "PROXY_BODY_TIMEOUT": 10,
-    "PROXY_SEND_TIMEOUT": 10,
-    "PROXY_KEEPALIVE_TIMEOUT": 10,
-    "PROXY_READ_TIMEOUT": 60,
-    "PROXY_CONNECTIONS_PER_CLIENT": 32,
-}
+# Seconds, and requests in progress per client address: rendered as they are set.
+PLAIN = (
+    "PROXY_HEADER_TIMEOUT",
+    "PROXY_BODY_TIMEOUT",
+    "PROXY_SEND_TIMEOUT",
+    "PROXY_KEEPALIVE_TIMEOUT",
+    "PROXY_READ_TIMEOUT",
+    "PROXY_CONNECTIONS_PER_CLIENT",
+)
 
 
-def web_bind(env: Mapping) -> str:
-    """Gunicorn's address, as the Procfile's ``web`` binds it: ``WEB_BIND``, else a socket in the instance folder."""
-    return env.get("WEB_BIND") or f"unix:{load_settings(env).INSTANCE_PATH / 'web.sock'}"
-
-
-def template_values(env: Mapping) -> dict[str, str]:
-    """Every placeholder of the templates, from ``env``; a malformed number stops the proxy at start."""
-    settings = load_settings(env)
-    values = {name: str(int(env.get(name) or default)) for name, default in DEFAULTS.items()}
-    bind, port = env.get("PROXY_BIND") or "127.0.0.1", int(env.get("PORT") or 5000)
-    upstream = web_bind(env)
+def template_values(settings: Settings) -> dict[str, str]:
+    """Every placeholder of the templates, from ``settings``."""
+    bind, upstream = settings.PROXY_BIND, settings.WEB_BIND
     if upstream.startswith("unix:"):
         upstream = f"unix:{Path(upstream[5:]).resolve()}"
     return {
-        **values,
-        "PROXY_LISTEN": f"[{bind}]:{port}" if ":" in bind else f"{bind}:{port}",
+        **{name: str(getattr(settings, name)) for name in PLAIN},
+        "PROXY_LISTEN": f"[{bind}]:{settings.PORT}" if ":" in bind else f"{bind}:{settings.PORT}",
         "PROXY_UPSTREAM": upstream,
-        "PROXY_WAITER_UPSTREAM": env.get("PROXY_WAITER_UPSTREAM") or f"127.0.0.1:{int(env.get('WAITER_PORT') or 5002)}",
+        "PROXY_WAITER_UPSTREAM": settings.PROXY_WAITER_UPSTREAM,
         "PROXY_MAX_BODY_BYTES": str(settings.max_request_bytes),
         "PROXY_USER": _user_directive(settings.INSTANCE_PATH),
     }
@@ -71,10 +61,10 @@ def render(template: str, values: Mapping[str, str]) -> str:
 
 
 def main() -> None:
-    load_dotenv(PROJECT_ROOT / ".env", override=False)
-    prefix = load_settings(os.environ).INSTANCE_PATH / "proxy"
+    settings = load_settings()
+    prefix = settings.INSTANCE_PATH / "proxy"
     prefix.mkdir(parents=True, exist_ok=True)
-    values = template_values(os.environ)
+    values = template_values(settings)
     for name in ("main", "api"):
         (prefix / f"{name}.conf").write_text(render((TEMPLATES / f"{name}.conf.template").read_text(), values))
     nginx = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")

@@ -9,24 +9,19 @@ from celery import Celery, Task
 from celeryconfig import celery_settings
 from flask import Flask
 
-from config.settings import PROJECT_ROOT, Settings, load_settings
+from config.settings import PROJECT_ROOT, Settings
 from jobs.database import db, migrate
 from jobs.imagestore import open_image_store
 
 
-def create_base_app(import_name: str, test_config: dict | None = None) -> Flask:
+def create_base_app(import_name: str, settings: Settings) -> Flask:
     """A Flask app with the service's settings, the database and the image store.
 
-    ``test_config`` may override any setting by its name and add plain Flask keys (``TESTING``).
+    The settings are kept in ``app.extensions["settings"]`` (read them with
+    ``config.settings.current_settings``); ``app.config`` holds only what Flask and its
+    extensions read.
     """
-    test_config = dict(test_config or {})
-    settings = load_settings()
-    overrides = {name: test_config.pop(name) for name in list(test_config) if hasattr(settings, name)}
-    settings = settings.replace(**overrides)
-
     app = Flask(import_name, instance_path=str(settings.INSTANCE_PATH))
-    app.config.from_mapping(settings.as_config())
-    app.config.from_mapping(test_config)
     app.config["SQLALCHEMY_DATABASE_URI"] = settings.DATABASE_URL
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(settings.DATABASE_URL)
     app.extensions["settings"] = settings

@@ -13,6 +13,7 @@ import uuid
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
+from config.settings import current_settings
 from jobs.database import db
 from jobs.idempotency import body_hash, cutoff, find_key, job_for, record_key
 from jobs.imagestore import ImageStoreUnavailable
@@ -35,7 +36,7 @@ def submit_job(
     returns that job's uuid; with another body it raises IdempotencyConflict.
     Raises ImageStoreUnavailable or DatabaseUnavailable; either way nothing is kept.
     """
-    ttl = current_app.config["IDEMPOTENCY_TTL_SECONDS"]
+    ttl = current_settings().IDEMPOTENCY_TTL_SECONDS
     if idempotency is not None:
         digest = body_hash(name, image)
         try:

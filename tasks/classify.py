@@ -16,17 +16,18 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from config.settings import current_settings
+from jobs.broker import CLASSIFY_TASK
 from jobs.database import db
 from jobs.endings import announce_ended
 from jobs.imagecheck import ImageRefused, configured_limits, inspect_image
 from jobs.imagestore import ImageNotFound
-from jobs.queue import CLASSIFY_TASK
 from jobs.records import PENDING, Prediction, done_outcome, failed_outcome, record_outcomes
 from models.classification import Classification
-from models.preprocessing import prepare
+from models.preprocessing import UndecodableImage, prepare
 from tasks.batching import NoLossBatches, deliveries
-from tasks.metrics import count_recorded, observe_batch
-from tasks.worker_model import model_description
+from tasks.state import worker_state
+from tasks.worker_model import load_classifier
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def classify_batch(requests) -> bool:
     """Classify every pending job of the batch; True once the outcomes are committed."""
     jobs = {request.args[0]: request.args[1] for request in requests}
     pending = _pending_jobs(jobs)
-    max_deliveries = current_app.config["MAX_DELIVERIES"]
+    max_deliveries = current_settings().MAX_DELIVERIES
     outcomes = {
         request.args[0]: failed_outcome(
             f"gave up after {max_deliveries} deliveries: processing this image stopped its worker "
@@ -54,8 +55,9 @@ def classify_batch(requests) -> bool:
     inputs = _prepare_inputs({job: jobs[job] for job in pending if job not in outcomes}, outcomes)
     if inputs:
         outcomes.update(_classify(inputs))
-    written = _with_database_retry(lambda: record_outcomes(outcomes, model_description()))
-    count_recorded(outcomes[prediction_uuid]["status"] for prediction_uuid in written)
+    written = _with_database_retry(lambda: record_outcomes(outcomes, worker_state.model_description))
+    if worker_state.metrics is not None:
+        worker_state.metrics.count_recorded(outcomes[prediction_uuid]["status"] for prediction_uuid in written)
     # Only the rows this call wrote: whoever wrote the others announced them (events, webhooks) already.
     announce_ended({prediction_uuid: outcomes[prediction_uuid]["status"] for prediction_uuid in written})
     for prediction_uuid, outcome in outcomes.items():
@@ -104,7 +106,7 @@ def _prepare_inputs(jobs: dict[str, str], failures: dict[str, dict]) -> dict[str
     microseconds while the decode it guards could cost gigabytes.
     """
     store = current_app.extensions["image_store"]
-    limits = configured_limits(current_app.config)
+    limits = configured_limits(current_settings())
     inputs = {}
     for prediction_uuid, image_url in jobs.items():
         try:
@@ -115,8 +117,11 @@ def _prepare_inputs(jobs: dict[str, str], failures: dict[str, dict]) -> dict[str
             failures[prediction_uuid] = failed_outcome(str(error))
         except ImageRefused as error:
             failures[prediction_uuid] = failed_outcome(error.message)
-        except Exception as error:  # hostile files raise anything: SyntaxError, struct.error, MemoryError...
-            logger.warning("image of %s not decodable", prediction_uuid, exc_info=True, extra={"uuid": prediction_uuid})
+        except UndecodableImage as error:  # expected of damaged files: one line, no traceback
+            logger.warning("image of %s not decodable: %s", prediction_uuid, error, extra={"uuid": prediction_uuid})
+            failures[prediction_uuid] = failed_outcome(f"the image could not be decoded: {error}")
+        except Exception as error:  # a bug, not a bad file: the traceback is wanted
+            logger.exception("preparing the image of %s failed", prediction_uuid, extra={"uuid": prediction_uuid})
             failures[prediction_uuid] = failed_outcome(
                 f"the image could not be decoded: {type(error).__name__}: {error}"
             )
@@ -126,18 +131,17 @@ def _prepare_inputs(jobs: dict[str, str], failures: dict[str, dict]) -> dict[str
 def _classify(inputs: dict[str, np.ndarray]) -> dict[str, dict]:
     """One inference call for the batch. If it raises, each image goes alone, so a poison
     image fails only its own job instead of sending the batch back to the queue."""
-    from tasks.worker_model import get_classifier
-
     started = time.perf_counter()
     try:
-        results = get_classifier().classify(np.stack(list(inputs.values())))
+        results = load_classifier(worker_state, current_settings()).classify(np.stack(list(inputs.values())))
     except Exception as error:
         if len(inputs) == 1:
             logger.exception("the model failed on %s", *inputs, extra={"uuid": next(iter(inputs))})
             return {job: failed_outcome(f"the model failed on this image: {error}") for job in inputs}
         logger.exception("a batch of %d failed; classifying its images one by one", len(inputs))
         return {u: outcome for u, x in inputs.items() for u, outcome in _classify({u: x}).items()}
-    observe_batch(len(inputs), time.perf_counter() - started)
+    if worker_state.metrics is not None:
+        worker_state.metrics.observe_batch(len(inputs), time.perf_counter() - started)
     return {prediction_uuid: _outcome(result) for prediction_uuid, result in zip(inputs, results)}
 
 

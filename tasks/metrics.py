@@ -1,9 +1,10 @@
 """What a worker counts: its model calls (size, seconds) and the jobs it recorded, by final status.
 
 The pool processes count; the worker's parent serves the figures (``tasks/metrics_endpoint.py``).
-The metrics are made by ``enable`` once the worker has chosen its private multiprocess folder,
-so that each pool process writes its own file there; until then (the web, unit tests that run the
-task in-process) counting does nothing.
+The metrics are made by ``make_worker_metrics`` once the worker has chosen its private
+multiprocess folder, so that each pool process writes its own file there; until then
+(``worker_state.metrics`` is None: the web, unit tests that run the task in-process) counting
+does nothing.
 """
 
 from collections.abc import Iterable
@@ -34,28 +35,20 @@ class WorkerMetrics:
         for status in RECORDED_STATUSES:
             self.jobs.labels(status)  # both series exist from the start, at 0
 
+    def observe_batch(self, size: int, seconds: float) -> None:
+        """Record one model call on ``size`` images that took ``seconds``."""
+        self.batch_size.observe(size)
+        self.batch_seconds.observe(seconds)
 
-_metrics: WorkerMetrics | None = None
+    def count_recorded(self, statuses: Iterable[str]) -> None:
+        """Count the jobs whose rows this worker actually wrote (not those another worker had already finished)."""
+        for status in statuses:
+            self.jobs.labels(status).inc()
 
 
-def enable() -> None:
-    """Make the metrics; ``PROMETHEUS_MULTIPROC_DIR`` must already name this worker's own folder."""
-    global _metrics
+def make_worker_metrics() -> WorkerMetrics:
+    """The metrics, file-backed; ``PROMETHEUS_MULTIPROC_DIR`` must already name this worker's own folder."""
     # prometheus-client chooses between in-process and file-backed values when it is first
     # imported, which is before the worker has made its folder: ask it again now.
     values.ValueClass = values.get_value_class()
-    _metrics = WorkerMetrics()
-
-
-def observe_batch(size: int, seconds: float) -> None:
-    """Record one model call on ``size`` images that took ``seconds``."""
-    if _metrics is not None:
-        _metrics.batch_size.observe(size)
-        _metrics.batch_seconds.observe(seconds)
-
-
-def count_recorded(statuses: Iterable[str]) -> None:
-    """Count the jobs whose rows this worker actually wrote (not those another worker had already finished)."""
-    if _metrics is not None:
-        for status in statuses:
-            _metrics.jobs.labels(status).inc()
+    return WorkerMetrics()

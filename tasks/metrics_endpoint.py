@@ -13,13 +13,13 @@ import os
 import shutil
 import tempfile
 
-from celery import current_app
-from celery.signals import worker_init
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from tasks import metrics
+from config.settings import Settings
+from tasks.metrics import make_worker_metrics
+from tasks.state import WorkerState
 
 logger = logging.getLogger(__name__)
 
@@ -56,15 +56,12 @@ def serve(folder: str, port: int, bind: str, model_identity):
     return server
 
 
-@worker_init.connect
-def start_worker_metrics(**_):
-    config = current_app.flask_app.config
+def start_worker_metrics(state: WorkerState, settings: Settings) -> None:
+    """Before the pool forks: the private folder, the file-backed metrics, and the endpoint if a port is set."""
     folder = make_private_folder()
-    metrics.enable()
-    port = config["WORKER_METRICS_PORT"]
+    state.metrics = make_worker_metrics()
+    port = settings.WORKER_METRICS_PORT
     if port is None:
         return
-    from tasks.worker_model import model_identity
-
-    serve(folder, port, config["WORKER_METRICS_BIND"], model_identity)
-    logger.info("worker metrics on http://%s:%d/metrics", config["WORKER_METRICS_BIND"], port)
+    serve(folder, port, settings.WORKER_METRICS_BIND, state.model_identity)
+    logger.info("worker metrics on http://%s:%d/metrics", settings.WORKER_METRICS_BIND, port)

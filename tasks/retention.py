@@ -16,26 +16,28 @@ from celery import shared_task
 from flask import current_app
 from sqlalchemy import delete, select
 
+from config.settings import current_settings
+from jobs.broker import PURGE_TASK
 from jobs.database import db
 from jobs.idempotency import IdempotencyKey
 from jobs.idempotency import cutoff as key_cutoff
 from jobs.records import Prediction, utcnow
+from tasks.state import worker_state
 
 logger = logging.getLogger(__name__)
 CHUNK = 500
 # At most this many chunks of each kind per run, so one run stays short.
 MAX_CHUNKS = 20
-_orphan_cursor = [""]
 
 
-@shared_task(name="purge_expired")
+@shared_task(name=PURGE_TASK)
 def purge_expired() -> dict:
-    config = current_app.config
+    settings = current_settings()
     counts = {"jobs": 0, "keys": 0, "orphans": 0}
-    if config["RETENTION_DAYS"]:
-        counts["jobs"] = purge_old_jobs(utcnow() - timedelta(days=config["RETENTION_DAYS"]))
-    counts["keys"] = purge_expired_keys(config["IDEMPOTENCY_TTL_SECONDS"])
-    counts["orphans"] = purge_orphan_images(utcnow() - timedelta(seconds=config["ORPHAN_GRACE_SECONDS"]))
+    if settings.RETENTION_DAYS:
+        counts["jobs"] = purge_old_jobs(utcnow() - timedelta(days=settings.RETENTION_DAYS))
+    counts["keys"] = purge_expired_keys(settings.IDEMPOTENCY_TTL_SECONDS)
+    counts["orphans"] = purge_orphan_images(utcnow() - timedelta(seconds=settings.ORPHAN_GRACE_SECONDS))
     if any(counts.values()):
         logger.info("retention removed %(jobs)d jobs, %(keys)d idempotency keys, %(orphans)d orphan images", counts)
     return counts
@@ -88,8 +90,8 @@ def purge_expired_keys(ttl_seconds: int, chunk: int = CHUNK, max_chunks: int = M
 def purge_orphan_images(modified_before, chunk: int = CHUNK) -> int:
     """Delete images older than ``modified_before`` that no row points at, from one chunk of the store."""
     store = current_app.extensions["image_store"]
-    images = store.list_images(_orphan_cursor[0], chunk)
-    _orphan_cursor[0] = images[-1].key if len(images) == chunk else ""
+    images = store.list_images(worker_state.orphan_cursor, chunk)
+    worker_state.orphan_cursor = images[-1].key if len(images) == chunk else ""
     old = {image.url: image for image in images if image.modified < modified_before}
     if not old:
         return 0

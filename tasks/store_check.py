@@ -9,15 +9,13 @@ import logging
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from celery import current_app
-from celery.signals import worker_init
+from config.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
-@worker_init.connect
-def warn_if_image_directory_is_missing(**_):
-    url = current_app.flask_app.config["IMAGE_STORE_URL"]
+def warn_if_image_directory_is_missing(settings: Settings) -> None:
+    url = settings.IMAGE_STORE_URL
     parsed = urlparse(url)
     if parsed.scheme == "file" and not Path(unquote(parsed.path)).is_dir():
         logger.warning(

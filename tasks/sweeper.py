@@ -10,9 +10,10 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
-from flask import current_app
 from sqlalchemy import select, update
 
+from config.settings import current_settings
+from jobs.broker import REPUBLISH_TASK
 from jobs.database import db
 from jobs.endings import announce_ended
 from jobs.queue import publish_job
@@ -22,22 +23,20 @@ logger = logging.getLogger(__name__)
 SWEEP_LIMIT = 500
 
 
-@shared_task(name="republish_stale_pending")
+@shared_task(name=REPUBLISH_TASK)
 def republish_stale_pending() -> int:
-    config = current_app.config
-    cutoff = utcnow() - timedelta(seconds=config["REPUBLISH_PENDING_AFTER"])
+    settings = current_settings()
+    cutoff = utcnow() - timedelta(seconds=settings.REPUBLISH_PENDING_AFTER)
     stale = db.session.execute(
         select(Prediction.uuid, Prediction.image_url, Prediction.republished)
         .where(Prediction.status == PENDING, Prediction.updated_at < cutoff)
         .order_by(Prediction.updated_at)
         .limit(SWEEP_LIMIT)
     ).all()
-    exhausted = {row.uuid for row in stale if row.republished >= config["MAX_DELIVERIES"]}
+    exhausted = {row.uuid for row in stale if row.republished >= settings.MAX_DELIVERIES}
     record_outcomes(
         {
-            job: failed_outcome(
-                f"gave up after republishing it {config['MAX_DELIVERIES']} times: no worker finished it"
-            )
+            job: failed_outcome(f"gave up after republishing it {settings.MAX_DELIVERIES} times: no worker finished it")
             for job in exhausted
         }
     )

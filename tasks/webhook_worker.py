@@ -4,12 +4,16 @@ It consumes only the webhooks queue and loads no model, so HTTP waits on slow re
 never take an inference process (see the Procfile's ``webhooks:`` line).
 """
 
+from config.settings import load_settings
 from jobs.app import create_base_app
-from jobs.webhooks import webhook_queue
+from jobs.broker import webhook_queue
+from tasks.lifecycle import connect_webhook_worker
 
-flask_app = create_base_app(__name__)
+# The modules whose tasks this worker runs; Celery imports them when the worker starts.
+TASK_MODULES = ("tasks.webhooks",)
+
+flask_app = create_base_app(__name__, load_settings())
 celery_app = flask_app.extensions["celery"]
-celery_app.conf.task_queues = (webhook_queue(flask_app.config["CELERY_QUEUE"]),)
-
-import tasks.joblogs  # noqa: E402,F401  JSON log lines, as the web writes them
-import tasks.webhooks  # noqa: E402,F401  registers the delivery task
+celery_app.conf.task_queues = (webhook_queue(flask_app.extensions["settings"].CELERY_QUEUE),)
+celery_app.conf.include = TASK_MODULES
+connect_webhook_worker()

@@ -20,14 +20,15 @@ from datetime import timedelta
 from http.client import HTTPException
 
 from celery import shared_task
-from flask import current_app
 from sqlalchemy import func, select
 
+from config.settings import current_settings
+from jobs.broker import DELIVER_TASK, REQUEUE_WEBHOOKS_TASK, retry_delay
 from jobs.callbacks import CallbackRefused, vet_callback_url
 from jobs.database import db
 from jobs.records import PENDING, Prediction, utcnow
 from jobs.signing import SIGNATURE_HEADER, sign
-from jobs.webhooks import DELIVER_TASK, REQUEUE_TASK, WebhookDelivery, retry_delay, send_delivery
+from jobs.webhooks import WebhookDelivery, send_delivery
 from tasks import webhook_http
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ REQUEUE_LIMIT = 500
 @shared_task(name=DELIVER_TASK, acks_late=True)
 def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
     """One attempt; returns what happened (for the worker's log)."""
-    config = current_app.config
+    settings = current_settings()
     row = db.session.get(Prediction, prediction_uuid)
     if row is None or not row.callback_url or row.status == PENDING:
         return "nothing to deliver"
@@ -54,7 +55,7 @@ def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
     db.session.rollback()  # no transaction is held while the receiver answers
 
     attempted_at, started = utcnow(), time.monotonic()
-    status_code, error = _attempt(callback_url, body, prediction_uuid, attempt, config)
+    status_code, error = _attempt(callback_url, body, prediction_uuid, attempt, settings)
     db.session.add(
         WebhookDelivery(
             uuid=prediction_uuid,
@@ -70,9 +71,9 @@ def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
         logger.info("webhook of %s delivered (attempt %d)", prediction_uuid, attempt, extra={"uuid": prediction_uuid})
         return f"delivered: {status_code}"
 
-    delay = retry_delay(attempt, config["WEBHOOK_FIRST_RETRY"])
+    delay = retry_delay(attempt, settings.WEBHOOK_FIRST_RETRY)
     elapsed = (utcnow() - first_attempt_at).total_seconds()
-    if elapsed + delay > config["WEBHOOK_RETRY_SECONDS"]:
+    if elapsed + delay > settings.WEBHOOK_RETRY_SECONDS:
         logger.warning(
             "webhook of %s given up after %d attempts: %s",
             prediction_uuid,
@@ -85,18 +86,18 @@ def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
     return f"attempt {attempt} failed ({error or status_code}); next in {delay}s"
 
 
-def _attempt(callback_url: str, body: bytes, prediction_uuid: str, attempt: int, config) -> tuple[int | None, str]:
+def _attempt(callback_url: str, body: bytes, prediction_uuid: str, attempt: int, settings) -> tuple[int | None, str]:
     """The receiver's status code, or None and why there was none."""
-    if not config["WEBHOOK_SECRET"]:
+    if not settings.WEBHOOK_SECRET:
         return None, "WEBHOOK_SECRET is not set: nothing can be signed"
     try:
-        target = vet_callback_url(callback_url, config["WEBHOOK_ALLOWED_HOSTS"], config["WEBHOOK_ALLOW_PRIVATE"])
+        target = vet_callback_url(callback_url, settings.WEBHOOK_ALLOWED_HOSTS, settings.WEBHOOK_ALLOW_PRIVATE)
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
             "X-Webhook-Id": prediction_uuid,
             "X-Webhook-Attempt": str(attempt),
-            SIGNATURE_HEADER: sign(config["WEBHOOK_SECRET"], body, int(time.time())),
+            SIGNATURE_HEADER: sign(settings.WEBHOOK_SECRET, body, int(time.time())),
         }
         return webhook_http.post(target, body, headers), None
     except CallbackRefused as error:
@@ -120,7 +121,7 @@ def _superseded(prediction_uuid: str, attempt: int) -> bool:
     )
 
 
-@shared_task(name=REQUEUE_TASK)
+@shared_task(name=REQUEUE_WEBHOOKS_TASK)
 def requeue_unsent_webhooks() -> int:
     """Queue the first delivery of ended jobs that have a callback but no attempt after UNSENT_AFTER."""
     now = utcnow()
@@ -132,7 +133,7 @@ def requeue_unsent_webhooks() -> int:
             Prediction.status != PENDING,
             ~attempted,
             Prediction.updated_at.between(
-                now - timedelta(seconds=current_app.config["WEBHOOK_RETRY_SECONDS"]),
+                now - timedelta(seconds=current_settings().WEBHOOK_RETRY_SECONDS),
                 now - timedelta(seconds=UNSENT_AFTER),
             ),
         )

@@ -13,6 +13,7 @@ import pytest
 import requests
 from PIL import Image
 
+from config.settings import Settings, load_settings
 from webapp import create_app
 
 # Tests say which services they use: neither the developer's shell nor .env may
@@ -43,22 +44,24 @@ SAMPLES = SHARED_IMAGES / "samples"
 UNREACHABLE_BROKER = "amqp://guest:guest@127.0.0.1:1//"  # nothing listens on port 1
 
 
+def settings_for(folder: Path, **changes) -> Settings:
+    """The defaults (no environment, no .env) on a SQLite database and image store in ``folder``."""
+    defaults = load_settings({"INSTANCE_PATH": str(folder / "instance")})
+    test_defaults = {
+        "DATABASE_URL": f"sqlite:///{folder / 'test.sqlite'}",
+        "IMAGE_STORE_URL": (folder / "images").as_uri(),
+        "REPUBLISH_PENDING_AFTER": 0,
+    }
+    return defaults.replace(**{**test_defaults, **changes})
+
+
 @pytest.fixture
 def make_app(tmp_path):
-    """Apps sharing one SQLite database and image store; ``broker_url`` picks the broker, ``config`` adds settings."""
+    """Apps sharing one SQLite database and image store; ``broker_url`` picks the broker, ``changes`` any setting."""
 
-    def make(broker_url="memory://", **config):
-        app = create_app(
-            {
-                "TESTING": True,
-                "DATABASE_URL": f"sqlite:///{tmp_path / 'test.sqlite'}",
-                "IMAGE_STORE_URL": (tmp_path / "images").as_uri(),
-                "INSTANCE_PATH": tmp_path / "instance",
-                "REPUBLISH_PENDING_AFTER": 0,
-                "CELERY_BROKER_URL": broker_url,
-                **config,
-            }
-        )
+    def make(broker_url="memory://", **changes):
+        app = create_app(settings_for(tmp_path, CELERY_BROKER_URL=broker_url, **changes))
+        app.config["TESTING"] = True
         with app.app_context():
             flask_migrate.upgrade()
         return app
@@ -133,7 +136,7 @@ def s3_endpoint(tmp_path_factory):
         try:
             requests.get(url, timeout=1)
             break
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or slow to answer on a busy host
             if time.monotonic() > deadline or server.poll() is not None:
                 raise RuntimeError("moto server did not start") from None
             time.sleep(0.1)

@@ -7,6 +7,7 @@ package ``tasks``; it never loads the model either.
 from flask import Flask, Response, request
 
 from config.logging import unbind_job
+from config.settings import Settings
 from jobs.app import create_base_app
 from webapp.errors import register_error_handlers
 from webapp.jsonprovider import OrjsonProvider
@@ -14,10 +15,11 @@ from webapp.ratelimit import init_rate_limit
 from webapp.security import init_security_headers
 
 
-def create_app(test_config: dict | None = None) -> Flask:
-    app = create_base_app(__name__, test_config)
+def create_app(settings: Settings) -> Flask:
+    """The web app for ``settings`` (entry points pass ``config.settings.load_settings()``)."""
+    app = create_base_app(__name__, settings)
     app.json = OrjsonProvider(app)
-    app.config["MAX_CONTENT_LENGTH"] = app.extensions["settings"].max_request_bytes
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
 
     from webapp import apidocs, health, page
     from webapp.metrics import init_metrics

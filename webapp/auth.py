@@ -6,14 +6,15 @@
 import hashlib
 import hmac
 
-from flask import current_app, request
+from flask import request
 
+from config.settings import current_settings
 from webapp.errors import ApiError
 
 
 def require_api_key() -> None:
     """A ``before_request`` hook: 401 unless the request carries one of the configured keys."""
-    refusal = api_key_refusal(current_app.config["API_KEYS"], request.headers.get("Authorization", ""))
+    refusal = api_key_refusal(current_settings().API_KEYS, request.headers.get("Authorization", ""))
     if refusal is not None:
         raise refusal
 
@@ -40,7 +41,7 @@ def _unauthorized(detail: str, challenge: str) -> ApiError:
 def api_key_scope() -> str:
     """What a client's own namespace (its idempotency keys) is named by: a hash of its API key,
     never the key itself; "" when API keys are off. Call after ``require_api_key``."""
-    if not current_app.config["API_KEYS"]:
+    if not current_settings().API_KEYS:
         return ""
     token = request.headers.get("Authorization", "").partition(" ")[2].strip()
     return hashlib.sha256(token.encode()).hexdigest()

@@ -13,12 +13,12 @@ from limits import parse_many
 
 
 def init_rate_limit(app: Flask, blueprint: Blueprint) -> None:
-    rate = app.config["RATE_LIMIT"]
+    rate = app.extensions["settings"].RATE_LIMIT
     if rate:
         parse_many(rate)  # a typo stops the service at start, not every request later
     app.config.update(
         RATELIMIT_ENABLED=bool(rate),
-        RATELIMIT_STORAGE_URI=app.config["RATE_LIMIT_STORAGE_URL"],
+        RATELIMIT_STORAGE_URI=app.extensions["settings"].RATE_LIMIT_STORAGE_URL,
         RATELIMIT_HEADERS_ENABLED=True,
         RATELIMIT_SWALLOW_ERRORS=True,
     )

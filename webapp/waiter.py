@@ -22,7 +22,6 @@ import asyncio
 import itertools
 import json
 import logging
-import os
 
 import aio_pika
 import orjson
@@ -33,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from config.logging import configure_logging
 from config.settings import Settings, load_settings
 from jobs.app import engine_options
-from jobs.events import broker_urls, events_exchange_name, has_fanout
+from jobs.broker import broker_urls, events_exchange, is_rabbitmq
 from jobs.records import PENDING, Prediction, prediction_json
 from webapp.auth import api_key_refusal
 from webapp.errors import PROBLEM_JSON, ApiError
@@ -116,7 +115,7 @@ class Waiter:
 
         With a failover list (a cluster's nodes), each new attempt goes to the next node in turn."""
         urls = broker_urls(self.settings.CELERY_BROKER_URL)
-        exchange_name = events_exchange_name(self.settings.CELERY_QUEUE)
+        exchange_name = events_exchange(self.settings.CELERY_QUEUE).name
         for attempt in itertools.count():
             url = urls[attempt % len(urls)]
             try:
@@ -155,7 +154,7 @@ class Waiter:
 
     async def start(self, _app=None) -> None:
         self._tasks.append(asyncio.create_task(self.poll()))
-        if has_fanout(self.settings.CELERY_BROKER_URL):
+        if is_rabbitmq(self.settings.CELERY_BROKER_URL):
             self._tasks.append(asyncio.create_task(self.listen()))
 
     async def stop(self, _app=None) -> None:
@@ -229,7 +228,7 @@ def main(argv=None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=settings.WAITER_PORT, help="port (default WAITER_PORT)")
     args = parser.parse_args(argv)
-    configure_logging(os.environ.get("LOG_LEVEL") or "INFO")
+    configure_logging(settings.LOG_LEVEL)
     logger.info("waiter listening on %s:%d", args.host, args.port)
     web.run_app(make_app(settings), host=args.host, port=args.port, access_log=None, print=None)
 

@@ -24,7 +24,7 @@ import requests
 from kombu import Connection
 
 from deploy.harness import Process, create_database, deployment_env, launch_worker, start_beat
-from jobs.webhooks import delay_queue, retry_schedule, webhook_queue
+from jobs.broker import delay_queue, retry_schedule, webhook_queue
 from tests.conftest import SHARED_IMAGES
 from tests.integration.test_failures import wait_until_finished
 from tests.multihost.cluster import BrokerCluster

@@ -3,9 +3,9 @@
 import pytest
 
 import tasks.classify  # noqa: F401  registers the batch task with every Celery app
-import tasks.worker_model
 from jobs.database import db
 from jobs.records import Prediction, done_outcome, failed_outcome, record_outcomes
+from tasks.state import worker_state
 from tests.conftest import b64, image_bytes
 from tests.unit.test_classify_task import StandInClassifier, run_batch
 
@@ -13,7 +13,7 @@ from tests.unit.test_classify_task import StandInClassifier, run_batch
 @pytest.fixture
 def classifier(monkeypatch):
     stand_in = StandInClassifier()
-    monkeypatch.setattr(tasks.worker_model, "_classifier", stand_in)
+    monkeypatch.setattr(worker_state, "classifier", stand_in)
     return stand_in
 
 

@@ -8,13 +8,13 @@ import pytest
 from sqlalchemy import update
 
 import tasks.classify  # noqa: F401  registers the batch task with every Celery app
-import tasks.worker_model
 from jobs import workers
 from jobs.database import db
 from jobs.records import Prediction
 from models import runtime
 from models.litert import converted_path
 from models.weights import ModelFiles
+from tasks.state import worker_state
 from tests.conftest import b64, image_bytes
 from tests.unit.test_classify_task import StandInClassifier, run_batch
 
@@ -49,8 +49,8 @@ def test_describe_hashes_the_weights_and_for_litert_the_converted_file(model_fil
 
 def test_a_classified_job_records_the_workers_model_and_finish_time(app, client, monkeypatch, model_files):
     description = runtime.describe(model_files[0], "litert", model_files[1])
-    monkeypatch.setattr(tasks.worker_model, "_classifier", StandInClassifier())
-    monkeypatch.setattr(tasks.worker_model, "_description", description)
+    monkeypatch.setattr(worker_state, "classifier", StandInClassifier())
+    monkeypatch.setattr(worker_state, "model_description", description)
     prediction_uuid = client.post(
         "/inference/image", json={"name": "x", "data": b64(image_bytes(fmt="PNG"))}
     ).get_json()["uuid"]

@@ -8,8 +8,8 @@ import subprocess
 import pytest
 import yaml
 
-from config.settings import PROJECT_ROOT
-from deploy.proxy import DEFAULTS, PLACEHOLDER, TEMPLATES, render, template_values
+from config.settings import PROJECT_ROOT, load_settings
+from deploy.proxy import PLACEHOLDER, PLAIN, TEMPLATES, render, template_values
 
 API_TEMPLATE = (TEMPLATES / "api.conf.template").read_text()
 
@@ -23,8 +23,12 @@ def compose_default(value: str) -> str:
     return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(value))
 
 
+def values_for(env: dict) -> dict[str, str]:
+    return template_values(load_settings(env))
+
+
 def test_defaults_fill_every_placeholder(tmp_path):
-    values = template_values({"INSTANCE_PATH": str(tmp_path)})
+    values = values_for({"INSTANCE_PATH": str(tmp_path)})
     assert values["PROXY_LISTEN"] == "127.0.0.1:5000"
     assert values["PROXY_UPSTREAM"] == f"unix:{tmp_path.resolve() / 'web.sock'}"
     assert values["PROXY_HEADER_TIMEOUT"] == "10" and values["PROXY_CONNECTIONS_PER_CLIENT"] == "32"
@@ -34,7 +38,7 @@ def test_defaults_fill_every_placeholder(tmp_path):
 
 
 def test_settings_come_from_the_environment(tmp_path):
-    values = template_values(
+    values = values_for(
         {
             "INSTANCE_PATH": str(tmp_path),
             "PORT": "8080",
@@ -50,7 +54,7 @@ def test_settings_come_from_the_environment(tmp_path):
 
 def test_a_malformed_setting_stops_the_proxy_at_start(tmp_path):
     with pytest.raises(ValueError):
-        template_values({"INSTANCE_PATH": str(tmp_path), "PROXY_BODY_TIMEOUT": "10 seconds"})
+        values_for({"INSTANCE_PATH": str(tmp_path), "PROXY_BODY_TIMEOUT": "10 seconds"})
 
 
 def test_an_unknown_placeholder_is_an_error():
@@ -59,16 +63,15 @@ def test_an_unknown_placeholder_is_an_error():
 
 
 @pytest.mark.parametrize("max_image_bytes", ["1048576", "5000000"])
-def test_the_body_limit_is_the_apps(make_app, monkeypatch, tmp_path, max_image_bytes):
-    monkeypatch.setenv("MAX_IMAGE_BYTES", max_image_bytes)
-    app = make_app()
-    values = template_values({"INSTANCE_PATH": str(tmp_path), "MAX_IMAGE_BYTES": max_image_bytes})
+def test_the_body_limit_is_the_apps(make_app, tmp_path, max_image_bytes):
+    app = make_app(MAX_IMAGE_BYTES=int(max_image_bytes))
+    values = values_for({"INSTANCE_PATH": str(tmp_path), "MAX_IMAGE_BYTES": max_image_bytes})
     assert int(values["PROXY_MAX_BODY_BYTES"]) == app.config["MAX_CONTENT_LENGTH"]
 
 
 def test_nginx_accepts_the_rendered_configuration(tmp_path):
     """``nginx -t`` on the files the launcher writes (the same templates, as make run renders them)."""
-    values = template_values({"INSTANCE_PATH": str(tmp_path)})
+    values = values_for({"INSTANCE_PATH": str(tmp_path)})
     for name in ("main", "api"):
         (tmp_path / f"{name}.conf").write_text(render((TEMPLATES / f"{name}.conf.template").read_text(), values))
     nginx = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
@@ -88,10 +91,11 @@ def test_compose_renders_the_same_template_with_the_same_defaults():
     assert all(name.startswith("PROXY_") for name in placeholders), "the image's envsubst filter is ^PROXY_"
     assert placeholders <= environment.keys(), "envsubst leaves a placeholder without a value as it is"
     assert "./deploy/nginx/api.conf.template:/etc/nginx/templates/default.conf.template:ro" in proxy["volumes"]
-    for name, default in DEFAULTS.items():
-        assert compose_default(environment[name]) == str(default)
+    defaults = load_settings({})
+    for name in PLAIN:
+        assert compose_default(environment[name]) == str(getattr(defaults, name))
     # Compose's web runs with the default MAX_IMAGE_BYTES.
-    assert environment["PROXY_MAX_BODY_BYTES"] == template_values({})["PROXY_MAX_BODY_BYTES"]
+    assert environment["PROXY_MAX_BODY_BYTES"] == values_for({})["PROXY_MAX_BODY_BYTES"]
     assert environment["PROXY_UPSTREAM"] == "web:5000"
 
 

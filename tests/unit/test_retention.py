@@ -18,6 +18,7 @@ from jobs.idempotency import IdempotencyKey
 from jobs.imagestore import open_image_store
 from jobs.records import Prediction, utcnow
 from tasks import retention
+from tasks.state import worker_state
 from tests.conftest import b64, image_bytes
 
 
@@ -112,7 +113,7 @@ def test_orphan_images_past_the_grace_period_go_and_referenced_or_recent_ones_st
 def test_the_orphan_sweep_walks_the_store_a_chunk_at_a_time(app):
     store = app.extensions["image_store"]
     orphans = [Path(urlparse(store.save(f"{uuid.uuid4()}.png", b"x")).path) for _ in range(5)]
-    retention._orphan_cursor[0] = ""
+    worker_state.orphan_cursor = ""
     later = utcnow() + timedelta(minutes=1)
     with app.app_context():
         passes = [retention.purge_orphan_images(later, chunk=2) for _ in range(3)]
@@ -140,7 +141,7 @@ def test_orphans_in_an_s3_store_are_swept(make_app, s3_endpoint, monkeypatch):
     kept = submit(client)
     store = app.extensions["image_store"]
     orphan = store.save(f"{uuid.uuid4()}.png", b"x")
-    retention._orphan_cursor[0] = ""
+    worker_state.orphan_cursor = ""
     with app.app_context():
         assert retention.purge_orphan_images(utcnow() + timedelta(minutes=1)) == 1
         kept_url = db.session.get(Prediction, kept).image_url

@@ -148,7 +148,8 @@ def test_multipart_parts_over_werkzeugs_spool_size_never_touch_the_disk(app, cli
     buffer = io.BytesIO()
     Image.fromarray(noise).save(buffer, "PNG")
     big = buffer.getvalue()
-    assert 500 * 1024 < len(big) <= app.config["MAX_IMAGE_BYTES"]  # over Werkzeug's 500 KiB spool threshold
+    # over Werkzeug's 500 KiB spool threshold
+    assert 500 * 1024 < len(big) <= app.extensions["settings"].MAX_IMAGE_BYTES
     response = client.post("/inference/image", data={"image": (io.BytesIO(big), "noise.png")})
     assert response.status_code == 202, response.get_json()
     assert stored(app, response.get_json()["uuid"])[1] == big

@@ -5,22 +5,14 @@ import time
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from config.settings import load_settings
-from jobs.events import broker_urls
+from jobs.broker import broker_urls
 from jobs.records import done_outcome, record_outcomes
 from tests.conftest import b64, image_bytes
 from webapp.waiter import POLL_WITHOUT_EVENTS, make_app
 
 
-def waiter_settings(app, **env):
-    return load_settings(
-        {
-            "DATABASE_URL": app.config["DATABASE_URL"],
-            "CELERY_BROKER_URL": "filesystem://",
-            "INSTANCE_PATH": str(app.instance_path),
-            **env,
-        }
-    )
+def waiter_settings(app, **changes):
+    return app.extensions["settings"].replace(CELERY_BROKER_URL="filesystem://", **changes)
 
 
 def submit(app) -> str:
@@ -89,7 +81,7 @@ def test_the_waiter_refuses_like_the_web_bad_wait_unknown_ids_and_missing_keys(a
             )
         return answers
 
-    answers = run(waiter_settings(app, API_KEYS="k1,k2"), scenario)
+    answers = run(waiter_settings(app, API_KEYS=("k1", "k2")), scenario)
     assert {name: answer[:2] for name, answer in answers.items()} == {
         "bad wait": (422, "application/problem+json"),
         "not uuid4": (404, "application/problem+json"),

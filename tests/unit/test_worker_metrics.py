@@ -6,8 +6,9 @@ import os
 import pytest
 from prometheus_client import values
 
-from tasks import metrics
+from tasks.metrics import make_worker_metrics
 from tasks.metrics_endpoint import make_private_folder, serve
+from tasks.state import WorkerState, worker_state
 from tests.conftest import scrape
 
 IDENTITY = {"runtime": "litert", "weights_sha256": "0123456789abcdef"}
@@ -15,18 +16,17 @@ IDENTITY = {"runtime": "litert", "weights_sha256": "0123456789abcdef"}
 
 def pool_process(statuses, batch_size):
     """What one pool process does for one batch: a model call, then the rows it wrote."""
-    metrics.observe_batch(batch_size, 0.03)
-    metrics.count_recorded(statuses)
+    worker_state.metrics.observe_batch(batch_size, 0.03)
+    worker_state.metrics.count_recorded(statuses)
 
 
 @pytest.fixture
 def worker_metrics(monkeypatch):
     """The worker's start-up in this process: its own folder, file-backed metrics; undone afterwards."""
     monkeypatch.setattr(values, "ValueClass", values.ValueClass)
-    monkeypatch.setattr(metrics, "_metrics", None)
     saved = os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     folder = make_private_folder()
-    metrics.enable()
+    monkeypatch.setattr(worker_state, "metrics", make_worker_metrics())
     yield folder
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR")
     if saved is not None:
@@ -57,9 +57,8 @@ def test_endpoint_adds_up_the_pool_processes_of_this_worker_only(worker_metrics)
     assert len([name for name in os.listdir(worker_metrics) if name.startswith("counter_")]) >= 2
 
 
-def test_without_a_worker_start_nothing_is_counted(monkeypatch):
-    """The web and in-process task runs import the same module but count nothing."""
-    monkeypatch.setattr(metrics, "_metrics", None)
-    metrics.observe_batch(1, 0.01)
-    metrics.count_recorded(["done"])
-    assert metrics._metrics is None
+def test_without_a_worker_start_nothing_is_counted():
+    """The web and in-process task runs import the same modules but make no metrics (the classify
+    task counts only through ``worker_state.metrics``), so they count nothing."""
+    assert WorkerState().metrics is None
+    assert worker_state.metrics is None

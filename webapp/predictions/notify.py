@@ -35,21 +35,21 @@ def parse_wait(raw: str | None) -> float | None:
     return seconds
 
 
-def accepted_callback(field, header: str | None, config) -> str | None:
+def accepted_callback(field, header: str | None, settings) -> str | None:
     """The vetted callback URL of a POST, from its body field (JSON or form) or its header; None if none."""
     if field is not None and header is not None and field != header:
         raise ApiError(422, "Invalid request", f"Give the callback URL once: 'callback_url' or {CALLBACK_HEADER}.")
     url = field if field is not None else header
     if url is None:
         return None
-    if not config["WEBHOOK_SECRET"]:
+    if not settings.WEBHOOK_SECRET:
         raise ApiError(
             422, "Invalid request", "This service sends no webhooks: it has no WEBHOOK_SECRET to sign them with."
         )
     if not isinstance(url, str):
         raise ApiError(422, "Invalid request", "'callback_url' must be a string.")
     try:
-        target = vet_callback_url(url, config["WEBHOOK_ALLOWED_HOSTS"], config["WEBHOOK_ALLOW_PRIVATE"])
+        target = vet_callback_url(url, settings.WEBHOOK_ALLOWED_HOSTS, settings.WEBHOOK_ALLOW_PRIVATE)
     except CallbackRefused as refusal:
         raise ApiError(422, "Invalid request", str(refusal)) from None
     return target.url

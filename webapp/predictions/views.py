@@ -2,10 +2,11 @@
 
 import logging
 
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import Blueprint, jsonify, request, url_for
 from sqlalchemy.exc import SQLAlchemyError
 
 from config.logging import bind_job
+from config.settings import current_settings
 from jobs.endings import announce_ended
 from jobs.idempotency import MAX_KEY_LENGTH, IdempotencyConflict
 from jobs.imagecheck import configured_limits
@@ -30,10 +31,10 @@ def _unavailable(what: str) -> ApiError:
 
 @bp.post("/inference/image", strict_slashes=False)
 def submit_image():
-    config = current_app.config
+    settings = current_settings()
     idempotency = _idempotency_key()
-    upload = read_upload(config["MAX_IMAGE_BYTES"], configured_limits(config))
-    callback_url = accepted_callback(upload.callback_url, request.headers.get(CALLBACK_HEADER), config)
+    upload = read_upload(settings.MAX_IMAGE_BYTES, configured_limits(settings))
+    callback_url = accepted_callback(upload.callback_url, request.headers.get(CALLBACK_HEADER), settings)
     try:
         prediction_uuid = submit_job(upload.name, upload.image, upload.extension, callback_url, idempotency)
     except ImageStoreUnavailable:
@@ -76,8 +77,8 @@ def get_prediction(prediction_uuid: str):
     wait = parse_wait(request.args.get("wait"))
     row = _existing(prediction_uuid, find_prediction)
     if row.status == PENDING:
-        if wait is not None and current_app.config["WAITER_URL"]:
-            return "", 307, {"Location": current_app.config["WAITER_URL"] + request.full_path}
+        if wait is not None and current_settings().WAITER_URL:
+            return "", 307, {"Location": current_settings().WAITER_URL + request.full_path}
         return jsonify(prediction_json(row)), 202, {"Retry-After": RETRY_AFTER_SECONDS}
     return jsonify(prediction_json(row)), 200
 
