@@ -18,6 +18,7 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -26,10 +27,12 @@ from kombu import Connection
 from deploy.harness import Process, create_database, deployment_env, launch_worker, start_beat
 from jobs.broker import delay_queue, retry_schedule, webhook_queue
 from tests.conftest import SHARED_IMAGES
+from tests.integration.conftest import service_missing
 from tests.integration.test_failures import wait_until_finished
 from tests.multihost.cluster import BrokerCluster
 from tests.multihost.conftest import S3_CREDENTIALS, Deployment, Web, Worker, start_web, worker_env
 from tests.multihost.test_multihost import assert_recorded_exactly_once, query, recorded, wait_for
+from tests.servers import RABBITMQ_BIN
 
 IMAGES = 1000
 AFTER_KILL = 100  # jobs posted once the node is back, to show the service goes on with three nodes
@@ -61,6 +64,8 @@ class OnCluster(Deployment):
 
 @pytest.fixture(scope="module")
 def cluster(network, tmp_path_factory):
+    if not (RABBITMQ_BIN / "rabbitmq-server").exists():
+        service_missing("rabbitmq-server", FileNotFoundError(RABBITMQ_BIN / "rabbitmq-server"))
     brokers = BrokerCluster(network, tmp_path_factory.mktemp("broker-cluster"))
     try:
         brokers.start()
@@ -148,6 +153,17 @@ def new_leader_after(cluster: BrokerCluster, asked: str, queue: str, old: str, k
     raise AssertionError(f"no new leader for {queue} within 120 s of the kill")
 
 
+def reconnected_after(worker: Worker, killed_at: datetime) -> str:
+    """Seconds from the kill to the worker's next "Connected to" line, or why there is none."""
+    for line in worker.process.output().splitlines():
+        if line.startswith("{"):
+            entry = json.loads(line)
+            when = datetime.fromisoformat(entry["time"])
+            if when > killed_at and entry["message"].startswith("Connected to amqp://"):
+                return f"{(when - killed_at).total_seconds():.1f} s"
+    return "its connection was to another node"
+
+
 def test_every_queue_that_matters_is_a_quorum_queue_on_all_three_nodes(cluster, on_cluster):
     queue = on_cluster.env["CELERY_QUEUE"]
     with Connection(cluster.url) as connection:  # as the webhook worker and a delivery's retries declare them
@@ -175,7 +191,7 @@ def test_killing_the_job_queue_leader_under_load_loses_nothing_and_the_node_rejo
         wait_for(lambda: recorded_jobs() >= KILL_AFTER_RECORDED, 120, "jobs are being recorded")
         assert not wave.done(), "the kill comes while images are still being posted"
         cluster.kill(leader)
-        killed_at = time.monotonic()
+        killed_at, killed_at_utc = time.monotonic(), datetime.now(UTC)
         new_leader, failover = new_leader_after(cluster, survivor, queue, leader, killed_at)
         posts = wave.result()
     uuids = [job for job, _, _ in posts]
@@ -186,10 +202,12 @@ def test_killing_the_job_queue_leader_under_load_loses_nothing_and_the_node_rejo
     per_host = assert_recorded_exactly_once(on_cluster, uuids)
     assert [process.popen.poll() for process in on_cluster.processes] == [None] * len(on_cluster.processes)
     refused = sum(count for _, count, _ in posts)
+    reconnected = {name: reconnected_after(worker, killed_at_utc) for name, worker in on_cluster.workers.items()}
     republished = on_cluster.web_service.gunicorn.output().count("publish failed for")
     print(
         f"\n{IMAGES} images posted; {leader} (leader of the job queue) killed with SIGKILL after "
-        f"{KILL_AFTER_RECORDED} results; new leader {new_leader} elected {failover} after the kill; "
+        f"{KILL_AFTER_RECORDED} results; new leader {new_leader} elected {failover} after the kill; workers "
+        f"reconnected to another node after {reconnected}; "
         f"longest pause between two results {longest_pause_between_results(database_url, uuids):.1f} s; "
         f"POSTs refused with 503: {refused}; slowest POST {max(seconds for _, _, seconds in posts):.1f} s; "
         f"accepted while the publish failed (republished by the sweeper): {republished}; "
