@@ -88,11 +88,14 @@ class RabbitMQ(Server):
         wrap=same_host,
         node: str | None = None,
         port: int | None = None,
+        dist_port: int | None = None,
         cookie: str | None = None,
     ):
-        """``node``, ``port`` and ``cookie`` are given for a cluster's members (``tests/multihost/cluster.py``)."""
+        """``node``, the ports and ``cookie`` are given for a cluster's members (``tests/multihost/cluster.py``)."""
         super().__init__(folder, port or free_port(), address, wrap)
         self.node = node or f"test-{uuid.uuid4().hex[:8]}@localhost"
+        # The same for every start; rabbitmqctl talks from ports 10000 above it, so those must exist too.
+        self.dist_port = dist_port or free_port()
         if cookie is not None:  # the nodes of one cluster share it; Erlang wants it readable by its owner only
             cookie_file = folder / ".erlang.cookie"
             cookie_file.write_text(cookie)
@@ -116,7 +119,7 @@ class RabbitMQ(Server):
             "RABBITMQ_NODENAME": self.node,
             "RABBITMQ_NODE_IP_ADDRESS": self.address,
             "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(free_port()),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
             "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq.conf"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
             "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"),

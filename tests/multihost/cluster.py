@@ -17,6 +17,7 @@ from deploy.netns import Network
 from tests.servers import RabbitMQ
 
 AMQP_PORT = 5672
+DIST_PORT = 25672  # RabbitMQ's own defaults: each node has a network of its own
 CLUSTER_TIMEOUT = 120
 
 
@@ -31,7 +32,13 @@ class BrokerCluster:
             node_folder = folder / host.name
             node_folder.mkdir()
             self.nodes[f"rabbit@{host.name}"] = RabbitMQ(
-                node_folder, host.address, host.command, node=f"rabbit@{host.name}", port=AMQP_PORT, cookie=cookie
+                node_folder,
+                host.address,
+                host.command,
+                node=f"rabbit@{host.name}",
+                port=AMQP_PORT,
+                dist_port=DIST_PORT,
+                cookie=cookie,
             )
 
     @property
@@ -45,9 +52,8 @@ class BrokerCluster:
             list(pool.map(RabbitMQ.start, self.nodes.values()))
         first, *others = self.nodes.values()
         for node in others:
-            node.ctl("stop_app")
-            node.ctl("join_cluster", first.node)
-            node.ctl("start_app")
+            for step in (["stop_app"], ["join_cluster", first.node], ["start_app"]):
+                ctl_until_it_works(node, *step)
         self.wait_until_running(list(self.nodes))
 
     def remove(self) -> None:
@@ -79,3 +85,16 @@ class BrokerCluster:
     def restart(self, node: str) -> None:
         """Start a killed node again on its own folder; it rejoins the cluster it was in."""
         self.nodes[node].start()
+
+
+def ctl_until_it_works(node: RabbitMQ, *args: str) -> str:
+    """``rabbitmqctl`` on a node that has just started: on a busy machine its first answer may take
+    longer than the CLI's connection setup allows, so a failure is retried until CLUSTER_TIMEOUT."""
+    deadline = time.monotonic() + CLUSTER_TIMEOUT
+    while True:
+        try:
+            return node.ctl(*args)
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
