@@ -309,7 +309,7 @@ def start_webhook_worker(env, log_dir: Path) -> Process:
             "--pool",
             "threads",
             "--concurrency",
-            "4",
+            env.get("WEBHOOK_CONCURRENCY") or "200",
             "--loglevel",
             "INFO",
             "--hostname",
