@@ -153,15 +153,15 @@ def new_leader_after(cluster: BrokerCluster, asked: str, queue: str, old: str, k
     raise AssertionError(f"no new leader for {queue} within 120 s of the kill")
 
 
-def reconnected_after(worker: Worker, killed_at: datetime) -> str:
-    """Seconds from the kill to the worker's next "Connected to" line, or why there is none."""
+def first_logged_after(worker: Worker, since: datetime, starts: str, contains: str = "") -> datetime | None:
+    """When ``worker`` first logged a message starting with ``starts`` (and containing ``contains``) after ``since``."""
     for line in worker.process.output().splitlines():
         if line.startswith("{"):
             entry = json.loads(line)
             when = datetime.fromisoformat(entry["time"])
-            if when > killed_at and entry["message"].startswith("Connected to amqp://"):
-                return f"{(when - killed_at).total_seconds():.1f} s"
-    return "its connection was to another node"
+            if when > since and entry["message"].startswith(starts) and contains in entry["message"]:
+                return when
+    return None
 
 
 def test_every_queue_that_matters_is_a_quorum_queue_on_all_three_nodes(cluster, on_cluster):
@@ -202,12 +202,26 @@ def test_killing_the_job_queue_leader_under_load_loses_nothing_and_the_node_rejo
     per_host = assert_recorded_exactly_once(on_cluster, uuids)
     assert [process.popen.poll() for process in on_cluster.processes] == [None] * len(on_cluster.processes)
     refused = sum(count for _, count, _ in posts)
-    reconnected = {name: reconnected_after(worker, killed_at_utc) for name, worker in on_cluster.workers.items()}
+    reconnected = {
+        name: first_logged_after(worker, killed_at_utc, "Connected to amqp://")
+        for name, worker in on_cluster.workers.items()
+    }
+    back = max([when for when in reconnected.values() if when] or [killed_at_utc])
+    resumed = min(
+        when
+        for worker in on_cluster.workers.values()
+        if (when := first_logged_after(worker, back, "prediction ", " recorded: "))
+    )
+    reconnect_seconds = {
+        name: f"{(when - killed_at_utc).total_seconds():.1f} s" if when else "its connection was to another node"
+        for name, when in reconnected.items()
+    }
     republished = on_cluster.web_service.gunicorn.output().count("publish failed for")
     print(
         f"\n{IMAGES} images posted; {leader} (leader of the job queue) killed with SIGKILL after "
         f"{KILL_AFTER_RECORDED} results; new leader {new_leader} elected {failover} after the kill; workers "
-        f"reconnected to another node after {reconnected}; "
+        f"reconnected to another node after {reconnect_seconds}; first result from then on "
+        f"{(resumed - killed_at_utc).total_seconds():.1f} s after the kill; "
         f"longest pause between two results {longest_pause_between_results(database_url, uuids):.1f} s; "
         f"POSTs refused with 503: {refused}; slowest POST {max(seconds for _, _, seconds in posts):.1f} s; "
         f"accepted while the publish failed (republished by the sweeper): {republished}; "
