@@ -28,6 +28,7 @@ test: install weights
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # The documentation site (docs/, mkdocs.yml) into tmp/site; --strict: a broken link or anchor fails.
 docs: install

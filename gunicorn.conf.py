@@ -37,9 +37,11 @@ threads = settings.WEB_THREADS
 limit_request_line = 8190  # Gunicorn's largest
 limit_request_field_size = 8190  # a 4 KiB X-Forwarded-For plus the address nginx appends fits
 limit_request_fields = 32768  # Gunicorn's largest; 16 KiB holds at most 4096 header lines
-# Longer than the proxy keeps an idle connection to Gunicorn (deploy/nginx/api.conf.template, 60 s),
-# so nginx never reuses one that Gunicorn has just closed.
-keepalive = 75
+if threads > 1:
+    # Only the gthread worker keeps connections alive (the sync worker closes each after its answer):
+    # longer than the proxy keeps an idle one (deploy/nginx/api.conf.template, 60 s), so nginx never
+    # reuses a connection that Gunicorn has just closed.
+    keepalive = 75
 
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # Set here, in the master, before any worker process imports prometheus-client.

@@ -11,4 +11,4 @@ from webapp import create_app
 app = create_app(load_settings())
 # Gunicorn listens only for the proxy (deploy/proxy.py), which ends X-Forwarded-For with the client's
 # address: the rate limiter sees the client, not nginx. (X-Forwarded-Proto: Gunicorn's forwarded_allow_ips.)
-app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=0)
+app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=0)  # type: ignore[method-assign]

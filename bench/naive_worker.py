@@ -12,7 +12,7 @@ from config.settings import load_settings
 from jobs.app import create_base_app
 from jobs.broker import CLASSIFY_TASK
 from jobs.records import done_outcome, record_outcomes
-from models.classification import describe
+from models.classification import Classification
 from models.mobilenet import build_keras_model
 from models.preprocessing import prepare
 from models.weights import locate_model_files
@@ -33,5 +33,5 @@ def load_model(**_):
 @celery_app.task(name=CLASSIFY_TASK)
 def classify_image(prediction_uuid: str, image_url: str) -> None:
     image = prepare(flask_app.extensions["image_store"].read(image_url))
-    result = describe(_model.predict(image[None], verbose=0)[0], files.labels())
+    result = Classification.from_probabilities(_model.predict(image[None], verbose=0)[0], files.labels())
     record_outcomes({prediction_uuid: done_outcome(result.label, result.confidence, result.top5)})

@@ -44,8 +44,9 @@ class JsonFormatter(logging.Formatter):
             "process": record.process,
             "message": record.getMessage(),
         }
-        if getattr(record, "uuid", None):
-            line["uuid"] = record.uuid
+        job = getattr(record, "uuid", None)
+        if job:
+            line["uuid"] = job
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False)

@@ -5,6 +5,8 @@ deployment with a database and queue of their own.
 """
 
 import os
+import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -15,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
+from honcho.environ import parse_procfile
 from kombu import Connection, Exchange, Queue
 from sqlalchemy import create_engine, text
 
@@ -115,6 +118,32 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+PROCFILE = PROJECT_ROOT / "Procfile"
+_SHELL_PARAMETER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([-?])([^${}]*))?\}")
+
+
+def procfile_command(name: str, env: dict, *extra: str) -> list[str]:
+    """The Procfile's ``name`` process as an argument list, its ``${NAME:-default}`` expanded from ``env``
+    as the shell would, run by this interpreter; ``extra`` options are appended (Celery and argparse
+    take the last of a repeated option). The Procfile is the one list of processes and their options."""
+    command = parse_procfile(PROCFILE.read_text()).processes[name]
+
+    def expand(match: re.Match) -> str:
+        variable, operator, word = match.groups()
+        value = env.get(variable, "")
+        if value or operator is None:
+            return value
+        if operator == "?":
+            raise KeyError(f"the Procfile's {name} process needs {variable}: {word}")
+        return word
+
+    while _SHELL_PARAMETER.search(command):  # innermost first: ${A:-${B:-b}/x}
+        command = _SHELL_PARAMETER.sub(expand, command)
+    program, *args = shlex.split(command)
+    runner = [sys.executable] if program == "python" else [sys.executable, "-m", program]
+    return [*runner, *args, *extra]
+
+
 class Process:
     """A child process whose output goes to a log file that failing tests can show."""
 
@@ -173,29 +202,16 @@ def launch_worker(
 ) -> Process:
     """A Celery worker process, not waited for (see ``start_worker``); ``wrap`` may run it on another
     host (``deploy.netns.Host.command``)."""
-    return Process(
-        wrap(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                app,
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                str(concurrency),
-                "--hostname",
-                f"{name}-{uuid.uuid4().hex[:6]}@%h",
-                "--without-gossip",
-                "--without-mingle",
-            ]
-        ),
-        env,
-        log_dir / f"{name}.log",
-        own_group,
+    args = procfile_command(
+        "worker",
+        {**env, "WORKER_CONCURRENCY": str(concurrency)},
+        "--hostname",
+        f"{name}-{uuid.uuid4().hex[:6]}@%h",
+        "--without-gossip",
+        "--without-mingle",
     )
+    args[args.index("tasks.worker:celery_app")] = app
+    return Process(wrap(args), env, log_dir / f"{name}.log", own_group)
 
 
 def start_worker(env, log_dir: Path, name: str = "worker", **options) -> Process:
@@ -208,20 +224,7 @@ def start_worker(env, log_dir: Path, name: str = "worker", **options) -> Process
 def start_beat(env, log_dir: Path, wrap=same_host) -> Process:
     """Celery beat, which schedules the sweeper, as the Procfile runs it (on another host with ``wrap``)."""
     beat = Process(
-        wrap(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "tasks.worker:celery_app",
-                "beat",
-                "--loglevel",
-                "INFO",
-                "--schedule",
-                str(log_dir / "celerybeat-schedule"),
-            ]
-        ),
+        wrap(procfile_command("beat", env, "--schedule", str(log_dir / "celerybeat-schedule"))),
         env,
         log_dir / "beat.log",
     )
@@ -239,14 +242,10 @@ def running_web(env, log_dir: Path):
     """
     port = free_port()
     env = {**env, "WEB_BIND": env.get("WEB_BIND") or f"unix:{log_dir / 'web.sock'}"}
-    web = Process(
-        [sys.executable, "-m", "gunicorn", "--bind", env["WEB_BIND"], "--workers", "2", "wsgi:app"],
-        env,
-        log_dir / "web.log",
-    )
+    web = Process(procfile_command("web", env), env, log_dir / "web.log")
     waiter, waiter_url = start_waiter(env, log_dir)
     proxy_env = {**env, "PORT": str(port), "INSTANCE_PATH": str(log_dir), "WAITER_PORT": waiter_url.rsplit(":", 1)[1]}
-    proxy = Process([sys.executable, "-m", "deploy.proxy"], proxy_env, log_dir / "proxy.log")
+    proxy = Process(procfile_command("proxy", proxy_env), proxy_env, log_dir / "proxy.log")
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -283,7 +282,8 @@ def _healthy(url: str) -> bool:
 def start_waiter(env, log_dir: Path) -> tuple[Process, str]:
     """The waiter (``webapp.waiter``) on a spare port, once it answers; returns it and its base URL."""
     port = free_port()
-    waiter = Process([sys.executable, "-m", "webapp.waiter", "--port", str(port)], env, log_dir / "waiter.log")
+    waiter_env = {**env, "WAITER_PORT": str(port)}
+    waiter = Process(procfile_command("waiter", waiter_env), waiter_env, log_dir / "waiter.log")
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while True:
@@ -298,27 +298,9 @@ def start_waiter(env, log_dir: Path) -> tuple[Process, str]:
 
 def start_webhook_worker(env, log_dir: Path) -> Process:
     """The webhook worker as the Procfile runs it: a thread pool on the webhooks queue only."""
-    worker = Process(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "tasks.webhook_worker:celery_app",
-            "worker",
-            "--pool",
-            "threads",
-            "--concurrency",
-            env.get("WEBHOOK_CONCURRENCY") or "200",
-            "--loglevel",
-            "INFO",
-            "--hostname",
-            f"webhooks-{uuid.uuid4().hex[:6]}@%h",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        env,
-        log_dir / "webhooks.log",
+    args = procfile_command(
+        "webhooks", env, "--hostname", f"webhooks-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle"
     )
+    worker = Process(args, env, log_dir / "webhooks.log")
     worker.wait_for(" ready.")
     return worker

@@ -177,7 +177,7 @@ def _vetted_address(host: str, port: int, allow_private: bool) -> str:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, OSError):
         raise CallbackRefused(f"callback host {host!r} does not resolve.", permanent=False) from None
-    addresses = [info[4][0] for info in infos]
+    addresses = [str(info[4][0]) for info in infos]
     for address in addresses:
         if not is_acceptable(address, allow_private):
             _, _, reason = address_rule(address)

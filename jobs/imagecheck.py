@@ -13,9 +13,9 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 
-from config.settings import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_JPEG_SCANS
+from config.settings import DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_JPEG_SCANS, Settings
 
 # The pixel and scan limits are settings (MAX_IMAGE_PIXELS, MAX_JPEG_SCANS; defaults and the
 # measurements behind them in config/settings.py). The two below follow from decoder internals.
@@ -69,7 +69,7 @@ class ImageFacts:
     height: int
 
 
-def configured_limits(settings) -> ImageLimits:
+def configured_limits(settings: Settings) -> ImageLimits:
     """The limits the service runs with (web and worker read the same settings)."""
     return ImageLimits(max_pixels=settings.MAX_IMAGE_PIXELS, max_jpeg_scans=settings.MAX_JPEG_SCANS)
 
@@ -341,7 +341,7 @@ def _bmp_size(data: bytes, limits: ImageLimits) -> tuple[int, int]:
     tile = image.tile[0] if len(image.tile) == 1 else None
     if tile is None or tile.codec_name not in ("raw", "bmp_rle"):
         raise ImageRefused("This kind of BMP is not supported.", 415)
-    if tile.codec_name == "raw" and tile.offset + tile.args[1] * abs(height) > len(data):
+    if tile.codec_name == "raw" and tile.offset + tile.args[1] * abs(height) > len(data):  # type: ignore[index]
         raise _truncated("BMP", "its pixel rows run past the end of the file")
     if tile.codec_name == "bmp_rle":
         _check_pixels("run-length compressed BMP", "image", width, abs(height), limits.max_bmp_rle_pixels)
@@ -355,9 +355,11 @@ def _tiff_size(data: bytes, limits: ImageLimits) -> tuple[int, int]:
 
     def number(tag: int, default: int | None = None) -> int:
         values = _tiff_integers(data, order, tags, tag)
-        if values is None and default is None:
+        if values is not None:
+            return values[0]
+        if default is None:
             raise ImageRefused(f"The TIFF lacks the required tag {tag}.")
-        return default if values is None else values[0]
+        return default
 
     width, height = number(256), number(257)
     _check_pixels("TIFF", "image", width, height, limits.max_pixels)
@@ -434,7 +436,7 @@ def _tiff_integers(data: bytes, order: str, tags: dict[int, int], tag: int) -> t
     return struct.unpack_from(f"{order}{count}{_TIFF_INTEGER_TYPES[kind]}", data, value_at)
 
 
-def _pillow_header(data: bytes, fmt: str) -> Image.Image:
+def _pillow_header(data: bytes, fmt: str) -> ImageFile.ImageFile:
     """Pillow's lazy open (headers only); any error it raises on a hostile header becomes ImageRefused."""
     try:
         return Image.open(io.BytesIO(data), formats=[fmt])

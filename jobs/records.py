@@ -12,7 +12,7 @@ from sqlalchemy.dialects import mysql
 from jobs.database import db
 
 PENDING, DONE, FAILED, CANCELLED = "pending", "done", "failed", "cancelled"
-# What a done row says about the model that produced it (filled by the worker, see models.runtime.describe).
+# What a done row says about the model that produced it (filled by the worker, see models.runtime.provenance).
 MODEL_FIELDS = ("model_name", "model_runtime", "weights_sha256", "converted_sha256")
 # Microseconds on MySQL too (its DATETIME keeps whole seconds by default), so latencies can be measured.
 Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")

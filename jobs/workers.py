@@ -4,8 +4,9 @@ live ones from any host through the database they all share.
 """
 
 from datetime import timedelta
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 
 from jobs.database import db
 from jobs.records import MODEL_FIELDS, Timestamp, utcnow
@@ -31,9 +32,10 @@ def heartbeat(hostname: str, model: dict) -> None:
     """Record that ``hostname`` runs ``model`` now (insert the first time)."""
     now = utcnow()
     values = {field: model.get(field) for field in MODEL_FIELDS}
-    updated = db.session.execute(
+    result = db.session.execute(
         update(WorkerRecord).where(WorkerRecord.hostname == hostname).values(last_seen=now, **values)
-    ).rowcount
+    )
+    updated = cast(CursorResult, result).rowcount
     if not updated:
         db.session.add(WorkerRecord(hostname=hostname, started_at=now, last_seen=now, **values))
     db.session.commit()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.classification import Classification, describe
+from models.classification import Classification
 from models.preprocessing import INPUT_SIZE
 from models.weights import ModelFiles
 
@@ -66,7 +66,7 @@ class LiteRTClassifier:
         for image in np.asarray(batch, dtype=np.float32):
             self.interpreter.set_tensor(self.input, image[None])
             self.interpreter.invoke()
-            results.append(describe(self.interpreter.get_tensor(self.output)[0], self.labels))
+            results.append(Classification.from_probabilities(self.interpreter.get_tensor(self.output)[0], self.labels))
         return results
 
 

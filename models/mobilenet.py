@@ -7,7 +7,7 @@ process and the worker's parent never load it.
 
 import numpy as np
 
-from models.classification import Classification, describe
+from models.classification import Classification
 from models.weights import ModelFiles
 
 
@@ -27,4 +27,4 @@ class KerasClassifier:
     def classify(self, batch: np.ndarray) -> list[Classification]:
         """Classify a (N, 224, 224, 3) batch of preprocessed images."""
         probabilities = np.asarray(self.model(batch, training=False))
-        return [describe(row, self.labels) for row in probabilities]
+        return [Classification.from_probabilities(row, self.labels) for row in probabilities]

@@ -36,7 +36,7 @@ def load(files: ModelFiles, runtime: str, cache_dir: Path):
     return LiteRTClassifier(converted_path(files, cache_dir), files.labels())
 
 
-def describe(files: ModelFiles, runtime: str, cache_dir: Path) -> dict:
+def provenance(files: ModelFiles, runtime: str, cache_dir: Path) -> dict:
     """The provenance a result records: which network, run how, from which files (after ``prepare``)."""
     converted = short_sha256(converted_path(files, cache_dir)) if runtime == "litert" else None
     return {

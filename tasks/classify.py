@@ -55,7 +55,7 @@ def classify_batch(requests) -> bool:
     inputs = _prepare_inputs({job: jobs[job] for job in pending if job not in outcomes}, outcomes)
     if inputs:
         outcomes.update(_classify(inputs))
-    written = _with_database_retry(lambda: record_outcomes(outcomes, worker_state.model_description))
+    written = _with_database_retry(lambda: record_outcomes(outcomes, worker_state.model_provenance))
     if worker_state.metrics is not None:
         worker_state.metrics.count_recorded(outcomes[prediction_uuid]["status"] for prediction_uuid in written)
     # Only the rows this call wrote: whoever wrote the others announced them (events, webhooks) already.

@@ -7,7 +7,6 @@ web or with other workers, on this host or another.
 """
 
 import atexit
-import functools
 import logging
 import os
 import shutil
@@ -29,8 +28,12 @@ def make_private_folder() -> str:
     folder = tempfile.mkdtemp(prefix="worker-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder  # inherited by the pool processes
     owner = os.getpid()
-    # Forked pool processes inherit atexit handlers; only the parent removes the folder.
-    atexit.register(lambda: os.getpid() == owner and shutil.rmtree(folder, ignore_errors=True))
+
+    def remove_in_the_parent():  # forked pool processes inherit atexit handlers; only the parent removes it
+        if os.getpid() == owner:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    atexit.register(remove_in_the_parent)
     return folder
 
 
@@ -38,7 +41,7 @@ class ModelInfoCollector:
     """``worker_model_info{runtime, weights_sha256} 1``: which model this worker serves."""
 
     def __init__(self, identity):
-        self.identity = functools.cache(identity)  # hashing the weights once, at the first scrape
+        self.identity = identity  # read at each scrape: the hashes were computed once, at start
 
     def collect(self):
         identity = self.identity()

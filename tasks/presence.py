@@ -21,9 +21,10 @@ logger = logging.getLogger(__name__)
 
 
 def _beat(flask_app: Flask, state: WorkerState) -> None:
+    assert state.hostname is not None, "set by announce_model before the first beat"
     with flask_app.app_context():
         try:
-            workers.heartbeat(state.hostname, state.model_description)
+            workers.heartbeat(state.hostname, state.model_provenance)
         except Exception:  # a database outage must not stop the worker; the next beat tries again
             db.session.rollback()
             logger.warning("could not record this worker's heartbeat", exc_info=True)

@@ -15,8 +15,8 @@ from tasks.metrics import WorkerMetrics
 @dataclass
 class WorkerState:
     # Set in the parent at start, inherited by every pool process: what results record as
-    # their provenance (models.runtime.describe).
-    model_description: dict = field(default_factory=dict)
+    # their provenance (models.runtime.provenance).
+    model_provenance: dict[str, str | None] = field(default_factory=dict)
     # Built in each pool process (TensorFlow is not fork-safe), or at the first batch.
     classifier: Any = None
     # Made once the worker has its private multiprocess folder; None (the web, in-process
@@ -28,11 +28,11 @@ class WorkerState:
     # Where the orphan-image sweep resumes in the image store (per process; a restart starts over).
     orphan_cursor: str = ""
 
-    def model_identity(self) -> dict:
+    def model_identity(self) -> dict[str, str | None]:
         """What this worker serves, for its metrics' labels: the runtime and the weights' hash."""
         return {
-            "runtime": self.model_description["model_runtime"],
-            "weights_sha256": self.model_description["weights_sha256"],
+            "runtime": self.model_provenance["model_runtime"],
+            "weights_sha256": self.model_provenance["weights_sha256"],
         }
 
 

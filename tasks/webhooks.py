@@ -144,8 +144,8 @@ def _superseded(prediction_uuid: str, attempt: int) -> bool:
                 WebhookDelivery.status_code.between(200, 299) | (WebhookDelivery.attempt >= attempt),
             )
         )
-        > 0
-    )
+        or 0
+    ) > 0
 
 
 @shared_task(name=REQUEUE_WEBHOOKS_TASK)

@@ -26,8 +26,8 @@ def prepare_model_or_refuse_to_start(state: WorkerState, settings: Settings) -> 
     except (WeightsNotFound, ValueError) as error:
         logger.critical("%s", error)
         raise SystemExit(f"worker not started: {error}") from None
-    state.model_description = runtime.describe(files, runtime_name, cache_dir)
-    logger.info("model: %s weights %s (%s)", runtime_name, files.weights, state.model_description)
+    state.model_provenance = runtime.provenance(files, runtime_name, cache_dir)
+    logger.info("model: %s weights %s (%s)", runtime_name, files.weights, state.model_provenance)
 
 
 def load_classifier(state: WorkerState, settings: Settings):

@@ -14,6 +14,7 @@ import requests
 from PIL import Image
 
 from config.settings import Settings, load_settings
+from tests.support.polling import until
 from webapp import create_app
 
 # Tests say which services they use: neither the developer's shell nor .env may
@@ -121,7 +122,6 @@ def s3_endpoint(tmp_path_factory):
     import socket
     import subprocess
     import sys
-    import time
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -131,15 +131,17 @@ def s3_endpoint(tmp_path_factory):
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
+
+    def answering() -> bool:
+        if server.poll() is not None:
+            raise RuntimeError("moto server did not start")
         try:
             requests.get(url, timeout=1)
-            break
+            return True
         except (requests.ConnectionError, requests.Timeout):  # not listening yet, or slow to answer on a busy host
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("moto server did not start") from None
-            time.sleep(0.1)
+            return False
+
+    until(answering, "the moto server answering", 60)
     with pytest.MonkeyPatch.context() as patch:
         for key, value in {
             "AWS_ACCESS_KEY_ID": "test",

@@ -19,8 +19,13 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def problem_document(status: int, title: str, detail: str) -> dict:
+    """The RFC 9457 body; the waiter (aiohttp) sends the same one."""
+    return {"type": "about:blank", "title": title, "status": status, "detail": detail}
+
+
 def problem(status: int, title: str, detail: str, headers: dict | None = None):
-    response = jsonify(type="about:blank", title=title, status=status, detail=detail)
+    response = jsonify(problem_document(status, title, detail))
     response.status_code = status
     response.mimetype = PROBLEM_JSON
     response.headers.update(headers or {})
@@ -36,7 +41,7 @@ def register_error_handlers(app: Flask) -> None:
     def http_error(error: HTTPException):
         # Keep the exception's own headers (Allow on 405, Retry-After on 429), not its HTML type.
         headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
-        return problem(error.code, error.name, error.description, headers)
+        return problem(error.code or 500, error.name, error.description or "", headers)
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):

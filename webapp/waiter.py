@@ -1,7 +1,7 @@
 """The waiter: answers ``GET /predictions/<uuid>?wait=N`` the moment the job ends, or after N seconds.
 
 A small asyncio server beside Gunicorn (Procfile ``waiter:``; nginx sends it every request with a
-``wait`` argument, see ``deploy/waiter.nginx.conf``). A waiting client costs a future here, not
+``wait`` argument, see ``deploy/nginx/api.conf.template``). A waiting client costs a future here, not
 a thread or a database connection: the row is read in a short query (in a worker thread, the
 connection back in the pool at once), then the request waits on a future keyed by its uuid.
 
@@ -14,7 +14,8 @@ Futures are resolved from two sources, each followed by one query for the jobs c
   event lost in a broker hiccup delays a waiter by 5 s at most.
 
 Answers are the plain GET's: 200 done/failed, 202 pending with Retry-After, 404, 401 with API
-keys (``webapp.auth``), and problem documents. Rate limits are the web's, not applied here.
+keys (``webapp.auth``), and problem documents, built by the same code
+(``webapp.predictions.answer``). Rate limits are the web's, not applied here.
 """
 
 import argparse
@@ -35,15 +36,15 @@ from jobs.app import engine_options
 from jobs.broker import broker_urls, events_exchange, is_rabbitmq
 from jobs.records import PENDING, Prediction, prediction_json
 from webapp.auth import api_key_refusal
-from webapp.errors import PROBLEM_JSON, ApiError
-from webapp.predictions.notify import is_uuid4, parse_wait
+from webapp.errors import PROBLEM_JSON, ApiError, problem_document
+from webapp.predictions.answer import checked_uuid, no_such_prediction, prediction_answer, unavailable
+from webapp.predictions.notify import parse_wait
 
 logger = logging.getLogger(__name__)
 
 POLL_WITHOUT_EVENTS = 0.2  # seconds between database checks when no events arrive
 POLL_BEHIND_EVENTS = 5  # seconds between checks that catch a lost event
 RECONNECT_PAUSE = 2  # seconds before subscribing again after the broker went away
-RETRY_AFTER = "1"
 READ_CHUNK = 500  # uuids per query
 
 
@@ -62,7 +63,7 @@ class Waiter:
     # --- rows --------------------------------------------------------------------------------
     def _read_now(self, uuids: list[str]) -> dict[str, dict]:
         """Core reads, no ORM objects: a waiting GET costs one short query on a pooled connection."""
-        table, bodies = Prediction.__table__, {}
+        table, bodies = Prediction.__table__, dict[str, dict]()
         with self.engine.connect() as connection:
             for start in range(0, len(uuids), READ_CHUNK):
                 query = select(table).where(table.c.uuid.in_(uuids[start : start + READ_CHUNK]))
@@ -171,26 +172,19 @@ class Waiter:
             return problem(error)
         except SQLAlchemyError:
             logger.warning("database unavailable", exc_info=True)
-            return problem(
-                ApiError(
-                    503, "Service Unavailable", "The database is unavailable; try again shortly.", {"Retry-After": "5"}
-                )
-            )
+            return problem(unavailable("database"))
 
     async def _answer(self, request: web.Request) -> web.Response:
         refusal = api_key_refusal(self.settings.API_KEYS, request.headers.get("Authorization", ""))
         if refusal is not None:
             raise refusal
         wait = parse_wait(request.query.get("wait")) or 0
-        prediction_uuid = request.match_info["uuid"]
-        if not is_uuid4(prediction_uuid):
-            raise ApiError(404, "Not Found", f"{prediction_uuid[:64]!r} is not a prediction id (a UUID4).")
-        prediction_uuid = prediction_uuid.lower()
+        prediction_uuid = checked_uuid(request.match_info["uuid"])
         future = self.subscribe(prediction_uuid)  # before the read, so an end in between is not missed
         try:
             body = (await self.read([prediction_uuid])).get(prediction_uuid)
             if body is None:
-                raise ApiError(404, "Not Found", f"No prediction has id {prediction_uuid}.")
+                raise no_such_prediction(prediction_uuid)
             if body["status"] == PENDING and wait:
                 try:
                     body = await asyncio.wait_for(future, wait)
@@ -198,17 +192,12 @@ class Waiter:
                     body = (await self.read([prediction_uuid])).get(prediction_uuid, body)
         finally:
             self.unsubscribe(prediction_uuid, future)
-        if body["status"] == PENDING:
-            return json_response(body, status=202, headers={"Retry-After": RETRY_AFTER})
-        return json_response(body)
-
-
-def json_response(body: dict, status: int = 200, headers: dict | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, headers=headers, content_type="application/json")
+        status, body, headers = prediction_answer(prediction_uuid, body)
+        return web.Response(body=orjson.dumps(body), status=status, headers=headers, content_type="application/json")
 
 
 def problem(error: ApiError) -> web.Response:
-    body = {"type": "about:blank", "title": error.title, "status": error.status, "detail": error.detail}
+    body = problem_document(error.status, error.title, error.detail)
     return web.Response(text=json.dumps(body), status=error.status, headers=error.headers, content_type=PROBLEM_JSON)
 
 

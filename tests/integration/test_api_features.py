@@ -25,6 +25,7 @@ from deploy.harness import (
 from tests.conftest import SAMPLES
 from tests.integration.conftest import service_missing
 from tests.integration.test_end_to_end import wait_for_result
+from tests.support.polling import until
 
 ELEPHANT = SAMPLES / "elephant.jpg"
 BMW = SAMPLES / "bmw.png"
@@ -236,15 +237,13 @@ class Deployment:
         self.url, self.env, self.logs, self.worker = url, env, logs, None
 
     def wait_healthy(self, web):
-        deadline = time.monotonic() + 120
-        while True:
+        def healthy():
             try:
-                if requests.get(f"{self.url}/health", timeout=5).status_code == 200:
-                    return
+                return requests.get(f"{self.url}/health", timeout=5).status_code == 200
             except requests.RequestException:  # not listening yet, or still booting
-                pass
-            assert time.monotonic() < deadline, web.output()[-3000:]
-            time.sleep(0.2)
+                return False
+
+        until(healthy, lambda: f"a healthy web:\n{web.output()[-3000:]}", 120, interval=0.2)
 
     def start_worker(self) -> Process:
         if self.worker is None:
@@ -252,10 +251,10 @@ class Deployment:
         return self.worker
 
     def wait_until(self, sql: str, expected, timeout: float = DRAIN_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while (rows := query(self.env, sql)) != expected:
-            assert time.monotonic() < deadline, (rows, self.worker.output()[-3000:] if self.worker else "")
-            time.sleep(0.5)
+        def worker_log():
+            return f"{sql} -> {query(self.env, sql)}\n{self.worker.output()[-3000:] if self.worker else ''}"
+
+        until(lambda: query(self.env, sql) == expected, worker_log, timeout, interval=0.5)
 
 
 def test_a_job_cancelled_behind_a_backlog_is_never_classified(own):
@@ -344,10 +343,7 @@ def test_retention_purges_old_jobs_their_files_and_old_orphans_and_nothing_newer
     own.wait_until(
         "SELECT COUNT(*) AS n FROM predictions WHERE uuid IN ('%s')" % "', '".join(old), [{"n": 0}], timeout=60
     )
-    deadline = time.monotonic() + 30
-    while old_orphan.exists():
-        assert time.monotonic() < deadline, own.worker.output()[-3000:]
-        time.sleep(0.2)
+    until(lambda: not old_orphan.exists(), lambda: f"the old orphan deleted:\n{own.worker.output()[-3000:]}", 30)
     assert set(recent) <= {row["uuid"] for row in query(own.env, "SELECT uuid FROM predictions")}
     assert not any(paths[job].exists() for job in old)
     assert all(paths[job].exists() for job in recent)

@@ -2,7 +2,6 @@
 
 import base64
 import csv
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,6 +11,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from tests.conftest import SAMPLES, SHARED_IMAGES
+from tests.support.polling import until
 
 ELEPHANTS = {"tusker", "African_elephant", "Indian_elephant"}
 POLL_TIMEOUT = 180
@@ -23,15 +23,15 @@ def post(base_url: str, path: Path, content_type="text/plain") -> requests.Respo
 
 
 def wait_for_result(base_url: str, prediction_uuid: str) -> dict:
-    deadline = time.monotonic() + POLL_TIMEOUT
-    while time.monotonic() < deadline:
+    def ended():
         response = requests.get(f"{base_url}/predictions/{prediction_uuid}", timeout=10)
-        if response.status_code != 202:
-            assert response.status_code == 200, response.text
-            return response.json()
-        assert response.headers["Retry-After"]
-        time.sleep(0.1)
-    raise TimeoutError(f"{prediction_uuid} still pending after {POLL_TIMEOUT}s")
+        if response.status_code == 202:
+            assert response.headers["Retry-After"]
+            return None
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    return until(ended, f"{prediction_uuid} ended", POLL_TIMEOUT)
 
 
 def classify(base_url: str, path: Path) -> dict:

@@ -1,7 +1,7 @@
 """Nothing accepted is lost when a process dies: real workers killed, real servers stopped and restarted.
 
 The broker and database outages run on private RabbitMQ and MariaDB servers
-(tests/servers.py): the machine's shared ones are never stopped.
+(tests/support/servers.py): the machine's shared ones are never stopped.
 """
 
 import base64
@@ -25,7 +25,8 @@ from deploy.harness import (
 )
 from tests.conftest import SAMPLES
 from tests.integration.conftest import app_for, service_missing
-from tests.servers import RABBITMQ_BIN, MariaDB, RabbitMQ
+from tests.support.polling import until
+from tests.support.servers import RABBITMQ_BIN, MariaDB, RabbitMQ
 
 IMAGE = SAMPLES / "elephant.jpg"
 DRAIN_TIMEOUT = 240
@@ -77,16 +78,20 @@ def statuses(database_url: str, uuids) -> dict[str, str]:
 
 
 def wait_until_finished(database_url: str, uuids, timeout: float = DRAIN_TIMEOUT) -> dict[str, str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = statuses(database_url, uuids)
-        if len(found) == len(set(uuids)) and "pending" not in found.values():
-            return found
-        if time.monotonic() > deadline:
-            missing = len(set(uuids)) - len(found)
-            pending = sum(status == "pending" for status in found.values())
-            raise AssertionError(f"after {timeout}s: {pending} pending, {missing} without a row")
-        time.sleep(0.5)
+    found: dict[str, str] = {}
+
+    def finished():
+        found.clear()
+        found.update(statuses(database_url, uuids))
+        return len(found) == len(set(uuids)) and "pending" not in found.values()
+
+    def progress():
+        missing = len(set(uuids)) - len(found)
+        pending = sum(status == "pending" for status in found.values())
+        return f"every job ended ({pending} pending, {missing} without a row)"
+
+    until(finished, progress, timeout, interval=0.5)
+    return found
 
 
 def queue_jobs(env: dict, count: int) -> list[str]:
@@ -165,14 +170,14 @@ def test_an_image_that_kills_its_worker_fails_after_the_delivery_limit_and_its_b
     own_database, new_queue, tmp_path
 ):
     from jobs.submit import submit_job
-    from tests.crashing_worker import CRASH_MARKER
+    from tests.support.crashing_worker import CRASH_MARKER
 
     env = deployment_env(tmp_path, own_database, new_queue(), MAX_DELIVERIES="3", REPUBLISH_PENDING_AFTER="3600")
     count_result_writes(own_database)
     with app_for(env).app_context():  # all queued before the worker starts, so they arrive as one batch
         crasher = submit_job("crash.jpg", IMAGE.read_bytes() + CRASH_MARKER, "jpg")
         neighbours = [submit_job(IMAGE.name, IMAGE.read_bytes(), "jpg") for _ in range(7)]
-    worker = start_worker(env, tmp_path, "crashing", concurrency=1, app="tests.crashing_worker:celery_app")
+    worker = start_worker(env, tmp_path, "crashing", concurrency=1, app="tests.support.crashing_worker:celery_app")
     try:
         final = wait_until_finished(own_database, [crasher, *neighbours], timeout=180)
     finally:

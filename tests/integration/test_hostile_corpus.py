@@ -14,8 +14,8 @@ import requests
 
 from deploy.harness import deployment_env, running_service
 from tests.conftest import SAMPLES
-from tests.hostile_images import CORPUS
 from tests.integration.test_end_to_end import wait_for_result
+from tests.support.hostile_images import CORPUS
 
 GOOD = SAMPLES / "elephant.jpg"
 ELEPHANTS = {"tusker", "African_elephant", "Indian_elephant"}

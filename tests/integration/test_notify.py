@@ -22,7 +22,8 @@ from deploy.harness import (
 )
 from jobs.signing import SIGNATURE_HEADER, verify
 from tests.conftest import SAMPLES
-from tests.webhook_receiver import Receiver, SlowReceivers
+from tests.support.polling import until
+from tests.support.webhook_receiver import Receiver, SlowReceivers
 
 SECRET = "integration-webhook-secret"
 DEADLINE = 60
@@ -66,16 +67,6 @@ def database(notify_env):
 
 def upload(name="elephant.jpg", **fields) -> str:
     return json.dumps({"name": name, "data": base64.b64encode((SAMPLES / name).read_bytes()).decode(), **fields})
-
-
-def until(condition, what: str, timeout: float = DEADLINE):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(what)
 
 
 @pytest.fixture
@@ -167,7 +158,7 @@ def test_webhook_delivers_the_signed_result(notify_service, database, receiver):
     assert response.status_code == 202, response.text
     prediction_uuid = response.json()["uuid"]
 
-    until(lambda: hook.received, "no webhook arrived")
+    until(lambda: hook.received, "a webhook", DEADLINE)
     [delivery] = hook.received
     assert verify(SECRET, delivery["body"], delivery["headers"][SIGNATURE_HEADER])
     assert not verify("another-secret", delivery["body"], delivery["headers"][SIGNATURE_HEADER])
@@ -175,7 +166,9 @@ def test_webhook_delivers_the_signed_result(notify_service, database, receiver):
     assert delivery["headers"]["X-Webhook-Id"] == prediction_uuid
     assert json.loads(delivery["body"]) == requests.get(f"{base_url}/predictions/{prediction_uuid}", timeout=10).json()
     assert json.loads(delivery["body"])["status"] == "done"
-    [(attempt, status_code, error, _)] = until(lambda: deliveries(database, prediction_uuid), "attempt not recorded")
+    [(attempt, status_code, error, _)] = until(
+        lambda: deliveries(database, prediction_uuid), "the attempt recorded", DEADLINE
+    )
     assert (attempt, status_code, error) == (1, 200, None)
 
 
@@ -190,7 +183,8 @@ def test_webhook_retries_with_backoff_until_the_receiver_accepts(notify_service,
 
     recorded = until(
         lambda: (rows := deliveries(database, prediction_uuid)) and len(rows) >= 3 and rows,
-        "three attempts not recorded",
+        "three attempts recorded",
+        DEADLINE,
     )
     assert [(row.attempt, row.status_code) for row in recorded] == [(1, 500), (2, 500), (3, 204)]
     assert len(hook.received) == 3
@@ -246,7 +240,7 @@ def test_private_callback_refused_at_post_without_the_allow_setting(notify_env, 
         tmp_path / "web.log",
     )
     try:
-        until(lambda: _answers(f"http://127.0.0.1:{port}/health"), "web did not start")
+        until(lambda: _answers(f"http://127.0.0.1:{port}/health"), "the web answering", DEADLINE)
         for url in (
             "http://127.0.0.1:8080/hook",
             "http://localhost/hook",
@@ -266,5 +260,5 @@ def test_private_callback_refused_at_post_without_the_allow_setting(notify_env, 
 def _answers(url: str) -> bool:
     try:
         return requests.get(url, timeout=2).status_code == 200
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still booting
         return False

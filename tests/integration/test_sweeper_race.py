@@ -1,30 +1,22 @@
 """The sweeper and a worker ending the same job: one announcement, one webhook (real worker, MariaDB, RabbitMQ)."""
 
-import time
 import uuid
 from datetime import timedelta
 
+from kombu import Connection
 from sqlalchemy import update
 
-from deploy.harness import app_for, deployment_env, queue_length, start_webhook_worker, start_worker
+from deploy.harness import AMQP_URL, app_for, deployment_env, queue_length, start_webhook_worker, start_worker
 from jobs.broker import webhook_queue
 from jobs.database import db
 from jobs.queue import publish_job
 from jobs.records import DONE, FAILED, Prediction, find_prediction, insert_prediction, utcnow
 from jobs.webhooks import WebhookDelivery
 from tests.conftest import SAMPLES
-from tests.webhook_receiver import Receiver
+from tests.support.polling import until
+from tests.support.webhook_receiver import Receiver
 
 DEADLINE = 60
-
-
-def until(condition, what: str, timeout: float = DEADLINE):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(what)
 
 
 def given_up_on(app, callback_url: str) -> tuple[str, str]:
@@ -35,7 +27,7 @@ def given_up_on(app, callback_url: str) -> tuple[str, str]:
     db.session.execute(
         update(Prediction)
         .where(Prediction.uuid == prediction_uuid)
-        .values(updated_at=utcnow() - timedelta(hours=1), republished=app.config["MAX_DELIVERIES"])
+        .values(updated_at=utcnow() - timedelta(hours=1), republished=app.extensions["settings"].MAX_DELIVERIES)
     )
     db.session.commit()
     return prediction_uuid, image_url
@@ -47,7 +39,9 @@ def test_a_job_a_worker_ends_between_the_sweepers_select_and_update_gets_one_web
     env = deployment_env(
         tmp_path / "instance", mysql_url, new_queue(), WEBHOOK_SECRET="race-secret", WEBHOOK_ALLOW_PRIVATE="1"
     )
-    webhooks = webhook_queue(env["CELERY_QUEUE"]).name
+    webhooks = webhook_queue(env["CELERY_QUEUE"])
+    with Connection(AMQP_URL) as connection:  # as the webhook worker would, so it can be counted from the start
+        webhooks.bind(connection.channel()).declare()
     hook = Receiver()
     worker = start_worker(env, tmp_path)
     app = app_for(env)
@@ -60,18 +54,18 @@ def test_a_job_a_worker_ends_between_the_sweepers_select_and_update_gets_one_web
 
             # Between the sweeper's select and its update, a worker ends one of them.
             assert publish_job(raced, raced_image)
-            until(lambda: find_prediction(raced).status == DONE, "the worker did not finish the job")
-            until(lambda: queue_length(webhooks) == 1, "the worker queued no webhook")
+            until(lambda: find_prediction(raced).status == DONE, "the worker did not finish the job", DEADLINE)
+            until(lambda: queue_length(webhooks.name) == 1, "the worker queued no webhook", DEADLINE)
 
             failed, republished = settle([row for row in stale if row.uuid in (raced, abandoned)])
             assert (failed, republished) == ({abandoned}, set()), "the sweeper ended only the job no worker ended"
             assert find_prediction(raced).status == DONE and find_prediction(abandoned).status == FAILED
-        assert queue_length(webhooks) == 2, "one delivery for each job: the worker's and the sweeper's"
+        assert queue_length(webhooks.name) == 2, "one delivery for each job: the worker's and the sweeper's"
 
         webhook_worker = start_webhook_worker(env, tmp_path)
         try:
-            until(lambda: len(hook.received) >= 2, "the webhooks did not arrive")
-            until(lambda: queue_length(webhooks) == 0, "a delivery is still queued")
+            until(lambda: len(hook.received) >= 2, "the webhooks did not arrive", DEADLINE)
+            until(lambda: queue_length(webhooks.name) == 0, "a delivery is still queued", DEADLINE)
         finally:
             webhook_worker.stop()
         with app.app_context():

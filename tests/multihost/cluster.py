@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from deploy.netns import Network
-from tests.servers import RabbitMQ
+from tests.support.polling import until
+from tests.support.servers import RabbitMQ
 
 AMQP_PORT = 5672
 DIST_PORT = 25672  # RabbitMQ's own defaults: each node has a network of its own
@@ -66,11 +67,12 @@ class BrokerCluster:
 
     def wait_until_running(self, expected: list[str], asked: str | None = None) -> None:
         asked = asked or expected[0]
-        deadline = time.monotonic() + CLUSTER_TIMEOUT
-        while sorted(self.running_nodes(asked)) != sorted(expected):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"running nodes {self.running_nodes(asked)}, expected {expected}")
-            time.sleep(0.5)
+        until(
+            lambda: sorted(self.running_nodes(asked)) == sorted(expected),
+            lambda: f"running nodes {self.running_nodes(asked)}, expected {expected}",
+            CLUSTER_TIMEOUT,
+            interval=0.5,
+        )
 
     def queues(self, asked: str) -> dict[str, dict]:
         """Queue name → its type, leader, members and online members, as node ``asked`` reports them."""

@@ -24,7 +24,7 @@ import requests
 from deploy.harness import STARTUP_TIMEOUT, Process, create_database, deployment_env, launch_worker
 from deploy.netns import Host, NetnsUnavailable, Network, require_netns
 from tests.integration.conftest import service_missing
-from tests.servers import RABBITMQ_BIN, MariaDB, RabbitMQ, wait_for_port
+from tests.support.servers import RABBITMQ_BIN, MariaDB, RabbitMQ, wait_for_port
 
 WORKER_METRICS_PORT = 9808
 # Seconds between AMQP heartbeats for the workers: RabbitMQ declares a silent worker dead after about

@@ -31,8 +31,9 @@ from tests.integration.conftest import service_missing
 from tests.integration.test_failures import wait_until_finished
 from tests.multihost.cluster import BrokerCluster
 from tests.multihost.conftest import S3_CREDENTIALS, Deployment, Web, Worker, start_web, worker_env
-from tests.multihost.test_multihost import assert_recorded_exactly_once, query, recorded, wait_for
-from tests.servers import RABBITMQ_BIN
+from tests.multihost.test_multihost import assert_recorded_exactly_once, query, recorded
+from tests.support.polling import until
+from tests.support.servers import RABBITMQ_BIN
 
 IMAGES = 1000
 AFTER_KILL = 100  # jobs posted once the node is back, to show the service goes on with three nodes
@@ -188,7 +189,7 @@ def test_killing_the_job_queue_leader_under_load_loses_nothing_and_the_node_rejo
 
     with ThreadPoolExecutor(1) as load:
         wave = load.submit(post_load, on_cluster.entry_url, IMAGES)
-        wait_for(lambda: recorded_jobs() >= KILL_AFTER_RECORDED, 120, "jobs are being recorded")
+        until(lambda: recorded_jobs() >= KILL_AFTER_RECORDED, "jobs are being recorded", 120, interval=0.2)
         assert not wave.done(), "the kill comes while images are still being posted"
         cluster.kill(leader)
         killed_at, killed_at_utc = time.monotonic(), datetime.now(UTC)
@@ -231,14 +232,15 @@ def test_killing_the_job_queue_leader_under_load_loses_nothing_and_the_node_rejo
     cluster.restart(leader)
     restarted_at = time.monotonic()
     cluster.wait_until_running(sorted(cluster.nodes), asked=leader)
-    wait_for(
+    until(
         lambda: all(
             sorted(info["online"]) == sorted(cluster.nodes)
             for name, info in cluster.queues(leader).items()
             if name.startswith(queue)
         ),
-        120,
         f"every queue has its member on {leader} online again",
+        120,
+        interval=0.5,
     )
     print(f"{leader} rejoined, its queue members online, {time.monotonic() - restarted_at:.1f} s after its start")
     after = [job for job, _, _ in post_load(on_cluster.entry_url, AFTER_KILL)]

@@ -25,6 +25,7 @@ from tests.conftest import SAMPLES, SHARED_IMAGES, scrape
 from tests.integration.test_end_to_end import ELEPHANTS, wait_for_result
 from tests.integration.test_failures import wait_until_finished
 from tests.multihost.conftest import S3_CREDENTIALS, start_web, worker_env
+from tests.support.polling import until
 
 BODIES = [
     json.dumps({"name": path.name, "data": base64.b64encode(path.read_bytes()).decode()})
@@ -83,15 +84,6 @@ def drain_seconds(database_url: str, uuids: list[str]) -> float:
     return (max(times) - min(times)).total_seconds()
 
 
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.2)
-    return result
-
-
 def recorded_per_host(deployment) -> dict[str, Counter]:
     return {name: recorded(worker) for name, worker in deployment.workers.items()}
 
@@ -107,7 +99,7 @@ def assert_recorded_exactly_once(deployment, uuids) -> dict[str, Counter]:
         union = sum(per_host.values(), Counter())
         return (per_host, union) if all(union[job] for job in uuids) else None
 
-    per_host, union = wait_for(every_job_has_a_line, 60, "a recorded line for every job")
+    per_host, union = until(every_job_has_a_line, "a recorded line for every job", 60, interval=0.2)
     assert {job: union[job] for job in uuids if union[job] != 1} == {}
     return per_host
 
@@ -151,7 +143,9 @@ def test_unplugging_a_worker_host_loses_nothing_and_it_rejoins(deployment):
     database_url = deployment.env["DATABASE_URL"]
     with ThreadPoolExecutor(1) as load:
         wave = load.submit(post_many, deployment.entry_url, CUT_WAVE, 40)
-        wait_for(lambda: len(recorded(a)) >= 20 and len(recorded(b)) >= 20, 60, "both worker hosts take work")
+        until(
+            lambda: len(recorded(a)) >= 20 and len(recorded(b)) >= 20, "both worker hosts take work", 60, interval=0.2
+        )
         a.host.cut()
         cut_at = time.monotonic()
         first_wave = wave.result()
@@ -169,10 +163,11 @@ def test_unplugging_a_worker_host_loses_nothing_and_it_rejoins(deployment):
     connections = a.process.output().count("Connected to amqp://")
     a.host.restore()
     restored_at = time.monotonic()
-    wait_for(
+    until(
         lambda: a.process.output().count("Connected to amqp://") > connections,
-        REJOIN_TIMEOUT,
         "worker-a reconnects to the broker by itself",
+        REJOIN_TIMEOUT,
+        interval=0.2,
     )
     print(f"worker-a reconnected {time.monotonic() - restored_at:.1f} s after its link came back")
     second_wave = post_many(deployment.entry_url, 120, 40)
@@ -200,7 +195,7 @@ def test_drain_time_two_worker_hosts_against_one(deployment):
         replies = control.cancel_consumer(queue, destination=list(nodes.values()), reply=True, timeout=5)
         assert len(replies) == len(nodes)
         backlog = post_many(deployment.entry_url, BACKLOG)
-        wait_for(lambda: queue_length(queue, env["CELERY_BROKER_URL"]) == BACKLOG, 30, "the backlog is queued")
+        until(lambda: queue_length(queue, env["CELERY_BROKER_URL"]) == BACKLOG, "the backlog queued", 30, interval=0.2)
         replies = control.add_consumer(queue, destination=[nodes[name] for name in consumers], reply=True, timeout=5)
         assert len(replies) == len(consumers)
         assert set(wait_until_finished(database_url, backlog, timeout=180).values()) == {"done"}

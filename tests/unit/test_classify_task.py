@@ -16,10 +16,10 @@ import pytest
 import tasks.classify  # noqa: F401  registers the batch task with every Celery app
 from jobs.database import db
 from jobs.records import Prediction
-from models.classification import describe
+from models.classification import Classification
 from tasks.state import worker_state
 from tests.conftest import b64, image_bytes
-from tests.hostile_images import png_cut_stream_in_whole_chunks
+from tests.support.hostile_images import png_cut_stream_in_whole_chunks
 
 LABELS = [f"class_{i}" for i in range(1000)]
 POISON_COLOR = (0, 255, 0)
@@ -38,7 +38,7 @@ class StandInClassifier:
             raise RuntimeError("kernel crashed")
         probabilities = np.full((len(batch), 1000), 0.0001, dtype=np.float32)
         probabilities[:, 7] = 0.9
-        return [describe(row, LABELS) for row in probabilities]
+        return [Classification.from_probabilities(row, LABELS) for row in probabilities]
 
 
 @pytest.fixture

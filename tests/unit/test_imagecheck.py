@@ -18,7 +18,7 @@ from PIL import Image
 
 from jobs.imagecheck import ImageFacts, ImageLimits, ImageRefused, inspect_image
 from models.preprocessing import UndecodableImage, decode_rgb, prepare
-from tests.hostile_images import (
+from tests.support.hostile_images import (
     CORPUS,
     jpeg_exif_orientation_6,
     jpeg_exif_orientation_6_wrong_tag_type,

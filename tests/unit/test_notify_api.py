@@ -13,7 +13,7 @@ from jobs.records import Prediction, done_outcome, failed_outcome, record_outcom
 from jobs.signing import SIGNATURE_HEADER, verify
 from jobs.webhooks import WebhookDelivery
 from tests.conftest import b64, drain_queue, image_bytes
-from tests.webhook_receiver import Receiver
+from tests.support.webhook_receiver import Receiver
 from webapp.predictions.notify import parse_wait
 
 SECRET = "unit-secret"

@@ -36,21 +36,21 @@ def short(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def test_describe_hashes_the_weights_and_for_litert_the_converted_file(model_files):
+def test_provenance_hashes_the_weights_and_for_litert_the_converted_file(model_files):
     files, cache = model_files
-    assert runtime.describe(files, "litert", cache) == {
+    assert runtime.provenance(files, "litert", cache) == {
         "model_name": "mobilenet_v1_0.75_224",
         "model_runtime": "litert",
         "weights_sha256": short(b"weights " * 100),
         "converted_sha256": short(b"flatbuffer"),
     }
-    assert runtime.describe(files, "keras", cache)["converted_sha256"] is None
+    assert runtime.provenance(files, "keras", cache)["converted_sha256"] is None
 
 
 def test_a_classified_job_records_the_workers_model_and_finish_time(app, client, monkeypatch, model_files):
-    description = runtime.describe(model_files[0], "litert", model_files[1])
+    description = runtime.provenance(model_files[0], "litert", model_files[1])
     monkeypatch.setattr(worker_state, "classifier", StandInClassifier())
-    monkeypatch.setattr(worker_state, "model_description", description)
+    monkeypatch.setattr(worker_state, "model_provenance", description)
     prediction_uuid = client.post(
         "/inference/image", json={"name": "x", "data": b64(image_bytes(fmt="PNG"))}
     ).get_json()["uuid"]

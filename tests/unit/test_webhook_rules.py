@@ -23,7 +23,7 @@ from jobs.callbacks import (
 from jobs.signing import sign, verify
 from tasks import webhook_http
 from tasks.webhook_slots import DestinationSlots
-from tests.webhook_receiver import Receiver, SlowReceivers
+from tests.support.webhook_receiver import Receiver, SlowReceivers
 
 SECRET = "s3cret"
 

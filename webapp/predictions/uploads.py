@@ -9,6 +9,7 @@ further than its limit; the binary ones skip base64 and JSON. All three end in
 """
 
 import io
+from typing import cast
 
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -114,7 +115,7 @@ def _multipart(max_bytes: int, limits: ImageLimits) -> Upload:
             "Send exactly one 'image' file part (curl -F image=@photo.jpg); "
             f"this body has {found}" + (" ('image' must be a file, not a text field)." if "image" in form else "."),
         )
-    image = check_image_bytes(parts[0].stream.getvalue(), max_bytes)
+    image = check_image_bytes(cast(io.BytesIO, parts[0].stream).getvalue(), max_bytes)
     for field in ("name", "callback_url"):
         if len(form.getlist(field)) > 1:
             raise ApiError(422, "Invalid request", f"Send at most one '{field}' field.")

@@ -15,18 +15,13 @@ from jobs.records import CANCELLED, PENDING, cancel_job, find_prediction, predic
 from jobs.submit import DatabaseUnavailable, submit_job
 from webapp.auth import api_key_scope, require_api_key
 from webapp.errors import ApiError
-from webapp.predictions.notify import CALLBACK_HEADER, accepted_callback, is_uuid4, parse_wait
+from webapp.predictions.answer import checked_uuid, no_such_prediction, prediction_answer, unavailable
+from webapp.predictions.notify import CALLBACK_HEADER, accepted_callback, parse_wait
 from webapp.predictions.uploads import read_upload
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("predictions", __name__)
 bp.before_request(require_api_key)
-
-RETRY_AFTER_SECONDS = "1"
-
-
-def _unavailable(what: str) -> ApiError:
-    return ApiError(503, "Service Unavailable", f"The {what} is unavailable; try again shortly.", {"Retry-After": "5"})
 
 
 @bp.post("/inference/image", strict_slashes=False)
@@ -39,9 +34,9 @@ def submit_image():
         prediction_uuid = submit_job(upload.name, upload.image, upload.extension, callback_url, idempotency)
     except ImageStoreUnavailable:
         logger.exception("could not store an image")
-        raise _unavailable("image store") from None
+        raise unavailable("image store") from None
     except DatabaseUnavailable:
-        raise _unavailable("database") from None
+        raise unavailable("database") from None
     except IdempotencyConflict:
         raise ApiError(
             422,
@@ -76,11 +71,10 @@ def get_prediction(prediction_uuid: str):
     one that reaches Gunicorn is redirected to ``WAITER_URL`` when set, else answered at once."""
     wait = parse_wait(request.args.get("wait"))
     row = _existing(prediction_uuid, find_prediction)
-    if row.status == PENDING:
-        if wait is not None and current_settings().WAITER_URL:
-            return "", 307, {"Location": current_settings().WAITER_URL + request.full_path}
-        return jsonify(prediction_json(row)), 202, {"Retry-After": RETRY_AFTER_SECONDS}
-    return jsonify(prediction_json(row)), 200
+    if row.status == PENDING and wait is not None and current_settings().WAITER_URL:
+        return "", 307, {"Location": current_settings().WAITER_URL + request.full_path}
+    status, body, headers = prediction_answer(row.uuid, prediction_json(row))
+    return jsonify(body), status, headers
 
 
 @bp.delete("/predictions/<prediction_uuid>", strict_slashes=False)
@@ -98,14 +92,13 @@ def cancel_prediction(prediction_uuid: str):
 def _existing(prediction_uuid: str, operation):
     """``operation(uuid)`` on a valid id, or the 404 / 503 problem. An operation that returns a
     (row, extra) pair is answered with the pair; a bare row is checked the same way."""
-    if not is_uuid4(prediction_uuid):
-        raise ApiError(404, "Not Found", f"{prediction_uuid[:64]!r} is not a prediction id (a UUID4).")
-    bind_job(prediction_uuid.lower())
+    stored_uuid = checked_uuid(prediction_uuid)
+    bind_job(stored_uuid)
     try:
-        result = operation(prediction_uuid.lower())
+        result = operation(stored_uuid)
     except SQLAlchemyError:
-        raise _unavailable("database") from None
+        raise unavailable("database") from None
     row = result[0] if isinstance(result, tuple) else result
     if row is None:
-        raise ApiError(404, "Not Found", f"No prediction has id {prediction_uuid}.")
+        raise no_such_prediction(prediction_uuid)
     return result

@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 from deploy.harness import free_port, same_host
+from tests.support.polling import until
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")  # the Debian wrapper in /usr/sbin would su to the rabbitmq user
 START_TIMEOUT = 60
@@ -27,16 +28,14 @@ LOOPBACK = "127.0.0.1"
 def wait_for_port(
     port: int, process: subprocess.Popen, log: Path, timeout: float = START_TIMEOUT, address: str = LOOPBACK
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            sock.settimeout(0.5)
-            if sock.connect_ex((address, port)) == 0:
-                return
+    def listening() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on {port} after {timeout}s:\n{log.read_text(errors='replace')[-3000:]}")
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            return sock.connect_ex((address, port)) == 0
+
+    until(listening, lambda: f"something listening on {port}:\n{log.read_text(errors='replace')[-3000:]}", timeout)
 
 
 class Server:

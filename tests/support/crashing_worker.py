@@ -1,6 +1,6 @@
 """The real worker, except that an image containing CRASH_MARKER kills its pool process.
 
-Started as ``celery -A tests.crashing_worker:celery_app worker`` by the crash-loop
+Started as ``celery -A tests.support.crashing_worker:celery_app worker`` by the crash-loop
 test: ``os._exit`` is what a segfault or an OOM kill looks like to the pool.
 """
 
