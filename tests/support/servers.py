@@ -114,6 +114,7 @@ class RabbitMQ(Server):
         return {
             **os.environ,
             "HOME": str(folder),  # the Erlang cookie goes here, for rabbitmqctl too
+            "ERL_CRASH_DUMP": str(folder / "erl_crash.dump"),  # not the project folder, for rabbitmqctl too
             "RABBITMQ_CONF_ENV_FILE": str(folder / "rabbitmq-env.conf"),
             "RABBITMQ_NODENAME": self.node,
             "RABBITMQ_NODE_IP_ADDRESS": self.address,
