@@ -15,7 +15,15 @@ memory) have no such queue type and use a plain durable queue.
 """
 
 from config.settings import Settings
-from jobs.broker import PURGE_TASK, REPUBLISH_TASK, REQUEUE_WEBHOOKS_TASK, is_rabbitmq, job_queue, webhook_queue
+from jobs.broker import (
+    PURGE_TASK,
+    REPUBLISH_TASK,
+    REQUEUE_WEBHOOKS_TASK,
+    control_namespace,
+    is_rabbitmq,
+    job_queue,
+    webhook_queue,
+)
 
 RETENTION_SWEEP_SECONDS = 300
 
@@ -37,6 +45,9 @@ def celery_settings(settings: Settings) -> dict:
         # Celery's consumer without the native-delayed-delivery step, which stalls every reconnection
         # while one node of a broker cluster is down (tasks/consumer.py says why).
         "worker_consumer": "tasks.consumer:WorkerConsumer",
+        # Remote control (`celery -A tasks.worker:celery_app control ...`, Flower): this deployment's
+        # classification workers only; the webhook worker has its own (tasks/webhook_worker.py).
+        "control_exchange": control_namespace(queue),
         "task_default_queue": queue,
         "task_default_exchange": queue,
         "task_default_routing_key": queue,

@@ -106,7 +106,7 @@ def _reason(error: Exception) -> str:
 def _upright_transpose(image: Image.Image) -> Image.Transpose | None:
     """The transpose EXIF asks for; unreadable EXIF means no rotation rather than a failed job."""
     try:
-        return _UPRIGHT.get(image.getexif().get(ExifTags.Base.Orientation))
+        return _UPRIGHT.get(image.getexif().get(ExifTags.Base.Orientation, 1))  # 1: upright
     except Exception:  # hostile EXIF raises anything from SyntaxError to struct.error
         return None
 

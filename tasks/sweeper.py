@@ -8,9 +8,10 @@ between the sweeper and the queue forever.
 
 import logging
 from datetime import timedelta
+from typing import cast
 
 from celery import shared_task
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 
 from config.settings import current_settings
 from jobs.broker import REPUBLISH_TASK
@@ -65,11 +66,12 @@ def settle(stale) -> tuple[set[str], set[str]]:
         if prediction_uuid in exhausted:
             continue
         # Count and touch the row first, so the next sweep waits a full period before trying again.
-        touched = db.session.execute(
+        result = db.session.execute(
             update(Prediction)
             .where(Prediction.uuid == prediction_uuid, Prediction.status == PENDING)
             .values(updated_at=utcnow(), republished=count + 1)
-        ).rowcount
+        )
+        touched = cast(CursorResult, result).rowcount
         db.session.commit()
         if touched:
             publish_job(prediction_uuid, image_url)

@@ -66,9 +66,9 @@ def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
     attempted_at, started = utcnow(), time.monotonic()
     try:
         outcome = _attempt(callback_url, body, prediction_uuid, attempt, settings)
-    except Exception as error:  # a fault of this code, not the receiver's: still only this attempt's outcome
+    except Exception as fault:  # a fault of this code, not the receiver's: still only this attempt's outcome
         logger.exception("webhook of %s: unexpected error in attempt %d", prediction_uuid, attempt)
-        outcome = None, f"{type(error).__name__}: {error}"[:500], True
+        outcome = None, f"{type(fault).__name__}: {fault}"[:500], True
     if outcome is BUSY:
         send_delivery(prediction_uuid, attempt, BUSY_DELAY)
         return f"destination busy; again in {BUSY_DELAY}s"
