@@ -43,6 +43,9 @@ def celery_settings(settings: Settings) -> dict:
         # already committed and the sweeper publishes it again later.
         "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
         "task_queues": job_queues(settings),
+        # Celery's consumer without the native-delayed-delivery step, which stalls every reconnection
+        # while one node of a broker cluster is down (tasks/consumer.py says why).
+        "worker_consumer": "tasks.consumer:WorkerConsumer",
         # Remote control (`celery -A tasks.worker:celery_app control ...`, Flower): this deployment's
         # classification workers only; the webhook worker has its own (tasks/webhook_worker.py).
         "control_exchange": control_namespace(queue),

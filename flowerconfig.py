@@ -26,7 +26,9 @@ if not os.environ.get("FLOWER_BASIC_AUTH"):
 _settings = load_settings()
 broker_api = _settings.management_api
 # Every queue this deployment declares (jobs.broker): job, dead-letter, webhooks and delay queues.
-_service_queues, _ = entities(_settings.CELERY_QUEUE, _settings.WEBHOOK_FIRST_RETRY, _settings.WEBHOOK_RETRY_SECONDS)
+_service_queues, _ = entities(
+    _settings.CELERY_QUEUE, _settings.WEBHOOK_FIRST_RETRY, _settings.WEBHOOK_RETRY_SECONDS, _settings.BULK_LANES
+)
 _consumed_queue_names = BaseHandler.get_active_queue_names
 
 

@@ -221,10 +221,12 @@ def start_worker(env, log_dir: Path, name: str = "worker", **options) -> Process
     return worker
 
 
-def start_beat(env, log_dir: Path) -> Process:
-    """Celery beat, which schedules the sweeper, as the Procfile runs it."""
+def start_beat(env, log_dir: Path, wrap=same_host) -> Process:
+    """Celery beat, which schedules the sweeper, as the Procfile runs it (on another host with ``wrap``)."""
     beat = Process(
-        procfile_command("beat", env, "--schedule", str(log_dir / "celerybeat-schedule")), env, log_dir / "beat.log"
+        wrap(procfile_command("beat", env, "--schedule", str(log_dir / "celerybeat-schedule"))),
+        env,
+        log_dir / "beat.log",
     )
     beat.wait_for("beat: Starting")
     return beat

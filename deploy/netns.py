@@ -4,8 +4,10 @@ One bridge in the root namespace is the switch; each host is a namespace with lo
 ``eth0``, joined to the bridge by a veth pair, on a private /24 chosen per run (10.213.x.0/24,
 checked unused). The root namespace holds the bridge's address, so this process (the load client)
 reaches every host. ``Host.command`` runs a program inside a host; ``Host.cut`` and ``Host.restore``
-unplug and replug its cable. Everything (processes in the namespaces, links, namespaces) is removed
-on exit, even after a failure. Needs root and iproute2's ``ip``.
+unplug and replug its cable; ``Host.name_hosts`` gives it an ``/etc/hosts`` of its own
+(``/etc/netns/<namespace>/hosts``, which ``ip netns exec`` mounts over ``/etc/hosts``). Everything
+(processes in the namespaces, links, namespaces, those files) is removed on exit, even after a
+failure. Needs root and iproute2's ``ip``.
 """
 
 import ipaddress
@@ -13,11 +15,14 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 SUBNET_POOL = "10.213.{}.0/24"
+NETNS_ETC = Path("/etc/netns")
 
 
 class NetnsUnavailable(RuntimeError):
@@ -90,6 +95,21 @@ class Host:
             *args,
         ]
 
+    @property
+    def etc(self) -> Path:
+        """The files ``ip netns exec`` mounts over ``/etc`` inside this host."""
+        return NETNS_ETC / self.namespace
+
+    def name_hosts(self, addresses: dict[str, str]) -> None:
+        """Inside this host, each name resolves to its address (name → address); localhost and the machine's
+        own name (which command-line tools such as rabbitmqctl name themselves after) to loopback."""
+        self.etc.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"127.0.0.1 localhost {socket.gethostname()}",
+            *(f"{address} {name}" for name, address in addresses.items()),
+        ]
+        (self.etc / "hosts").write_text("\n".join(lines) + "\n")
+
     def cut(self) -> None:
         """Unplug the cable: packets to and from this host are dropped, its sockets stay open."""
         ip("link", "set", self.cable, "down")
@@ -157,6 +177,7 @@ class Network:
                 except ProcessLookupError:
                     pass
             ip("netns", "del", host.namespace, check=False)
+            shutil.rmtree(host.etc, ignore_errors=True)
             ip("link", "del", host.cable, check=False)  # normally gone with its namespace's end
         self.hosts.clear()
         ip("link", "del", self.bridge, check=False)

@@ -9,13 +9,15 @@ finds here every entity the service creates on the broker (``entities``):
 | ``<CELERY_QUEUE>.bulk.<n>`` | as the one above | bulk jobs, a lane per client (``BULK_LANES``) |
 | ``<CELERY_QUEUE>.dead`` | quorum queue | jobs returned too often, kept a week, never consumed |
 | ``<CELERY_QUEUE>.events`` | fanout exchange | completion hints for the waiters (RabbitMQ only) |
-| ``<CELERY_QUEUE>.webhooks`` | classic queue | webhook deliveries, consumed by the webhook worker |
-| ``<CELERY_QUEUE>.webhooks.delay-<s>s`` | classic queue with TTL | a webhook retry or busy delivery waiting ``s`` s |
+| ``<CELERY_QUEUE>.webhooks`` | quorum queue (RabbitMQ) | webhook deliveries, consumed by the webhook worker |
+| ``<CELERY_QUEUE>.webhooks.delay-<s>s`` | quorum queue with TTL | a webhook retry or busy delivery waiting ``s`` s |
 | ``<CELERY_QUEUE>.pidbox`` | fanout exchange (Celery's, auto-delete) | remote control of the classification workers |
 | ``<CELERY_QUEUE>.webhooks.pidbox`` | fanout exchange (Celery's, auto-delete) | remote control of the webhook worker |
 
 Each queue's exchange has the queue's name (direct), except the delay queues, which are
-published to through the default exchange. Depends on kombu and the settings only.
+published to through the default exchange. Every queue that holds work is a quorum queue: on a
+cluster of three nodes it has a member on each, so it survives the loss of one node. Depends on
+kombu and the settings only.
 """
 
 from kombu import Exchange, Queue
@@ -39,6 +41,12 @@ DEAD_LETTER_MAX_LENGTH = 100_000
 def is_rabbitmq(url: str) -> bool:
     """RabbitMQ has quorum queues, TTLs, dead-lettering and fanout; the embedded brokers have none of them."""
     return url.startswith(("amqp", "pyamqp"))
+
+
+def broker_urls(broker_url: str) -> list[str]:
+    """Each URL of a broker failover list (``url1;url2;...``, as Celery and kombu take it), in order,
+    spelled for AMQP clients other than kombu (``amqp://``, not kombu's ``pyamqp://``)."""
+    return [url.strip().replace("pyamqp://", "amqp://", 1) for url in broker_url.split(";") if url.strip()]
 
 
 def bulk_queue_name(base_queue: str, lane: int) -> str:
@@ -95,10 +103,10 @@ def events_exchange(base_queue: str) -> Exchange:
 
 
 def webhook_queue(base_queue: str) -> Queue:
-    """The classic queue deliveries wait in (declared classic, whatever type new queues default to)."""
+    """The quorum queue deliveries wait in (the embedded brokers ignore the type)."""
     name = f"{base_queue}.webhooks"
     return Queue(
-        name, Exchange(name, "direct"), routing_key=name, durable=True, queue_arguments={"x-queue-type": "classic"}
+        name, Exchange(name, "direct"), routing_key=name, durable=True, queue_arguments={"x-queue-type": "quorum"}
     )
 
 
@@ -124,7 +132,7 @@ def delay_queue(base_queue: str, seconds: int) -> Queue:
         routing_key=name,
         durable=True,
         queue_arguments={
-            "x-queue-type": "classic",
+            "x-queue-type": "quorum",  # quorum queues honour message TTLs and dead-lettering from RabbitMQ 3.10
             "x-message-ttl": seconds * 1000,
             "x-dead-letter-exchange": target.exchange.name,
             "x-dead-letter-routing-key": target.routing_key,

@@ -1,6 +1,6 @@
 """Webhook deliveries: their queue, the backoff between attempts, and the record of each attempt.
 
-Deliveries run in their own worker (``tasks.webhook_worker``) on the classic queue
+Deliveries run in their own worker (``tasks.webhook_worker``) on the quorum queue
 ``<CELERY_QUEUE>.webhooks``, never in the inference pool. The queues are defined in ``jobs.broker``.
 
 Backoff without ETAs. A Celery countdown keeps the message unacked inside the worker

@@ -14,6 +14,7 @@ import requests
 from PIL import Image
 
 from config.settings import Settings, load_settings
+from jobs.broker import job_queue_names
 from tests.support.polling import until
 from webapp import create_app
 
@@ -96,10 +97,13 @@ def drain_queue(app, queue_name: str) -> list:
 
 @pytest.fixture
 def published(app):
-    """Drains the in-memory broker's job queue and returns the messages published to it."""
+    """Drains the in-memory broker's job queues (single uploads', then each bulk lane's) and returns the
+    messages published to them."""
+    settings = app.extensions["settings"]
 
     def drain():
-        return drain_queue(app, app.extensions["celery"].conf.task_default_queue)
+        names = job_queue_names(settings.CELERY_QUEUE, settings.BULK_LANES)
+        return [message for name in names for message in drain_queue(app, name)]
 
     drain()
     return drain

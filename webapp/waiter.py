@@ -22,6 +22,7 @@ batches waited on. Answers are the plain GET's: 200 done/failed, 202 pending wit
 
 import argparse
 import asyncio
+import itertools
 import json
 import logging
 
@@ -35,7 +36,7 @@ from config.logging import configure_logging
 from config.settings import Settings, load_settings
 from jobs.app import engine_options
 from jobs.batches import read_batch
-from jobs.broker import events_exchange, is_rabbitmq
+from jobs.broker import broker_urls, events_exchange, is_rabbitmq
 from jobs.records import PENDING, Prediction, prediction_json
 from webapp.auth import api_key_refusal, key_scope
 from webapp.errors import PROBLEM_JSON, ApiError, problem_document
@@ -145,10 +146,13 @@ class Waiter:
                 logger.exception("checking the waited-on jobs failed")
 
     async def listen(self) -> None:
-        """Consume completion events from RabbitMQ, subscribing again whenever the connection drops."""
-        url = self.settings.CELERY_BROKER_URL.replace("pyamqp://", "amqp://", 1)
+        """Consume completion events from RabbitMQ, subscribing again whenever the connection drops.
+
+        With a failover list (a cluster's nodes), each new attempt goes to the next node in turn."""
+        urls = broker_urls(self.settings.CELERY_BROKER_URL)
         exchange_name = events_exchange(self.settings.CELERY_QUEUE).name
-        while True:
+        for attempt in itertools.count():
+            url = urls[attempt % len(urls)]
             try:
                 connection = await aio_pika.connect(url, timeout=5)
                 async with connection:

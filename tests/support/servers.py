@@ -80,9 +80,25 @@ class Server:
 class RabbitMQ(Server):
     """A RabbitMQ node of its own: node name, AMQP and distribution ports, Erlang cookie and files."""
 
-    def __init__(self, folder: Path, address: str = LOOPBACK, wrap=same_host):
-        super().__init__(folder, free_port(), address, wrap)
-        self.node = f"test-{uuid.uuid4().hex[:8]}@localhost"
+    def __init__(
+        self,
+        folder: Path,
+        address: str = LOOPBACK,
+        wrap=same_host,
+        node: str | None = None,
+        port: int | None = None,
+        dist_port: int | None = None,
+        cookie: str | None = None,
+    ):
+        """``node``, the ports and ``cookie`` are given for a cluster's members (``tests/multihost/cluster.py``)."""
+        super().__init__(folder, port or free_port(), address, wrap)
+        self.node = node or f"test-{uuid.uuid4().hex[:8]}@localhost"
+        # The same for every start; rabbitmqctl talks from ports 10000 above it, so those must exist too.
+        self.dist_port = dist_port or free_port()
+        if cookie is not None:  # the nodes of one cluster share it; Erlang wants it readable by its owner only
+            cookie_file = folder / ".erlang.cookie"
+            cookie_file.write_text(cookie)
+            cookie_file.chmod(0o600)
         (folder / "enabled_plugins").write_text("[].\n")  # no management plugin: it would take port 15672
         (folder / "rabbitmq-env.conf").write_text("")  # not /etc/rabbitmq's, which names the shared node
         # guest logs in from localhost only (RabbitMQ's default), unless the clients are on other hosts.
@@ -98,11 +114,12 @@ class RabbitMQ(Server):
         return {
             **os.environ,
             "HOME": str(folder),  # the Erlang cookie goes here, for rabbitmqctl too
+            "ERL_CRASH_DUMP": str(folder / "erl_crash.dump"),  # not the project folder, for rabbitmqctl too
             "RABBITMQ_CONF_ENV_FILE": str(folder / "rabbitmq-env.conf"),
             "RABBITMQ_NODENAME": self.node,
             "RABBITMQ_NODE_IP_ADDRESS": self.address,
             "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(free_port()),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
             "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq.conf"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
             "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"),
@@ -113,6 +130,24 @@ class RabbitMQ(Server):
 
     def command(self) -> list[str]:
         return [str(RABBITMQ_BIN / "rabbitmq-server")]
+
+    def ctl(self, *args: str, timeout: float = 60) -> str:
+        """``rabbitmqctl -n <this node> args`` run on this node's host; returns its output, raises on failure."""
+        finished = subprocess.run(
+            self.wrap([str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, *args]),
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if finished.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} on {self.node}: {finished.stdout}{finished.stderr}")
+        return finished.stdout
+
+    def kill(self) -> None:
+        """SIGKILL to the node's whole process group: a crash, with no chance to tell its peers."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
     def stop(self) -> None:
         """A clean stop through rabbitmqctl, as an operator would; durable messages stay on disk."""

@@ -5,6 +5,7 @@ import time
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from jobs.broker import broker_urls
 from jobs.records import done_outcome, record_outcomes
 from tests.conftest import b64, image_bytes
 from webapp.waiter import POLL_WITHOUT_EVENTS, make_app
@@ -90,3 +91,8 @@ def test_the_waiter_refuses_like_the_web_bad_wait_unknown_ids_and_missing_keys(a
     }
     assert answers["no key"][3] == 'Bearer realm="api"'
     assert "'wait' must be a number" in answers["bad wait"][2]
+
+
+def test_the_waiter_takes_every_node_of_a_broker_failover_list_in_order():
+    urls = broker_urls("pyamqp://guest:guest@10.0.0.1:5672//; amqp://guest:guest@10.0.0.2:5672//;")
+    assert urls == ["amqp://guest:guest@10.0.0.1:5672//", "amqp://guest:guest@10.0.0.2:5672//"]

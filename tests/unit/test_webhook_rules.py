@@ -275,12 +275,12 @@ def test_backoff_doubles_from_the_first_delay_and_stops_within_the_budget():
     assert retry_schedule(1, 10) == [1, 2, 4]
 
 
-def test_a_delay_queue_dead_letters_into_the_classic_webhooks_queue_after_its_ttl():
+def test_a_delay_queue_dead_letters_into_the_webhooks_queue_after_its_ttl_both_quorum_queues():
     target, delay = webhook_queue("inference"), delay_queue("inference", 40)
-    assert target.name == "inference.webhooks" and target.queue_arguments == {"x-queue-type": "classic"}
+    assert target.name == "inference.webhooks" and target.queue_arguments == {"x-queue-type": "quorum"}
     assert delay.name == "inference.webhooks.delay-40s"
     assert delay.queue_arguments == {
-        "x-queue-type": "classic",
+        "x-queue-type": "quorum",
         "x-message-ttl": 40_000,
         "x-dead-letter-exchange": "inference.webhooks",
         "x-dead-letter-routing-key": "inference.webhooks",
