@@ -48,17 +48,16 @@ def test_the_key_is_checked_before_the_body_is_read(keyed_client):
 
 
 JOB = "/predictions/1b4e28ba-2fa1-41d2-883f-0016d3cca427"
-BATCH = "/batches/2c5f39cb-3fb2-42e3-994f-1127e4ddb538"
 # Every route and whether it needs a key once API_KEYS is set (docs/operations.md, "API keys").
 ROUTE_ACCESS = {
     ("POST", "/inference/image"): "key",
     ("GET", "/predictions/<prediction_uuid>"): "key",
     ("DELETE", "/predictions/<prediction_uuid>"): "key",
+    ("GET", "/metrics"): "key",
     ("POST", "/batches"): "key",
     ("GET", "/batches/<batch_id>"): "key",
-    ("DELETE", "/batches/<batch_id>"): "key",
     ("GET", "/batches/<batch_id>/results"): "key",
-    ("GET", "/metrics"): "key",
+    ("DELETE", "/batches/<batch_id>"): "key",
     ("GET", "/"): "open",
     ("GET", "/health"): "open",
     ("GET", "/openapi.json"): "open",
@@ -68,8 +67,8 @@ ROUTE_ACCESS = {
 }
 EXAMPLE_PATHS = {
     "/predictions/<prediction_uuid>": JOB,
-    "/batches/<batch_id>": BATCH,
-    "/batches/<batch_id>/results": f"{BATCH}/results",
+    "/batches/<batch_id>": "/batches/1b4e28ba-2fa1-41d2-883f-0016d3cca427",
+    "/batches/<batch_id>/results": "/batches/1b4e28ba-2fa1-41d2-883f-0016d3cca427/results",
     "/docs/assets/<path:filename>": "/docs/assets/swagger-ui.css",
     "/static/<path:filename>": "/static/app.js",
 }
@@ -84,10 +83,10 @@ def test_every_route_has_its_access_decided(keyed_client):
     assert routes == set(ROUTE_ACCESS)
 
 
-def example_body(method: str, rule: str) -> dict:
-    """A body the route takes: a batch of one image for POST /batches, an upload for the other POST."""
-    if rule == "/batches":
-        return {"data": {"image": [(io.BytesIO(image_bytes()), "a.jpg")]}}
+def body_for(method: str, rule: str) -> dict:
+    """A body the route accepts: one image in a multipart batch, or a JSON upload."""
+    if (method, rule) == ("POST", "/batches"):
+        return {"data": {"image": (io.BytesIO(image_bytes()), "a.jpg")}, "content_type": "multipart/form-data"}
     return {"json": upload()} if method == "POST" else {}
 
 
@@ -95,8 +94,8 @@ def example_body(method: str, rule: str) -> dict:
 def test_each_route_both_ways(keyed_client, method, rule):
     path = EXAMPLE_PATHS.get(rule, rule)
     send = getattr(keyed_client, method.lower())
-    without = send(path, **example_body(method, rule))
-    with_key = send(path, headers={"Authorization": f"Bearer {KEYS[1]}"}, **example_body(method, rule))
+    without = send(path, **body_for(method, rule))
+    with_key = send(path, headers={"Authorization": f"Bearer {KEYS[1]}"}, **body_for(method, rule))
     if ROUTE_ACCESS[method, rule] == "key":
         assert without.status_code == 401
         assert without.mimetype == "application/problem+json"
