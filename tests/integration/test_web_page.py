@@ -211,7 +211,7 @@ def keyed_url(service, service_env, tmp_path_factory):
 
 def test_the_page_asks_for_a_key_when_the_service_needs_one(browser_context, keyed_url):
     page = open_page(browser_context, keyed_url + "/")
-    page.get_by_label("Drop an image here, or choose a file").set_input_files(SAMPLES / "elephant.jpg")
+    page.get_by_label("Drop images here, or choose files").set_input_files(SAMPLES / "elephant.jpg")
     key_field = page.get_by_label("This service needs an API key.")
     key_field.wait_for(timeout=30_000)
     key_field.fill("not-the-key")
