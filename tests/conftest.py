@@ -96,10 +96,15 @@ def drain_queue(app, queue_name: str) -> list:
 
 @pytest.fixture
 def published(app):
-    """Drains the in-memory broker's job queue and returns the messages published to it."""
+    """Drains the in-memory broker's job queues (interactive and bulk lanes) and returns the messages
+    published to them."""
+    from jobs.broker import job_queue_names
+
+    settings = app.extensions["settings"]
+    queues = job_queue_names(settings.CELERY_QUEUE, settings.BULK_LANES)
 
     def drain():
-        return drain_queue(app, app.extensions["celery"].conf.task_default_queue)
+        return [message for queue in queues for message in drain_queue(app, queue)]
 
     drain()
     return drain
