@@ -99,11 +99,28 @@ class Settings:
     WEBHOOK_CONNECT_TIMEOUT: float
     WEBHOOK_ATTEMPT_TIMEOUT: float
     WEBHOOK_PER_DESTINATION: int
+    FLOWER_BROKER_API: str
 
     @property
     def broker_file(self) -> Path:
         """Where the embedded broker (``embedded://``) keeps its messages."""
         return self.INSTANCE_PATH / "broker.sqlite"
+
+    @property
+    def management_api(self) -> str | None:
+        """RabbitMQ's management API, where Flower reads queue depths: ``FLOWER_BROKER_API``, or else
+        derived from an AMQP broker URL (same host and login, the plugin's port 15672; 15671 over TLS).
+        None for the embedded broker, which has no such API."""
+        if self.FLOWER_BROKER_API:
+            return self.FLOWER_BROKER_API
+        broker = urlsplit(self.CELERY_BROKER_URL)
+        if broker.scheme not in ("amqp", "pyamqp", "amqps"):
+            return None
+        scheme, port = ("https", 15671) if broker.scheme == "amqps" else ("http", 15672)
+        login = f"{broker.username or 'guest'}:{broker.password or 'guest'}"
+        host = broker.hostname or "localhost"
+        host = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{login}@{host}:{port}/api/"
 
     @property
     def max_request_bytes(self) -> int:
@@ -291,4 +308,5 @@ def load_settings(env: Mapping | None = None) -> Settings:
         WEBHOOK_CONNECT_TIMEOUT=_float(env, "WEBHOOK_CONNECT_TIMEOUT", 3),
         WEBHOOK_ATTEMPT_TIMEOUT=_float(env, "WEBHOOK_ATTEMPT_TIMEOUT", 10),
         WEBHOOK_PER_DESTINATION=_int(env, "WEBHOOK_PER_DESTINATION", 4, minimum=1),
+        FLOWER_BROKER_API=env.get("FLOWER_BROKER_API", "").strip(),
     )

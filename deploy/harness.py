@@ -361,3 +361,25 @@ def stop_supervisor(supervisor: Process) -> None:
             supervisor.kill_group()
             return
     supervisor.stop()
+
+
+def start_flower(env, log_dir: Path, login: str) -> tuple[Process, str]:
+    """Flower as the Procfile runs it (its ``flowerconfig.py`` read from the project folder) on a spare
+    port, with basic auth ``login`` ("user:password"); returns it and its base URL once it answers."""
+    port = free_port()
+    flower = Process(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tasks.worker:celery_app",
+            "flower",
+            "--address=127.0.0.1",
+            f"--port={port}",
+        ],
+        {**env, "FLOWER_BASIC_AUTH": login},
+        log_dir / "flower.log",
+    )
+    flower.wait_for("Visit me at")
+    return flower, f"http://127.0.0.1:{port}"

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, event
 from config.settings import PROJECT_ROOT, Settings
 from jobs.database import db, migrate
 from jobs.imagestore import open_image_store
+from jobs.tracing import init_tracing
 
 
 def create_base_app(import_name: str, settings: Settings) -> Flask:
@@ -24,6 +25,8 @@ def create_base_app(import_name: str, settings: Settings) -> Flask:
     ``config.settings.current_settings``); ``app.config`` holds only what Flask and its
     extensions read.
     """
+    # Before the database engine exists, so that its statements are traced.
+    init_tracing(f"imgsvc-{import_name.rsplit('.', 1)[-1]}")
     app = Flask(import_name, instance_path=str(settings.INSTANCE_PATH))
     app.config["SQLALCHEMY_DATABASE_URI"] = settings.DATABASE_URL
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(settings.DATABASE_URL)

@@ -19,6 +19,7 @@ from jobs.idempotency import body_hash, cutoff, find_key, job_for, record_key
 from jobs.imagestore import ImageStoreUnavailable
 from jobs.queue import publish_job
 from jobs.records import insert_prediction
+from jobs.tracing import tracer
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,8 @@ def submit_job(
             return existing
     prediction_uuid = str(uuid.uuid4())
     store = current_app.extensions["image_store"]
-    image_url = store.save(f"{prediction_uuid}.{extension}", image)
+    with tracer.start_as_current_span("image store write", attributes={"job.uuid": prediction_uuid}):
+        image_url = store.save(f"{prediction_uuid}.{extension}", image)
     try:
         with db.engine.begin() as connection:
             insert_prediction(prediction_uuid, name, image_url, callback_url, connection)
