@@ -10,18 +10,19 @@ deliveries (``x-delivery-count``), the worker ends a job as failed once the
 count reaches ``MAX_DELIVERIES`` (``tasks/batching.py``), and a message returned
 more often than that (the worker could not even record the failure) is
 dead-lettered to ``<queue>.dead`` instead of looping. Celery sees the quorum
-queue and turns global QoS off by itself. The embedded brokers (filesystem,
-memory) have no such queue type and use a plain durable queue.
+queue and turns global QoS off by itself. The embedded broker (``embedded://``,
+``jobs/embedded_broker.py``) counts deliveries and dead-letters the same way.
 """
 
 from config.settings import Settings
+from jobs import embedded_broker
 from jobs.broker import (
     PURGE_TASK,
     REPUBLISH_TASK,
     REQUEUE_WEBHOOKS_TASK,
     control_namespace,
     is_rabbitmq,
-    job_queue,
+    job_queues,
     webhook_queue,
 )
 
@@ -41,7 +42,7 @@ def celery_settings(settings: Settings) -> dict:
         # A failed publish must not hold an HTTP request for long: the row is
         # already committed and the sweeper publishes it again later.
         "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
-        "task_queues": (job_queue(settings),),
+        "task_queues": job_queues(settings),
         # Celery's consumer without the native-delayed-delivery step, which stalls every reconnection
         # while one node of a broker cluster is down (tasks/consumer.py says why).
         "worker_consumer": "tasks.consumer:WorkerConsumer",
@@ -87,17 +88,12 @@ def celery_settings(settings: Settings) -> dict:
 
 
 def _transport_options(settings: Settings) -> dict:
-    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
-        # The embedded broker: messages are files that web and worker share.
-        folders = {name: settings.broker_folder / name for name in ("queue", "control")}
-        for folder in folders.values():
-            folder.mkdir(parents=True, exist_ok=True)
+    if settings.CELERY_BROKER_URL.startswith(f"{embedded_broker.SCHEME}://"):
+        # The embedded broker (jobs/embedded_broker.py): one SQLite file that web and worker share.
         return {
-            # Polled for new files; kombu's default of once a second would cap make run at ~1 job/s.
-            "polling_interval": 0.05,
-            "data_folder_in": str(folders["queue"]),
-            "data_folder_out": str(folders["queue"]),
-            "control_folder": str(folders["control"]),
+            "path": str(settings.broker_file),
+            # As the quorum queues' x-delivery-limit: one more than the worker's own limit.
+            "delivery_limit": settings.MAX_DELIVERIES + 1,
         }
     if is_rabbitmq(settings.CELERY_BROKER_URL):
         # RabbitMQ confirms each publish, so a 202 is only sent for a stored message.

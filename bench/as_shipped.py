@@ -21,6 +21,7 @@ import requests
 from client.batch import classify_one, post_image
 from client.report import Outcome
 from deploy.harness import READY_LINES, running_procfile
+from jobs.broker import is_rabbitmq
 
 # What the worker logs once Flower has switched its task events on.
 EVENTS_ON = "Events of group {task} enabled by remote"
@@ -33,6 +34,9 @@ def running_make_run(env: dict, instance: Path):
     yields the proxy's URL and the supervisor once the API answers, the worker is ready, beat has
     started and Flower has switched the worker's events on."""
     ready = {**READY_LINES, "worker": EVENTS_ON}
+    if not is_rabbitmq(env.get("CELERY_BROKER_URL", "")):
+        # Without completion events (the embedded broker) the waiter polls the database instead.
+        ready["waiter"] = "waiter listening on"
     with running_procfile({**env, "LOG_LEVEL": "INFO"}, instance, ready) as (url, supervisor, _):
         yield url, supervisor
 

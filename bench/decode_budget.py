@@ -16,13 +16,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 from PIL import Image
 
-from jobs.imagecheck import ImageLimits, inspect_image
+from jobs.imagecheck import MAX_SIDE, WIDE_SAMPLE_COST, ImageLimits, inspect_image
 
 LIMITS = ImageLimits()
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 UPLOAD_LIMIT = 1024 * 1024  # MAX_IMAGE_BYTES's default: an image larger than this never reaches the check
 
 
@@ -41,9 +43,33 @@ def png_rgba() -> bytes:
     return _save(Image.new("RGBA", _size(LIMITS.max_pixels), (40, 90, 200, 128)), "PNG")
 
 
+def _png_16bit_rgba(width: int, height: int) -> bytes:
+    """Written by hand: Pillow saves no 16-bit RGBA. Zero rows compress to almost nothing."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    rows = (b"\0" + bytes(width * 8)) * height
+    header = struct.pack(">IIBBBBB", width, height, 16, 6, 0, 0, 0)
+    return _PNG_SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b"")
+
+
+def png_16bit_rgba() -> bytes:
+    return _png_16bit_rgba(*_size(LIMITS.max_pixels // WIDE_SAMPLE_COST))
+
+
+def png_16bit_rgba_tallest() -> bytes:
+    """As many rows as a side may have: Pillow's cost per row, whatever its width."""
+    return _png_16bit_rgba(LIMITS.max_pixels // WIDE_SAMPLE_COST // MAX_SIDE, MAX_SIDE)
+
+
+def png_16bit_rgba_widest() -> bytes:
+    return _png_16bit_rgba(MAX_SIDE, LIMITS.max_pixels // WIDE_SAMPLE_COST // MAX_SIDE)
+
+
 def png_grey_16_bit() -> bytes:
     """16-bit grey: Pillow holds it in 2 bytes a pixel; the worker rescales it to 8 bits tile by tile."""
-    return _save(Image.new("I;16", _size(LIMITS.max_pixels), 40000), "PNG")
+    return _save(Image.new("I;16", _size(LIMITS.max_pixels // WIDE_SAMPLE_COST), 40000), "PNG")
 
 
 def tiff_float_grey() -> bytes:
@@ -108,6 +134,9 @@ def webp_lossless_rgba() -> bytes:
 
 WORST_CASES = [
     png_rgba,
+    png_16bit_rgba,
+    png_16bit_rgba_tallest,
+    png_16bit_rgba_widest,
     png_grey_16_bit,
     tiff_float_grey,
     jpeg_baseline_cmyk,

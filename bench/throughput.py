@@ -43,7 +43,7 @@ import numpy as np
 import requests
 from sqlalchemy import create_engine, text
 
-from bench import profile_web
+from bench import fairness, profile_web
 from bench.as_shipped import batch_client, running_make_run
 from bench.batch_flood import batch_flood
 from bench.batch_flood import report as report_batch_flood
@@ -474,6 +474,8 @@ def main():
     shipped_runs = as_shipped(images, args.clients, meter, poll_images)
     flood = batch_flood(args.batch_images or (2000 if args.quick else 10000), meter, image_files())
     shipped = next(iter(shipped_runs.values()))
+    embedded_run, embedded_cpu = measured(meter, fairness.embedded, image_files(), images)
+    sharing = fairness.on_rabbitmq(image_files(), bulk=4 * images, single_count=40)
     naive = deployed(
         "naive: task per image, Keras predict",
         naive_images,
@@ -529,11 +531,24 @@ def main():
             f"{run['cpu']['nginx'] / run['images'] * 1e3:.2f}"
             + (f"; !! {run['not_done']} not done" if run["not_done"] else "")
         )
+    print(
+        f"    the same batch client on the embedded default (SQLite, embedded broker): {embedded_run['images']} "
+        f"images {embedded_run['rate']:.1f} img/s = {embedded_run['rate'] / shipped['rate']:.2f} of as shipped "
+        f"(target >= 0.5); idle image POST->done {embedded_run['idle_s'] * 1e3:.0f} ms (target <= 100)"
+        + (f"; !! {embedded_run['not_done']} not done" if embedded_run["not_done"] else "")
+    )
+    print(
+        f"fair sharing (bench/fairness.py, make run's processes on MariaDB and RabbitMQ): {sharing['singles']} single "
+        f"images while a {4 * images}-image bulk backlog drains: POST->done p50 {sharing['p50'] * 1e3:.0f} ms, p99 "
+        f"{sharing['p99'] * 1e3:.0f} ms (target <= 1000); two bulk clients, B queued after A, while both had work: "
+        f"A {sharing['share_a']:.2f}, B {sharing['share_b']:.2f} (target >= 0.33 each)"
+    )
 
     report_batch_flood(flood, best_limit, limit_cpu_ms)
 
     rows = {
         "(2) deployed": (service, service["images"]),
+        "embedded": ({**embedded_run, "cpu": embedded_cpu}, embedded_run["images"]),
         "as shipped": (shipped, shipped["images"]),
         "(3) naive": (naive, naive["images"]),
     }

@@ -6,7 +6,7 @@ TEST_AMQP_URL; dropped afterwards), records ``--clients`` pending jobs, and open
 resident memory and threads and the database connections in use; then it ends the jobs as a
 worker does (``record_outcomes`` and ``announce_ended`` in batches of 32) and times each answer
 from its batch's commit. Run once with RabbitMQ events and once with the polling fallback
-(the embedded filesystem broker):
+(the embedded broker):
 
     .venv/bin/python -m bench.waiting --clients 200
 """
@@ -148,7 +148,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=200)
     args = parser.parse_args()
-    for label, broker in (("RabbitMQ events", None), ("polling fallback (filesystem broker)", "filesystem://")):
+    for label, broker in (("RabbitMQ events", None), ("polling fallback (embedded broker)", "embedded://")):
         r = run(label, args.clients, broker)
         print(
             f"{r['label']}: {r['clients']} clients waiting, answers {sorted(r['statuses'])}; "

@@ -2,7 +2,8 @@
 
 Every line written while a job is in hand carries that job's ``uuid``: the web
 binds it in the request that creates or reads the job, the worker for the task
-that classifies it. Celery's own task lines ("Task ... received") carry the
+that classifies it. While an OpenTelemetry span is active (jobs/tracing.py), the line also
+carries its ``trace_id`` and ``span_id``. Celery's own task lines ("Task ... received") carry the
 task id, which is the job's uuid, in their arguments; those are picked up too.
 """
 
@@ -11,6 +12,9 @@ import logging
 import logging.config
 from contextvars import ContextVar
 from datetime import UTC, datetime
+
+from opentelemetry import trace
+from opentelemetry.trace import format_span_id, format_trace_id
 
 _current_job: ContextVar[str | None] = ContextVar("current_job", default=None)
 
@@ -47,6 +51,10 @@ class JsonFormatter(logging.Formatter):
         job = getattr(record, "uuid", None)
         if job:
             line["uuid"] = job
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:  # the same ids as the trace backend shows, so a log search and a trace agree
+            line["trace_id"] = format_trace_id(span.trace_id)
+            line["span_id"] = format_span_id(span.span_id)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False)

@@ -10,7 +10,7 @@ what Flask and its extensions read.
 A malformed value stops the process at start with a ``SettingsError`` that names the variable,
 its value and what it expects.
 
-The defaults give the embedded setup (SQLite, a filesystem broker and a local
+The defaults give the embedded setup (SQLite, the embedded SQLite broker and a local
 image directory under ``instance/``), so a fresh clone runs with no
 configuration. Real services are chosen by setting the URLs.
 """
@@ -59,6 +59,7 @@ class Settings:
     MAX_DELIVERIES: int
     BATCH_MAX_SIZE: int
     BATCH_MAX_WAIT: float
+    BULK_LANES: int
     WORKER_NICENESS: int
     API_KEYS: tuple[str, ...]
     METRICS_KEY: str
@@ -98,11 +99,28 @@ class Settings:
     WEBHOOK_CONNECT_TIMEOUT: float
     WEBHOOK_ATTEMPT_TIMEOUT: float
     WEBHOOK_PER_DESTINATION: int
+    FLOWER_BROKER_API: str
 
     @property
-    def broker_folder(self) -> Path:
-        """Where the embedded filesystem broker keeps its messages."""
-        return self.INSTANCE_PATH / "broker"
+    def broker_file(self) -> Path:
+        """Where the embedded broker (``embedded://``) keeps its messages."""
+        return self.INSTANCE_PATH / "broker.sqlite"
+
+    @property
+    def management_api(self) -> str | None:
+        """RabbitMQ's management API, where Flower reads queue depths: ``FLOWER_BROKER_API``, or else
+        derived from an AMQP broker URL (same host and login, the plugin's port 15672; 15671 over TLS).
+        None for the embedded broker, which has no such API."""
+        if self.FLOWER_BROKER_API:
+            return self.FLOWER_BROKER_API
+        broker = urlsplit(self.CELERY_BROKER_URL)
+        if broker.scheme not in ("amqp", "pyamqp", "amqps"):
+            return None
+        scheme, port = ("https", 15671) if broker.scheme == "amqps" else ("http", 15672)
+        login = f"{broker.username or 'guest'}:{broker.password or 'guest'}"
+        host = broker.hostname or "localhost"
+        host = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{login}@{host}:{port}/api/"
 
     @property
     def max_request_bytes(self) -> int:
@@ -230,7 +248,7 @@ def load_settings(env: Mapping | None = None) -> Settings:
     return Settings(
         INSTANCE_PATH=instance,
         DATABASE_URL=_url(env, "DATABASE_URL", f"sqlite:///{instance / 'predictions.sqlite'}"),
-        CELERY_BROKER_URL=_url(env, "CELERY_BROKER_URL", "filesystem://"),
+        CELERY_BROKER_URL=_url(env, "CELERY_BROKER_URL", "embedded://"),
         CELERY_QUEUE=env.get("CELERY_QUEUE") or "inference",
         IMAGE_STORE_URL=_url(env, "IMAGE_STORE_URL", (instance / "images").as_uri(), ("file", "s3")),
         S3_ENDPOINT_URL=_url(env, "S3_ENDPOINT_URL", "", ("http", "https")),
@@ -252,6 +270,7 @@ def load_settings(env: Mapping | None = None) -> Settings:
         MAX_DELIVERIES=_int(env, "MAX_DELIVERIES", 5, minimum=0),
         BATCH_MAX_SIZE=_int(env, "BATCH_MAX_SIZE", 32, minimum=1),
         BATCH_MAX_WAIT=_float(env, "BATCH_MAX_WAIT", 0.005),
+        BULK_LANES=_int(env, "BULK_LANES", 8, minimum=1),
         WORKER_NICENESS=_int(env, "WORKER_NICENESS", 10),
         API_KEYS=_list(env, "API_KEYS"),
         METRICS_KEY=env.get("METRICS_KEY", "").strip(),
@@ -289,4 +308,5 @@ def load_settings(env: Mapping | None = None) -> Settings:
         WEBHOOK_CONNECT_TIMEOUT=_float(env, "WEBHOOK_CONNECT_TIMEOUT", 3),
         WEBHOOK_ATTEMPT_TIMEOUT=_float(env, "WEBHOOK_ATTEMPT_TIMEOUT", 10),
         WEBHOOK_PER_DESTINATION=_int(env, "WEBHOOK_PER_DESTINATION", 4, minimum=1),
+        FLOWER_BROKER_API=env.get("FLOWER_BROKER_API", "").strip(),
     )

@@ -17,11 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
-from honcho.environ import parse_procfile
 from kombu import Connection, Exchange, Queue
 from sqlalchemy import create_engine, text
 
 from config.settings import PROJECT_ROOT, load_settings
+from deploy.supervise import read_procfile
 
 MYSQL_SERVER_URL = os.environ.get("TEST_MYSQL_URL", "mysql+mysqldb://root@127.0.0.1:3306")
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -72,7 +72,7 @@ def delete_queues(names) -> None:
         for name in names:
             queues, exchanges = set(), set()
             for first_retry in (1, 10):
-                more_queues, more_exchanges = entities(name, first_retry, 3600)
+                more_queues, more_exchanges = entities(name, first_retry, 3600, load_settings().BULK_LANES)
                 queues.update(more_queues)
                 exchanges.update(more_exchanges)
             for queue in sorted(queues):
@@ -126,7 +126,7 @@ def procfile_command(name: str, env: dict, *extra: str) -> list[str]:
     """The Procfile's ``name`` process as an argument list, its ``${NAME:-default}`` expanded from ``env``
     as the shell would, run by this interpreter; ``extra`` options are appended (Celery and argparse
     take the last of a repeated option). The Procfile is the one list of processes and their options."""
-    command = parse_procfile(PROCFILE.read_text()).processes[name]
+    command = read_procfile(PROCFILE)[name]
 
     def expand(match: re.Match) -> str:
         variable, operator, word = match.groups()
@@ -363,3 +363,25 @@ def stop_supervisor(supervisor: Process) -> None:
             supervisor.kill_group()
             return
     supervisor.stop()
+
+
+def start_flower(env, log_dir: Path, login: str) -> tuple[Process, str]:
+    """Flower as the Procfile runs it (its ``flowerconfig.py`` read from the project folder) on a spare
+    port, with basic auth ``login`` ("user:password"); returns it and its base URL once it answers."""
+    port = free_port()
+    flower = Process(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tasks.worker:celery_app",
+            "flower",
+            "--address=127.0.0.1",
+            f"--port={port}",
+        ],
+        {**env, "FLOWER_BASIC_AUTH": login},
+        log_dir / "flower.log",
+    )
+    flower.wait_for("Visit me at")
+    return flower, f"http://127.0.0.1:{port}"

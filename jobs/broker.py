@@ -5,7 +5,8 @@ finds here every entity the service creates on the broker (``entities``):
 
 | entity | kind | what it is for |
 |---|---|---|
-| ``<CELERY_QUEUE>`` | quorum queue (RabbitMQ), plain elsewhere | jobs; ``x-delivery-limit`` bounds redeliveries |
+| ``<CELERY_QUEUE>`` | quorum queue (RabbitMQ) | single uploads; ``x-delivery-limit`` bounds redeliveries |
+| ``<CELERY_QUEUE>.bulk.<n>`` | as the one above | bulk jobs, a lane per client (``BULK_LANES``) |
 | ``<CELERY_QUEUE>.dead`` | quorum queue | jobs returned too often, kept a week, never consumed |
 | ``<CELERY_QUEUE>.events`` | fanout exchange | completion hints for the waiters (RabbitMQ only) |
 | ``<CELERY_QUEUE>.webhooks`` | quorum queue (RabbitMQ) | webhook deliveries, consumed by the webhook worker |
@@ -48,12 +49,28 @@ def broker_urls(broker_url: str) -> list[str]:
     return [url.strip().replace("pyamqp://", "amqp://", 1) for url in broker_url.split(";") if url.strip()]
 
 
-def job_queue(settings: Settings) -> Queue:
-    """The job queue: on RabbitMQ a quorum queue whose messages are dead-lettered after too many deliveries."""
-    name = settings.CELERY_QUEUE
+def bulk_queue_name(base_queue: str, lane: int) -> str:
+    return f"{base_queue}.bulk.{lane}"
+
+
+def job_queue_names(base_queue: str, bulk_lanes: int) -> list[str]:
+    """The interactive queue (single uploads; the name jobs always had) first, then the bulk lanes.
+
+    The classification worker consumes them all, favouring the first (``tasks.batching``)."""
+    return [base_queue, *(bulk_queue_name(base_queue, lane) for lane in range(bulk_lanes))]
+
+
+def job_queues(settings: Settings) -> tuple[Queue, ...]:
+    """Every job queue, all with the same delivery limit and dead letters."""
+    return tuple(job_queue(settings, name) for name in job_queue_names(settings.CELERY_QUEUE, settings.BULK_LANES))
+
+
+def job_queue(settings: Settings, name: str) -> Queue:
+    """A job queue: on RabbitMQ a quorum queue whose messages are dead-lettered after too many deliveries.
+    (The embedded broker counts deliveries and dead-letters too: ``jobs.embedded_broker``.)"""
     arguments = None
     if is_rabbitmq(settings.CELERY_BROKER_URL):
-        dead = dead_letter_queue(name)
+        dead = dead_letter_queue(settings.CELERY_QUEUE)
         arguments = {
             "x-queue-type": "quorum",
             # One more than the worker's own limit, so the worker records the failure first.
@@ -140,12 +157,15 @@ def retry_schedule(first: float, budget: float) -> list[int]:
         total += delay
 
 
-def entities(base_queue: str, webhook_first_retry: float, webhook_retry_budget: float) -> tuple[list[str], list[str]]:
+def entities(
+    base_queue: str, webhook_first_retry: float, webhook_retry_budget: float, bulk_lanes: int
+) -> tuple[list[str], list[str]]:
     """Names of every queue and exchange a deployment on ``base_queue`` may create: what an operator or test deletes."""
     delays = retry_schedule(webhook_first_retry, webhook_retry_budget)
     delays += [] if BUSY_DELAY in delays else [BUSY_DELAY]
     webhooks = webhook_queue(base_queue).name
     delayed = [delay_queue(base_queue, delay).name for delay in delays]
-    queues = [base_queue, dead_letter_queue(base_queue).name, webhooks, *delayed]
-    exchanges = [base_queue, dead_letter_queue(base_queue).exchange.name, webhooks, events_exchange(base_queue).name]
+    jobs = job_queue_names(base_queue, bulk_lanes)
+    queues = [*jobs, dead_letter_queue(base_queue).name, webhooks, *delayed]
+    exchanges = [*jobs, dead_letter_queue(base_queue).exchange.name, webhooks, events_exchange(base_queue).name]
     return queues, exchanges

@@ -25,6 +25,14 @@ DEFAULT_MAX_WEBP_PIXELS = 6_000_000
 # Pillow's RLE BMP decoder is Python, one loop turn per pixel: a 13 KB file pads 12.6 MP in 1 s,
 # 4.2 MP in 0.37 s.
 DEFAULT_MAX_BMP_RLE_PIXELS = 2048 * 2048
+# Pillow decodes row by row, and a row costs about as much as a few pixels whatever its width: a
+# 1 x 12,582,912 PNG took 0.8 s (8-bit grey) to 1.8 s (16-bit RGBA) and 340 MB, against 0.24 s for
+# 4096x3072. A limit on a side (WebP's own) bounds that overhead to a few milliseconds and leaves
+# room for a 16384-pixel panorama.
+MAX_SIDE = 16384
+# A 16-bit sample is decoded, stored and converted at twice the cost of an 8-bit one (4096x3072
+# 16-bit RGBA: 0.49 s), so such images get half the pixels (`python -m bench.decode_budget`).
+WIDE_SAMPLE_COST = 2
 
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff"}
 _JPEG_SOF = {0xC0, 0xC1, 0xC2}  # baseline, extended and progressive Huffman: what Pillow's libjpeg reads
@@ -102,6 +110,8 @@ def _check_pixels(fmt: str, what: str, width: int, height: int, max_pixels: int)
         raise ImageRefused(f"The {fmt} {what} is {width}x{height} pixels: it has no pixels.")
     if width * height > max_pixels:
         raise ImageRefused(f"The {fmt} {what} is {width}x{height} pixels; the limit is {max_pixels} pixels.")
+    if max(width, height) > MAX_SIDE:
+        raise ImageRefused(f"The {fmt} {what} is {width}x{height} pixels; the limit is {MAX_SIDE} pixels a side.")
 
 
 def _truncated(fmt: str, where: str) -> ImageRefused:
@@ -176,6 +186,8 @@ def _png_size(data: bytes, limits: ImageLimits) -> tuple[int, int]:
     width, height, depth, colour, compression, filtering, interlace = struct.unpack_from(">IIBBBBB", data, 16)
     if depth not in _PNG_DEPTHS.get(colour, ()) or compression or filtering or interlace > 1:
         raise ImageRefused(f"The PNG header is invalid (colour type {colour}, bit depth {depth}).")
+    if depth == 16:
+        _check_pixels("16-bit PNG", "image", width, height, limits.max_pixels // WIDE_SAMPLE_COST)
     _check_pixels("PNG", "image", width, height, limits.max_pixels)
     pos, end = 8, len(data)
     for _ in range(_MAX_CHUNKS):

@@ -1,12 +1,33 @@
-"""Publishing a job by task name, so the publisher never imports the worker's code."""
+"""Publishing a job by task name, so the publisher never imports the worker's code.
+
+Where a job goes decides who waits for whom (``jobs.broker``, ``tasks.batching``): a single
+upload goes to the interactive queue, which the worker serves first; bulk work goes to its
+client's bulk lane, and the worker takes the lanes in turn, so one client's backlog never
+queues another client's images behind it.
+"""
 
 import logging
+import zlib
 
 from flask import current_app
 
-from jobs.broker import CLASSIFY_TASK
+from config.settings import Settings, current_settings
+from jobs.broker import CLASSIFY_TASK, bulk_queue_name
 
 logger = logging.getLogger(__name__)
+
+
+def bulk_lane(client: str, lanes: int) -> int:
+    """The lane of ``client`` (the API key's id, or the batch id without keys): hashed (CRC-32, the
+    same in every process), so two clients share a lane with probability 1/``lanes``."""
+    return zlib.crc32(client.encode()) % lanes
+
+
+def queue_for(settings: Settings, bulk: bool, client: str) -> str:
+    """The queue a job is published to: the interactive one, or its client's bulk lane."""
+    if not bulk:
+        return settings.CELERY_QUEUE
+    return bulk_queue_name(settings.CELERY_QUEUE, bulk_lane(client, settings.BULK_LANES))
 
 
 def publish_job(prediction_uuid: str, image_url: str, *, bulk: bool = False, client: str = "") -> bool:
@@ -24,6 +45,7 @@ def publish_jobs(jobs: list[tuple[str, str]], *, bulk: bool = False, client: str
     if not jobs:
         return 0
     celery = current_app.extensions["celery"]
+    queue = queue_for(current_settings(), bulk, client)
     published = 0
     try:
         # Through this Flask app's own Celery app, not the process-wide default.
@@ -43,6 +65,7 @@ def publish_jobs(jobs: list[tuple[str, str]], *, bulk: bool = False, client: str
                         kwargsrepr="{}",
                         producer=producer,
                         declare=declare,
+                        queue=queue,
                     )
                     published += 1
                 except Exception:  # any broker or connection error: the sweeper publishes it again

@@ -10,6 +10,7 @@ from sqlalchemy import JSON, DateTime, bindparam, insert, select, update
 from sqlalchemy.dialects import mysql
 
 from jobs.database import db
+from jobs.tracing import current_trace_id
 
 PENDING, DONE, FAILED, CANCELLED = "pending", "done", "failed", "cancelled"
 # What a done row says about the model that produced it (filled by the worker, see models.runtime.provenance).
@@ -49,6 +50,8 @@ class Prediction(db.Model):
     # The batch (jobs/batches.py) this image came in, and its place there (results keep that order).
     batch_id = db.Column(db.String(36))
     batch_index = db.Column(db.Integer)
+    # The OpenTelemetry trace the job was created in (jobs/tracing.py), when tracing is on.
+    trace_id = db.Column(db.String(32))
 
     __table_args__ = (db.Index("ix_predictions_batch_id_index", "batch_id", "batch_index"),)
 
@@ -70,6 +73,8 @@ def prediction_json(row) -> dict:
             }
     elif row.status == FAILED:
         body["error"] = row.error
+    if row.trace_id is not None:
+        body["trace_id"] = row.trace_id
     if row.finished_at is not None:
         body["finished_at"] = row.finished_at.isoformat(timespec="microseconds") + "Z"
     return body
@@ -113,6 +118,7 @@ def insert_prediction(
             "name": name,
             "image_url": image_url,
             "callback_url": callback_url,
+            "trace_id": current_trace_id(),
             "status": PENDING,
             "republished": 0,
             "created_at": now,

@@ -19,6 +19,7 @@ from jobs.idempotency import body_hash, cutoff, find_key, job_for, record_key
 from jobs.imagestore import ImageStoreUnavailable
 from jobs.queue import publish_job
 from jobs.records import insert_prediction
+from jobs.tracing import tracer
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +35,13 @@ def submit_job(
     callback_url: str | None = None,
     idempotency: tuple[str, str] | None = None,
     client: str = "",
+    *,
+    bulk: bool = False,
 ) -> str:
     """Create a pending job for ``image`` and return its uuid; ``callback_url`` (vetted) gets its result.
 
-    ``client`` names whose job it is (the API key's id), for fair sharing (``jobs.queue``).
+    ``client`` names whose job it is (the API key's id), ``bulk`` whether it came in bulk: what fair
+    sharing routes by (``jobs.queue``).
     ``idempotency`` is (scope, key): a key already used with the same name and image
     returns that job's uuid; with another body it raises IdempotencyConflict.
     Raises ImageStoreUnavailable or DatabaseUnavailable; either way nothing is kept.
@@ -54,7 +58,8 @@ def submit_job(
             return existing
     prediction_uuid = str(uuid.uuid4())
     store = current_app.extensions["image_store"]
-    image_url = store.save(f"{prediction_uuid}.{extension}", image)
+    with tracer.start_as_current_span("image store write", attributes={"job.uuid": prediction_uuid}):
+        image_url = store.save(f"{prediction_uuid}.{extension}", image)
     try:
         with db.engine.begin() as connection:
             insert_prediction(prediction_uuid, name, image_url, callback_url, connection)
@@ -75,7 +80,7 @@ def submit_job(
             return winner
         logger.exception("could not record %s", prediction_uuid, extra={"uuid": prediction_uuid})
         raise DatabaseUnavailable(str(error)) from None
-    publish_job(prediction_uuid, image_url, bulk=False, client=client)
+    publish_job(prediction_uuid, image_url, bulk=bulk, client=client)
     return prediction_uuid
 
 

@@ -12,7 +12,7 @@ no message waits behind a longer one) whose ``x-message-ttl`` dead-letters it ba
 the webhooks queue when due; the broker holds it, no worker does. The delay queues are
 durable and never expire (an ``x-expires`` would drop the messages inside); with delays
 doubling up to ``jobs.broker.LONGEST_DELAY`` there are about seven. Other brokers (the
-embedded filesystem one) have no TTL or dead-lettering, and use a plain countdown.
+embedded one) have no TTL or dead-lettering, and use a plain countdown.
 """
 
 from flask import current_app
@@ -23,6 +23,7 @@ from jobs.batches import Batch
 from jobs.broker import DELIVER_BATCH_TASK, DELIVER_TASK, delay_queue, is_rabbitmq, webhook_queue
 from jobs.database import db
 from jobs.records import Prediction, Timestamp, utcnow
+from jobs.tracing import in_job_trace
 
 
 class WebhookDelivery(db.Model):
@@ -33,7 +34,7 @@ class WebhookDelivery(db.Model):
     id = db.Column(db.Integer, primary_key=True, autoincrement=True)
     uuid = db.Column(db.String(36), db.ForeignKey("predictions.uuid", ondelete="CASCADE"), nullable=False, index=True)
     attempt = db.Column(db.Integer, nullable=False)
-    attempted_at = db.Column(Timestamp, nullable=False, default=utcnow)
+    attempted_at = db.Column(Timestamp, nullable=False, default=utcnow, index=True)  # /metrics counts recent ones
     status_code = db.Column(db.Integer)
     error = db.Column(db.String(500))
     duration = db.Column(db.Float, nullable=False)
@@ -78,4 +79,5 @@ def send_delivery(prediction_uuid: str, attempt: int, delay: int, task: str = DE
             options = {"queue": delay_queue(base, delay)}
         else:
             options["countdown"] = delay
-    celery.send_task(task, args=(prediction_uuid, attempt), **options)
+    with in_job_trace(prediction_uuid):  # from the worker's batch: into the job's trace (a retry is in it already)
+        celery.send_task(task, args=(prediction_uuid, attempt), **options)

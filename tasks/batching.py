@@ -18,11 +18,17 @@ that from looping:
   task ends a job as failed once it reaches ``MAX_DELIVERIES``, and the
   queue's ``x-delivery-limit`` dead-letters it if even that cannot happen.
 
+Who goes first (``next_batch``): a returning message, alone; then single uploads (the
+interactive queue); then bulk work, taken from the clients' lanes in turn, in batches sized so a
+run lasts about ``TARGET_RUN_SECONDS`` (``Pace``).
+
 Each run has a hard time limit, so a pool process stuck on one image is
 killed and that image is counted like a crash.
 """
 
 import logging
+import threading
+import time
 
 from celery_batches import Batches, SimpleRequest
 from celery_batches.trace import apply_batches_task
@@ -34,6 +40,8 @@ logger = logging.getLogger(__name__)
 # Seconds a run may take: a fixed allowance (database, store) plus a budget per image.
 RUN_BASE_SECONDS = 30
 RUN_SECONDS_PER_IMAGE = 2
+# How long a run of bulk work should last: what a single upload may wait for a busy process.
+TARGET_RUN_SECONDS = 0.4
 
 
 def deliveries(request) -> int:
@@ -55,31 +63,61 @@ class NoLossBatches(AppContextTask, Batches):
         self.flush_interval = app.conf.batch_max_wait
         self._held = []  # requests waiting for a free pool process
         self._running = 0  # runs handed to the pool that have not returned yet
-        return super().Strategy(task, app, consumer)
+        self._interactive = app.conf.task_default_queue  # single uploads; the rest are bulk lanes
+        self._paces: dict[str, Pace] = {}  # bulk lane -> the pace of its current burst
+        self._last_lane = None  # the bulk lane served last, so the next batch starts after it
+        # The consumer, the flush timer and the pool's result thread all add and take held requests.
+        self._lock = threading.RLock()
+        handle = super().Strategy(task, app, consumer)
+
+        def on_message(*args, **kwargs):
+            """A message that finds a pool process free leaves at once, without waiting for the flush
+            timer: the worker's timer thread (on the embedded broker, which has no event loop) wakes
+            only about once a second, which held a lone image for up to a second."""
+            handle(*args, **kwargs)
+            if not self._held and self._running < max(self._pool.num_processes, 1):
+                self._do_flush()
+
+        return on_message
 
     def flush(self, requests):
-        self._held.extend(requests)
-        self._dispatch()
+        with self._lock:
+            self._held.extend(requests)
+            self._dispatch()
 
     def _dispatch(self):
         """Hand held requests to the pool while a process is free. While every process is busy they
         pile up here and leave together, so batches grow with the load (and the fixed cost of a run,
-        its database reads and writes and its acks, is shared) while a lone request still goes at once.
-        A returning message runs alone: it may be the one that killed the last run."""
-        while self._held and self._running < max(self._pool.num_processes, 1):
-            returning = next((request for request in self._held if deliveries(request) > 0), None)
-            if returning is not None:
-                self._held.remove(returning)
-                self._run([returning])
-            else:
-                batch, self._held = self._held[: self.flush_every], self._held[self.flush_every :]
+        its database reads and writes and its acks, is shared) while a lone request still goes at once."""
+        with self._lock:
+            while self._held and self._running < max(self._pool.num_processes, 1):
+                batch, self._last_lane = next_batch(
+                    self._held, self._interactive, self.flush_every, self._bulk_size(), self._last_lane
+                )
+                taken = {id(request) for request in batch}
+                self._held = [request for request in self._held if id(request) not in taken]
                 self._run(batch)
+
+    def _bulk_size(self) -> int:
+        """The smallest size any bulk lane with work held asks for. A lane with nothing held forgets
+        its pace, so each burst starts with one image and the next client's costly images never
+        ride in a batch sized for someone else's photos."""
+        lanes = {queue_of(request) for request in self._held} - {self._interactive}
+        self._paces = {lane: pace for lane, pace in self._paces.items() if lane in lanes}
+        return min((self._paces.get(lane, Pace(self.flush_every)).size() for lane in lanes), default=self.flush_every)
 
     def _run(self, requests):
         batch = ([SimpleRequest.from_request(r) for r in requests],)
         self._running += 1
+        started = time.monotonic()
 
         def on_return(committed):
+            lanes = {queue_of(request) for request in requests} - {self._interactive}
+            with self._lock:
+                for lane in lanes:
+                    self._paces.setdefault(lane, Pace(self.flush_every)).observe(
+                        len(requests), time.monotonic() - started
+                    )
             if committed is True:
                 for request in requests:
                     request.acknowledge()
@@ -94,7 +132,9 @@ class NoLossBatches(AppContextTask, Batches):
             finished()
 
         def finished():
-            self._running -= 1
+            with self._lock:
+                self._running -= 1
+            self._do_flush()  # what arrived meanwhile, without waiting for the flush timer
             self._dispatch()
 
         # apply_batches_task returns None when run raised; error_callback sees a killed process.
@@ -105,6 +145,69 @@ class NoLossBatches(AppContextTask, Batches):
             error_callback=lambda error: requeue(_describe_pool_error(error)),
             timeout=RUN_BASE_SECONDS + RUN_SECONDS_PER_IMAGE * len(requests),
         )
+
+
+def queue_of(request) -> str:
+    """The queue a request came from: jobs are published with the queue's name as routing key."""
+    return (getattr(request, "delivery_info", None) or {}).get("routing_key") or ""
+
+
+def next_batch(held: list, interactive: str, largest: int, bulk_size: int, last_lane: str | None):
+    """The next batch from ``held`` (in arrival order), and the bulk lane it served last.
+
+    - A message that came back runs alone: it may be the one that killed the last run.
+    - Interactive requests (single uploads) go before any bulk work, in a batch of their own, so
+      a single image never waits behind a batch's worth of someone else's images.
+    - Bulk requests are taken from the lanes in turn, starting after ``last_lane``, up to
+      ``bulk_size``: each client with work held gets an equal share of every batch, and with
+      batches of one (costly images) the lanes still alternate.
+    """
+    returning = next((request for request in held if deliveries(request) > 0), None)
+    if returning is not None:
+        return [returning], last_lane
+    interactive_requests = [request for request in held if queue_of(request) == interactive]
+    if interactive_requests:
+        return interactive_requests[:largest], last_lane
+    lanes: dict[str, list] = {}
+    for request in held:
+        lanes.setdefault(queue_of(request), []).append(request)
+    names = sorted(lanes)
+    after = [name for name in names if last_lane is not None and name > last_lane]
+    order = after + [name for name in names if name not in after]
+    batch: list = []
+    served, longest = last_lane, max(len(requests) for requests in lanes.values())
+    for turn in range(longest):
+        if len(batch) == bulk_size:
+            break
+        for name in order:
+            if len(batch) < bulk_size and turn < len(lanes[name]):
+                batch.append(lanes[name][turn])
+                served = name
+    return batch, served
+
+
+class Pace:
+    """The size of a bulk batch, so that a run lasts about ``TARGET_RUN_SECONDS``.
+
+    A run cannot be interrupted, so a single upload may wait for one run on every process: with a
+    flood of the costliest admitted images (0.4 s or more each to decode), a batch of 32 would hold
+    a process for over 10 s. Sizing bulk batches by their measured seconds per image (a moving
+    average over runs, starting from one image) bounds that wait whatever the images cost, and
+    gives ordinary photos their full batches from the second run on.
+    """
+
+    def __init__(self, largest: int):
+        self.largest = largest
+        self.seconds_per_image = 0.0
+
+    def size(self) -> int:
+        if self.seconds_per_image <= 0:
+            return 1  # nothing measured yet: one image, whose run tells what the next ones cost
+        return max(1, min(self.largest, int(TARGET_RUN_SECONDS / self.seconds_per_image)))
+
+    def observe(self, images: int, seconds: float) -> None:
+        latest = seconds / max(images, 1)
+        self.seconds_per_image = latest if self.seconds_per_image <= 0 else (self.seconds_per_image + latest) / 2
 
 
 def _describe_pool_error(error) -> str:

@@ -23,9 +23,11 @@ from jobs.endings import announce_ended
 from jobs.imagecheck import ImageRefused, configured_limits, inspect_image
 from jobs.imagestore import ImageNotFound
 from jobs.records import PENDING, Prediction, done_outcome, failed_outcome, record_outcomes
+from jobs.tracing import in_job_trace
 from models.classification import Classification
 from models.preprocessing import UndecodableImage, prepare
 from tasks.batching import NoLossBatches, deliveries
+from tasks.job_traces import BatchSteps, job_spans
 from tasks.state import worker_state
 from tasks.worker_model import load_classifier
 
@@ -41,6 +43,7 @@ DATABASE_PAUSES = (1, 2, 4, 8, 16)
 @shared_task(base=NoLossBatches, name=CLASSIFY_TASK)
 def classify_batch(requests) -> bool:
     """Classify every pending job of the batch; True once the outcomes are committed."""
+    steps = BatchSteps()
     jobs = {request.args[0]: request.args[1] for request in requests}
     pending = _pending_jobs(jobs)
     max_deliveries = current_settings().MAX_DELIVERIES
@@ -52,24 +55,29 @@ def classify_batch(requests) -> bool:
         for request in requests
         if request.args[0] in pending and deliveries(request) >= max_deliveries
     }
-    inputs = _prepare_inputs({job: jobs[job] for job in pending if job not in outcomes}, outcomes)
+    inputs = _prepare_inputs({job: jobs[job] for job in pending if job not in outcomes}, outcomes, steps)
     if inputs:
-        outcomes.update(_classify(inputs))
-    written = _with_database_retry(lambda: record_outcomes(outcomes, worker_state.model_provenance))
+        with steps.step("inference", **{"batch.images": len(inputs)}):
+            outcomes.update(_classify(inputs))
+    with steps.step("record"):
+        written = _with_database_retry(lambda: record_outcomes(outcomes, worker_state.model_provenance))
     if worker_state.metrics is not None:
         worker_state.metrics.count_recorded(outcomes[prediction_uuid]["status"] for prediction_uuid in written)
-    # Only the rows this call wrote: whoever wrote the others announced them (events, webhooks) already.
-    announce_ended({prediction_uuid: outcomes[prediction_uuid]["status"] for prediction_uuid in written})
-    for prediction_uuid, outcome in outcomes.items():
-        # "recorded" only for rows this worker wrote: across workers, each uuid has exactly one such line.
-        what = "recorded" if prediction_uuid in written else "already final, not recorded again"
-        logger.info(
-            "prediction %s %s: %s",
-            prediction_uuid,
-            what,
-            outcome["prediction"] or outcome["error"],
-            extra={"uuid": prediction_uuid},
-        )
+    with job_spans(requests, steps):
+        with steps.step("completion event"):
+            # Only the rows this call wrote: whoever wrote the others announced them (events, webhooks) already.
+            announce_ended({prediction_uuid: outcomes[prediction_uuid]["status"] for prediction_uuid in written})
+        for prediction_uuid, outcome in outcomes.items():
+            # "recorded" only for rows this worker wrote: across workers, each uuid has exactly one such line.
+            what = "recorded" if prediction_uuid in written else "already final, not recorded again"
+            with in_job_trace(prediction_uuid):
+                logger.info(
+                    "prediction %s %s: %s",
+                    prediction_uuid,
+                    what,
+                    outcome["prediction"] or outcome["error"],
+                    extra={"uuid": prediction_uuid},
+                )
     return True
 
 
@@ -98,7 +106,7 @@ def _pending_jobs(jobs: dict[str, str]) -> set[str]:
     return {prediction_uuid for prediction_uuid, status in states.items() if status == PENDING}
 
 
-def _prepare_inputs(jobs: dict[str, str], failures: dict[str, dict]) -> dict[str, np.ndarray]:
+def _prepare_inputs(jobs: dict[str, str], failures: dict[str, dict], steps: BatchSteps) -> dict[str, np.ndarray]:
     """Read, check and preprocess each image; any error fails only its own job (added to ``failures``).
 
     The web checked the image's structure already; it is checked again here because a file may
@@ -110,9 +118,10 @@ def _prepare_inputs(jobs: dict[str, str], failures: dict[str, dict]) -> dict[str
     inputs = {}
     for prediction_uuid, image_url in jobs.items():
         try:
-            data = store.read(image_url)
-            inspect_image(data, limits)
-            inputs[prediction_uuid] = prepare(data)
+            with steps.job_step(prediction_uuid, "decode"):
+                data = store.read(image_url)
+                inspect_image(data, limits)
+                inputs[prediction_uuid] = prepare(data)
         except ImageNotFound as error:
             failures[prediction_uuid] = failed_outcome(str(error))
         except ImageRefused as error:

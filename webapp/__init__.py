@@ -9,6 +9,7 @@ from flask import Flask, Response, request
 from config.logging import unbind_job
 from config.settings import Settings
 from jobs.app import create_base_app
+from jobs.tracing import instrument_flask
 from webapp.errors import register_error_handlers
 from webapp.jsonprovider import OrjsonProvider
 from webapp.ratelimit import init_rate_limit
@@ -36,6 +37,7 @@ def create_app(settings: Settings) -> Flask:
     register_error_handlers(app)
     init_security_headers(app)
     app.after_request(drain_unread_body)
+    instrument_flask(app)
     app.teardown_request(lambda _error: unbind_job())  # a job's uuid tags only its own request's lines
     return app
 

@@ -1,4 +1,4 @@
-"""``GET /metrics`` for Prometheus: requests, latency, jobs by status, queue depth.
+"""``GET /metrics`` for Prometheus: requests, latency, jobs by status, queue depth, ages, webhook outcomes.
 
 Request figures are counted per process; with ``PROMETHEUS_MULTIPROC_DIR`` set
 (``gunicorn.conf.py`` sets a private one) the figures of every Gunicorn worker of
@@ -10,6 +10,7 @@ time, so they are never stale.
 import logging
 import os
 import time
+from datetime import timedelta
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
@@ -18,7 +19,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, select
 
 from jobs.database import db
-from jobs.records import CANCELLED, DONE, FAILED, PENDING, Prediction
+from jobs.records import CANCELLED, DONE, FAILED, PENDING, Prediction, utcnow
+from jobs.webhooks import WebhookDelivery
+from jobs.workers import WorkerRecord
 from webapp.auth import require_metrics_key
 
 logger = logging.getLogger(__name__)
@@ -28,6 +31,8 @@ bp.before_request(require_metrics_key)
 REQUESTS = Counter("http_requests_total", "HTTP requests by route and status.", ["method", "route", "status"])
 LATENCY = Histogram("http_request_duration_seconds", "Time to answer an HTTP request.", ["method", "route"])
 # Labels take a bounded set of values, so a client inventing methods or paths cannot grow /metrics.
+# The window webhook_attempts_recent counts over (the alert on failures compares it with itself).
+WEBHOOK_WINDOW = timedelta(minutes=5)
 KNOWN_METHODS = frozenset({"GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS"})
 
 
@@ -71,6 +76,9 @@ class ScrapeTimeCollector:
             jobs.add_metric([status], count)
         yield jobs
 
+        yield from self._ages()
+        yield from self._webhook_attempts()
+
         celery = self.app.extensions["celery"]
         queue = celery.conf.task_default_queue
         depth = GaugeMetricFamily(
@@ -80,9 +88,59 @@ class ScrapeTimeCollector:
         yield depth
 
     @staticmethod
+    def _ages():
+        """How long the oldest pending job has waited, and since when no worker has been heard from:
+        the two figures the alerts on a stuck pipeline watch (``deploy/prometheus/alerts.yml``)."""
+        oldest = GaugeMetricFamily(
+            "prediction_oldest_pending_seconds", "Age of the oldest pending job (0: none; NaN: database unreachable)."
+        )
+        heartbeat = GaugeMetricFamily(
+            "last_worker_heartbeat_age_seconds",
+            "Seconds since the most recent heartbeat of any worker (+Inf: no worker registered).",
+        )
+        try:
+            now = utcnow()
+            created = db.session.execute(select(func.min(Prediction.created_at)).where(Prediction.status == PENDING))
+            seen = db.session.execute(select(func.max(WorkerRecord.last_seen)))
+            created, seen = created.scalar(), seen.scalar()
+            oldest.add_metric([], (now - created).total_seconds() if created else 0)
+            heartbeat.add_metric([], (now - seen).total_seconds() if seen else float("inf"))
+        except Exception:
+            db.session.rollback()
+            oldest.add_metric([], float("nan"))
+            heartbeat.add_metric([], float("nan"))
+        yield oldest
+        yield heartbeat
+
+    @staticmethod
+    def _webhook_attempts():
+        """Webhook delivery attempts of the last WEBHOOK_WINDOW, delivered (2xx) or failed."""
+        attempts = GaugeMetricFamily(
+            "webhook_attempts_recent",
+            f"Webhook delivery attempts in the last {WEBHOOK_WINDOW.seconds} s, by outcome.",
+            labels=["outcome"],
+        )
+        delivered = WebhookDelivery.status_code.between(200, 299)
+        counts = {"delivered": 0, "failed": 0}
+        try:
+            rows = db.session.execute(
+                select(delivered, func.count())
+                .where(WebhookDelivery.attempted_at >= utcnow() - WEBHOOK_WINDOW)
+                .group_by(delivered)
+            ).all()
+            for ok, count in rows:
+                counts["delivered" if ok else "failed"] += count
+        except Exception:
+            db.session.rollback()
+            counts = dict.fromkeys(counts, float("nan"))
+        for outcome, count in counts.items():
+            attempts.add_metric([outcome], count)
+        yield attempts
+
+    @staticmethod
     def _queue_depth(celery, queue: str) -> float:
         # A passive declare never creates the queue; RabbitMQ and kombu's
-        # filesystem and memory transports all answer it with the message count.
+        # the embedded broker and kombu's memory transport all answer it with the message count.
         try:
             with celery.connection_for_read() as connection:
                 connection.ensure_connection(max_retries=1, timeout=2)

@@ -10,8 +10,8 @@ Futures are resolved from two sources, each followed by one query for the jobs c
 
 - Completion events (``jobs.events``): on RabbitMQ every waiter, on any host, binds an
   exclusive auto-delete queue to the fanout exchange the workers announce ended jobs on.
-- Polling, as a fallback: every 0.2 s while there is no event subscription (the embedded
-  filesystem broker has no fanout, or RabbitMQ is unreachable), and every 5 s behind it, so an
+- Polling, as a fallback: every 0.02 s while there is no event subscription (the embedded
+  embedded broker has no fanout, or RabbitMQ is unreachable), and every 5 s behind it, so an
   event lost in a broker hiccup delays a waiter by 5 s at most.
 
 A batch is waited on the same way: events name the batches they completed, polling reads the
@@ -45,7 +45,7 @@ from webapp.predictions.notify import is_uuid4, parse_wait
 
 logger = logging.getLogger(__name__)
 
-POLL_WITHOUT_EVENTS = 0.2  # seconds between database checks when no events arrive
+POLL_WITHOUT_EVENTS = 0.02  # seconds between database checks when no events arrive (one indexed read)
 POLL_BEHIND_EVENTS = 5  # seconds between checks that catch a lost event
 RECONNECT_PAUSE = 2  # seconds before subscribing again after the broker went away
 READ_CHUNK = 500  # uuids per query

@@ -215,7 +215,7 @@ def test_fifty_hanging_receivers_do_not_delay_a_healthy_ones_webhook(notify_serv
         hook = receiver()
         response = requests.post(f"{base_url}/inference/image", data=upload(callback_url=hook.url), timeout=30)
         assert response.status_code == 202, response.text
-        until(lambda: hook.received, "the healthy receiver's webhook did not arrive")
+        until(lambda: hook.received, "the healthy receiver's webhook", DEADLINE)
         arrived = hook.received[0]["at"]
         still_hanging = len(silent.connections) + len(trickling.connections)
         assert silent.accepted[0] == 4, "one receiver holds no more than its slots, even with 11 jobs"

@@ -1,5 +1,7 @@
 """Access control: API keys on the prediction routes and /metrics, and the optional per-client rate limit."""
 
+import io
+
 import pytest
 
 from tests.conftest import b64, image_bytes
@@ -52,6 +54,10 @@ ROUTE_ACCESS = {
     ("GET", "/predictions/<prediction_uuid>"): "key",
     ("DELETE", "/predictions/<prediction_uuid>"): "key",
     ("GET", "/metrics"): "key",
+    ("POST", "/batches"): "key",
+    ("GET", "/batches/<batch_id>"): "key",
+    ("GET", "/batches/<batch_id>/results"): "key",
+    ("DELETE", "/batches/<batch_id>"): "key",
     ("GET", "/"): "open",
     ("GET", "/health"): "open",
     ("GET", "/openapi.json"): "open",
@@ -61,6 +67,8 @@ ROUTE_ACCESS = {
 }
 EXAMPLE_PATHS = {
     "/predictions/<prediction_uuid>": JOB,
+    "/batches/<batch_id>": "/batches/1b4e28ba-2fa1-41d2-883f-0016d3cca427",
+    "/batches/<batch_id>/results": "/batches/1b4e28ba-2fa1-41d2-883f-0016d3cca427/results",
     "/docs/assets/<path:filename>": "/docs/assets/swagger-ui.css",
     "/static/<path:filename>": "/static/app.js",
 }
@@ -75,13 +83,19 @@ def test_every_route_has_its_access_decided(keyed_client):
     assert routes == set(ROUTE_ACCESS)
 
 
+def body_for(method: str, rule: str) -> dict:
+    """A body the route accepts: one image in a multipart batch, or a JSON upload."""
+    if (method, rule) == ("POST", "/batches"):
+        return {"data": {"image": (io.BytesIO(image_bytes()), "a.jpg")}, "content_type": "multipart/form-data"}
+    return {"json": upload()} if method == "POST" else {}
+
+
 @pytest.mark.parametrize("method, rule", list(ROUTE_ACCESS))
 def test_each_route_both_ways(keyed_client, method, rule):
     path = EXAMPLE_PATHS.get(rule, rule)
     send = getattr(keyed_client, method.lower())
-    kwargs = {"json": upload()} if method == "POST" else {}
-    without = send(path, **kwargs)
-    with_key = send(path, headers={"Authorization": f"Bearer {KEYS[1]}"}, **kwargs)
+    without = send(path, **body_for(method, rule))
+    with_key = send(path, headers={"Authorization": f"Bearer {KEYS[1]}"}, **body_for(method, rule))
     if ROUTE_ACCESS[method, rule] == "key":
         assert without.status_code == 401
         assert without.mimetype == "application/problem+json"

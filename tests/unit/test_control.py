@@ -24,19 +24,19 @@ def test_the_webhook_worker_answers_only_its_own_control_exchange():
 
 
 def test_a_worker_drops_control_messages_sent_while_it_was_down(make_app, tmp_path):
-    """`celery control pool_grow` with the worker down leaves a file in its mailbox; at start it is gone,
-    and the job messages beside it are kept."""
-    celery = make_app(broker_url="filesystem://", INSTANCE_PATH=tmp_path / "instance").extensions["celery"]
+    """`celery control pool_grow` with the worker down leaves a message in its mailbox; at start it is
+    gone, and the job messages beside it are kept."""
+    celery = make_app(broker_url="embedded://", INSTANCE_PATH=tmp_path / "instance").extensions["celery"]
     worker = "celery@host-a"
-    folder = tmp_path / "instance" / "broker" / "queue"
+    mailbox = celery.control.mailbox.get_queue(worker)
     with Connection(celery.conf.broker_url, transport_options=celery.conf.broker_transport_options) as connection:
-        celery.control.mailbox.get_queue(worker)(connection.default_channel).declare()  # as its earlier run did
+        mailbox(connection.default_channel).declare()  # as its earlier run did
         celery.control.broadcast("pool_grow", arguments={"n": 1}, connection=connection)
-    celery.send_task("classify_image", args=["job"], queue=celery.conf.task_default_queue)
-    mailbox = f".{worker}.{celery.conf.control_exchange}.pidbox.msg"
-    assert [path for path in folder.iterdir() if path.name.endswith(mailbox)]
+        celery.send_task("classify_image", args=["job"], queue=celery.conf.task_default_queue)
+        channel = connection.default_channel
+        assert channel._size(mailbox.name) == 1
 
-    drop_stale_control_messages(sender=worker, instance=SimpleNamespace(app=celery))
+        drop_stale_control_messages(sender=worker, instance=SimpleNamespace(app=celery))
 
-    assert not [path for path in folder.iterdir() if path.name.endswith(mailbox)]
-    assert [path for path in folder.iterdir() if path.name.endswith(f".{celery.conf.task_default_queue}.msg")]
+        assert channel._size(mailbox.name) == 0
+        assert channel._size(celery.conf.task_default_queue) == 1

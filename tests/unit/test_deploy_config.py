@@ -23,6 +23,21 @@ DATASOURCES = yaml.safe_load(
 # Labels Prometheus adds to every series it scrapes, and its own per-target series.
 SCRAPE_LABELS = {"job", "instance"}
 PROMETHEUS_SERIES = {"up": set()}
+# The broker's series the dashboard and alerts use, as RabbitMQ's rabbitmq_prometheus serves them on
+# :15692 (/metrics, and /metrics/detailed for per-queue figures); test_broker_metrics holds this
+# record to the live endpoint.
+RABBITMQ_SERIES = {
+    "rabbitmq_detailed_queue_messages": {"queue", "vhost"},
+    "rabbitmq_detailed_queue_messages_ready": {"queue", "vhost"},
+    "rabbitmq_detailed_queue_messages_unacked": {"queue", "vhost"},
+    "rabbitmq_global_messages_dead_lettered_delivery_limit_total": {"dead_letter_strategy", "queue_type"},
+    "rabbitmq_global_messages_dead_lettered_expired_total": {"dead_letter_strategy", "queue_type"},
+    "rabbitmq_global_messages_dead_lettered_rejected_total": {"dead_letter_strategy", "queue_type"},
+    "rabbitmq_global_messages_delivered_total": {"protocol", "queue_type"},
+    "rabbitmq_global_messages_received_total": {"protocol"},
+    "rabbitmq_global_messages_redelivered_total": {"protocol", "queue_type"},
+}
+ALERTS = yaml.safe_load((PROJECT_ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
 PROMQL_WORDS = {"sum", "rate", "by", "max", "count", "histogram_quantile", "without", "avg", "min"}
 
 
@@ -97,9 +112,10 @@ def test_monitoring_profile_mounts_files_that_exist():
 def test_dashboard_panels_ask_for_metrics_and_labels_the_code_exports(path, client):
     dashboard = json.loads(path.read_text())
     datasource_uids = {source["uid"] for source in DATASOURCES["datasources"]}
-    series = {**exported_series(client), **PROMETHEUS_SERIES}
+    series = {**exported_series(client), **PROMETHEUS_SERIES, **RABBITMQ_SERIES}
     titles = {panel["title"] for panel in dashboard["panels"]}
     assert {"Throughput", "Queue depth", "Request latency", "Batch size and model call time", "Failures"} <= titles
+    assert {"Broker queue depth", "Oldest pending job", "Dead-lettered messages", "Webhook attempts"} <= titles
     for panel in dashboard["panels"]:
         assert panel["datasource"]["uid"] in datasource_uids, panel["title"]
         assert panel["targets"], panel["title"]
@@ -109,3 +125,33 @@ def test_dashboard_panels_ask_for_metrics_and_labels_the_code_exports(path, clie
             for name, labels in found:
                 assert name in series, f"{panel['title']}: {name} is not exported"
                 assert labels <= series[name] | SCRAPE_LABELS, f"{panel['title']}: {name} has no {labels}"
+
+
+def test_alert_rules_ask_for_metrics_and_labels_that_exist(client):
+    series = {**exported_series(client), **PROMETHEUS_SERIES, **RABBITMQ_SERIES}
+    rules = [rule for group in ALERTS["groups"] for rule in group["rules"]]
+    assert {rule["alert"] for rule in rules} == {
+        "JobWaitingTooLong",
+        "DeadLetteredJobs",
+        "NoWorker",
+        "WebhookFailuresRising",
+    }
+    for rule in rules:
+        found = list(selectors(rule["expr"]))
+        assert found, rule["alert"]
+        for name, labels in found:
+            assert name in series, f"{rule['alert']}: {name} is not exported"
+            assert labels <= series[name] | SCRAPE_LABELS, f"{rule['alert']}: {name} has no {labels}"
+
+
+def test_prometheus_scrapes_the_broker_and_loads_the_alerts():
+    assert [target for job in ("rabbitmq", "rabbitmq-queues") for target in scrape_job(job)["static_configs"]] == [
+        {"targets": ["rabbitmq:15692"]},
+        {"targets": ["rabbitmq:15692"]},
+    ]
+    assert scrape_job("rabbitmq-queues")["metrics_path"] == "/metrics/detailed"
+    [rules] = PROMETHEUS["rule_files"]
+    assert f"./deploy/{rules}:/etc/prometheus/{rules}:ro" in service("prometheus")["volumes"]
+    plugins = (PROJECT_ROOT / "deploy" / "rabbitmq" / "enabled_plugins").read_text()
+    assert "rabbitmq_management" in plugins and "rabbitmq_prometheus" in plugins
+    assert "./deploy/rabbitmq/enabled_plugins:/etc/rabbitmq/enabled_plugins:ro" in service("rabbitmq")["volumes"]

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from bench import decode_budget
 from jobs.imagecheck import ImageFacts, ImageLimits, ImageRefused, inspect_image
 from models.preprocessing import UndecodableImage, decode_rgb, prepare
 from tests.support.hostile_images import (
@@ -121,6 +122,39 @@ def test_the_pixel_limit_is_inclusive():
     assert inspect_image(png(10, 10, 8, 0, bytes(11 * 10)), limits).width == 10
     with pytest.raises(ImageRefused, match="11x10 pixels; the limit is 100 pixels"):
         inspect_image(png(11, 10, 8, 0, bytes(12 * 10)), limits)
+
+
+def test_a_16_bit_png_gets_half_the_pixels():
+    limits = ImageLimits(max_pixels=200)
+    assert inspect_image(png(10, 10, 16, 6, bytes((1 + 80) * 10)), limits).width == 10
+    with pytest.raises(ImageRefused, match="16-bit PNG image is 11x10 pixels; the limit is 100 pixels"):
+        inspect_image(png(11, 10, 16, 6, bytes((1 + 88) * 10)), limits)
+
+
+def test_a_side_longer_than_16384_pixels_is_refused_whatever_its_pixel_count():
+    assert inspect_image(png(1, 16384, 8, 0, bytes(2 * 16384)), LIMITS).height == 16384
+    with pytest.raises(ImageRefused, match="16385x1 pixels; the limit is 16384 pixels a side"):
+        inspect_image(png(16385, 1, 8, 0, bytes(1 + 16385)), LIMITS)
+
+
+def test_the_thin_16_bit_png_that_took_a_second_to_decode_is_refused():
+    """Issue 17: 1 x 12,582,912 16-bit RGBA passed and took ~1 s of CPU against the 0.4 s budget."""
+    with pytest.raises(ImageRefused, match="16-bit PNG image is 1x12582912 pixels"):
+        inspect_image(decode_budget._png_16bit_rgba(1, 12_582_912), LIMITS)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [decode_budget.png_16bit_rgba, decode_budget.png_16bit_rgba_tallest, decode_budget.png_16bit_rgba_widest],
+)
+def test_the_costliest_admitted_16_bit_pngs_decode_within_the_budget(make):
+    """Measured as bench.decode_budget measures (CPU seconds of prepare() in a fresh process), the
+    best of three since other processes on a shared machine inflate CPU time too."""
+    data = make()
+    inspect_image(data, LIMITS)
+    cpu_seconds, peak_mb = min(decode_budget.measure(data) for _ in range(3))
+    assert cpu_seconds <= 0.4
+    assert peak_mb <= 100
 
 
 def test_the_scan_limit_counts_scans_not_exif_thumbnails():

@@ -80,6 +80,40 @@ def test_fifty_invented_methods_add_at_most_one_series(client):
         assert all(dict(labels)["method"] == "other" and dict(labels)["route"] == "unmatched" for labels in new)
 
 
+def test_the_oldest_pending_job_and_the_last_heartbeat_have_an_age(app, client):
+    from jobs.workers import heartbeat
+
+    samples = scrape(client)
+    assert samples[("prediction_oldest_pending_seconds", ())] == 0
+    assert samples[("last_worker_heartbeat_age_seconds", ())] == math.inf
+    post(client)
+    with app.app_context():
+        heartbeat("worker@test", {})
+    samples = scrape(client)
+    assert 0 < samples[("prediction_oldest_pending_seconds", ())] < 60
+    assert 0 <= samples[("last_worker_heartbeat_age_seconds", ())] < 60
+
+
+def test_webhook_attempts_of_the_last_minutes_are_counted_by_outcome(app, client):
+    from datetime import timedelta
+
+    from jobs.database import db
+    from jobs.records import utcnow
+    from jobs.webhooks import WebhookDelivery
+
+    job = post(client).get_json()["uuid"]
+    with app.app_context():
+        for status_code, minutes_ago in ((200, 1), (500, 1), (None, 2), (500, 30)):
+            attempted_at = utcnow() - timedelta(minutes=minutes_ago)
+            db.session.add(
+                WebhookDelivery(uuid=job, attempt=1, attempted_at=attempted_at, status_code=status_code, duration=0.1)
+            )
+        db.session.commit()
+    samples = scrape(client)
+    assert samples[("webhook_attempts_recent", (("outcome", "delivered"),))] == 1
+    assert samples[("webhook_attempts_recent", (("outcome", "failed"),))] == 2
+
+
 def test_the_content_type_names_its_charset_once(client):
     content_type = client.get("/metrics").headers["Content-Type"]
     assert content_type.startswith("text/plain; version=") and content_type.count("charset") == 1, content_type

@@ -5,17 +5,17 @@ import shlex
 import sys
 
 import yaml
-from honcho.environ import parse_procfile
 
 from config.settings import PROJECT_ROOT, load_settings
 from deploy.harness import PROCFILE, procfile_command
+from deploy.supervise import read_procfile
 
 # Options a container sets its own way (listening on every interface, fixed in-container ports and paths).
 CONTAINER_OPTIONS = {"--bind", "--host", "--port", "--address", "--schedule", "--basic-auth"}
 
 
 def procfile() -> dict[str, str]:
-    return dict(parse_procfile(PROCFILE.read_text()).processes)
+    return read_procfile(PROCFILE)
 
 
 def compose_commands() -> dict[str, str]:

@@ -12,7 +12,7 @@ from webapp.waiter import POLL_WITHOUT_EVENTS, make_app
 
 
 def waiter_settings(app, **changes):
-    return app.extensions["settings"].replace(CELERY_BROKER_URL="filesystem://", **changes)
+    return app.extensions["settings"].replace(CELERY_BROKER_URL="embedded://", **changes)
 
 
 def submit(app) -> str:

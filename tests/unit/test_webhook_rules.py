@@ -360,7 +360,7 @@ def test_any_string_is_either_a_clean_ascii_target_or_refused_with_a_reason(url)
 
 
 def test_the_broker_layout_lists_every_queue_and_exchange_a_deployment_creates():
-    queues, exchanges = entities("inference", 10, 3600)
+    queues, exchanges = entities("inference", 10, 3600, 0)
     assert queues[:3] == ["inference", "inference.dead", "inference.webhooks"]
     assert queues[3:] == [delay_queue("inference", delay).name for delay in retry_schedule(10, 3600)]
     assert exchanges == ["inference", "inference.dead", "inference.webhooks", "inference.events"]

@@ -13,7 +13,7 @@ def test_worker_without_weights_exits_with_a_clear_message(tmp_path):
         "KERAS_HOME": str(tmp_path / "keras"),
         "MODEL_WEIGHTS_PATH": "",
         "INSTANCE_PATH": str(tmp_path / "instance"),
-        "CELERY_BROKER_URL": "filesystem://",
+        "CELERY_BROKER_URL": "embedded://",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
     }
     finished = subprocess.run(
