@@ -12,7 +12,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 SWAGGER_UI := vendor/swagger-ui
 MODEL_FILES := mobilenet_7_5_224_tf.h5 imagenet_class_index.json
 
-.PHONY: run test lint install weights migrate clean
+.PHONY: run test lint docs install weights migrate clean
 
 # The web serves /metrics on its port; the worker serves its own on WORKER_METRICS_PORT (default here 9808).
 run: install weights migrate
@@ -30,6 +30,10 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The documentation site (docs/, mkdocs.yml) into tmp/site; --strict: a broken link or anchor fails.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 install: $(VENV)/.installed $(SWAGGER_UI)/VERSION
 	@./scripts/install-system-deps.sh  # also for a venv made before nginx was needed; a no-op when all is there
 
@@ -45,7 +49,7 @@ $(SWAGGER_UI)/VERSION: scripts/install-swagger-ui.sh
 
 # Puts the weights where Keras's weights="imagenet" finds them offline (its cache),
 # copied from the shared models folder when that is present. Online, Keras can
-# download the same file itself; see README "Model weights".
+# download the same file itself; see docs/configuration.md "Model weights".
 weights:
 	@for f in $(MODEL_FILES); do \
 	  if [ ! -f "$(KERAS_HOME)/models/$$f" ] && [ -f "$(SHARED_MODELS)/$$f" ]; then \

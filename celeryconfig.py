@@ -1,5 +1,7 @@
 """Celery settings: a quorum queue with a delivery limit, late acks, and results kept in the database.
 
+The queues themselves are defined in ``jobs.broker``; this module only derives Celery's options.
+
 ``celery_settings`` derives Celery's options from the service's settings; web and
 worker both build their Celery app from it (``jobs.app.celery_init_app``).
 
@@ -12,42 +14,8 @@ queue and turns global QoS off by itself. The embedded brokers (filesystem,
 memory) have no such queue type and use a plain durable queue.
 """
 
-from kombu import Exchange, Queue
-
 from config.settings import Settings
-from jobs.webhooks import REQUEUE_TASK, webhook_queue
-
-
-def is_rabbitmq(url: str) -> bool:
-    return url.startswith(("amqp", "pyamqp"))
-
-
-def job_queue(settings: Settings) -> Queue:
-    name = settings.CELERY_QUEUE
-    arguments = None
-    if is_rabbitmq(settings.CELERY_BROKER_URL):
-        dead = dead_letter_queue(settings)
-        arguments = {
-            "x-queue-type": "quorum",
-            # One more than the worker's own limit, so the worker records the failure first.
-            "x-delivery-limit": settings.MAX_DELIVERIES + 1,
-            "x-dead-letter-exchange": dead.exchange.name,
-            "x-dead-letter-routing-key": dead.routing_key,
-        }
-    return Queue(name, Exchange(name), routing_key=name, durable=True, queue_arguments=arguments)
-
-
-def dead_letter_queue(settings: Settings) -> Queue:
-    """Where RabbitMQ puts a message returned too often: kept a week for inspection, never consumed."""
-    name = f"{settings.CELERY_QUEUE}.dead"
-    return Queue(
-        name,
-        Exchange(name),
-        routing_key=name,
-        durable=True,
-        queue_arguments={"x-queue-type": "quorum", "x-message-ttl": 7 * 24 * 3600 * 1000, "x-max-length": 100_000},
-    )
-
+from jobs.broker import PURGE_TASK, REPUBLISH_TASK, REQUEUE_WEBHOOKS_TASK, is_rabbitmq, job_queue, webhook_queue
 
 RETENTION_SWEEP_SECONDS = 300
 
@@ -89,14 +57,14 @@ def celery_settings(settings: Settings) -> dict:
         "worker_send_task_events": False,
         "beat_schedule": {
             "republish-stale-pending": {
-                "task": "republish_stale_pending",
+                "task": REPUBLISH_TASK,
                 "schedule": max(settings.REPUBLISH_PENDING_AFTER // 2, 5),
             },
             # Old jobs (RETENTION_DAYS), expired idempotency keys and orphan images, a chunk at a time.
-            "purge-expired": {"task": "purge_expired", "schedule": RETENTION_SWEEP_SECONDS},
+            "purge-expired": {"task": PURGE_TASK, "schedule": RETENTION_SWEEP_SECONDS},
             # Run by the webhook worker (tasks/webhooks.py), on its own queue.
             "requeue-unsent-webhooks": {
-                "task": REQUEUE_TASK,
+                "task": REQUEUE_WEBHOOKS_TASK,
                 "schedule": 60,
                 "options": {"queue": webhook_queue(queue)},
             },

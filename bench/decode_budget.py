@@ -41,6 +41,16 @@ def png_rgba() -> bytes:
     return _save(Image.new("RGBA", _size(LIMITS.max_pixels), (40, 90, 200, 128)), "PNG")
 
 
+def png_grey_16_bit() -> bytes:
+    """16-bit grey: Pillow holds it in 2 bytes a pixel; the worker rescales it to 8 bits tile by tile."""
+    return _save(Image.new("I;16", _size(LIMITS.max_pixels), 40000), "PNG")
+
+
+def tiff_float_grey() -> bytes:
+    """32-bit floating-point grey, the widest one-band mode: 4 bytes a pixel before the rescale."""
+    return _save(Image.new("F", _size(LIMITS.max_pixels), 0.6), "TIFF", compression="tiff_adobe_deflate")
+
+
 def jpeg_baseline_cmyk() -> bytes:
     return _save(Image.new("CMYK", _size(LIMITS.max_pixels), (40, 90, 200, 10)), "JPEG", quality=90)
 
@@ -98,6 +108,8 @@ def webp_lossless_rgba() -> bytes:
 
 WORST_CASES = [
     png_rgba,
+    png_grey_16_bit,
+    tiff_float_grey,
     jpeg_baseline_cmyk,
     jpeg_progressive_max_scans,
     bmp_rgb_raw,

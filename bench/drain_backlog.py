@@ -9,7 +9,7 @@ them afterwards:
     .venv/bin/python -m bench.drain_backlog --jobs 600
 
 Each worker process runs a one-thread LiteRT interpreter, so on a 2-core machine a
-second worker puts the second core to work (1.89x measured; see README "Scaling").
+second worker puts the second core to work (1.89x measured; see docs/scaling.md).
 """
 
 import argparse

@@ -10,7 +10,7 @@ from celery.signals import worker_process_init
 
 from config.settings import load_settings
 from jobs.app import create_base_app
-from jobs.queue import CLASSIFY_TASK
+from jobs.broker import CLASSIFY_TASK
 from jobs.records import done_outcome, record_outcomes
 from models.classification import Classification
 from models.mobilenet import build_keras_model

@@ -611,7 +611,7 @@ def main():
         ),
         target("idle single request", service["idle"] * 1e3, f"{service['idle'] * 1e3:.0f} ms", 50, False, " ms"),
     ]
-    print("\n--- markdown for the README ---\n")
+    print("\n--- markdown for docs/performance.md ---\n")
     print(
         "| | images/s | of the limit | POST p50/p99 (flood) | POST p50/p99 (paced, workers saturated) "
         "| completion p50/p99 | idle request | RSS per pool process |"

@@ -26,7 +26,7 @@ from deploy.harness import (
     MYSQL_SERVER_URL,
     app_for,
     create_database,
-    delete_notify_entities,
+    delete_queues,
     deployment_env,
     drop_database,
     start_waiter,
@@ -129,7 +129,7 @@ def run(label: str, clients: int, broker: str | None) -> dict:
     finally:
         server.dispose()
         drop_database(database_url)
-        delete_notify_entities(queue)
+        delete_queues([queue])
     delays = sorted((answers[u][1] - committed[u]) * 1000 for u in uuids)
     statuses = {answers[u][0] for u in uuids}
     return {

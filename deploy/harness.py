@@ -63,14 +63,22 @@ def queue_length(name: str, amqp_url: str = AMQP_URL) -> int:
 
 
 def delete_queues(names) -> None:
-    """The queues and exchanges named, and what the notification features add beside each."""
+    """Every queue and exchange a deployment on each of these base queues may have created
+    (``jobs.broker.entities``), for the default webhook retry schedule and the tests' (first retry 1 s)."""
+    from jobs.broker import entities
+
     with Connection(AMQP_URL) as connection:
         channel = connection.channel()
-        for name in [*names, *(f"{name}.dead" for name in names)]:
-            Queue(name, Exchange(name), routing_key=name).bind(channel).delete()
-            Exchange(name).bind(channel).delete()
-    for name in names:
-        delete_notify_entities(name)
+        for name in names:
+            queues, exchanges = set(), set()
+            for first_retry in (1, 10):
+                more_queues, more_exchanges = entities(name, first_retry, 3600)
+                queues.update(more_queues)
+                exchanges.update(more_exchanges)
+            for queue in sorted(queues):
+                Queue(queue).bind(channel).delete()
+            for exchange in sorted(exchanges):
+                Exchange(exchange).bind(channel).delete()
 
 
 def deployment_env(instance: Path, database_url: str, queue: str, **settings) -> dict:
@@ -294,19 +302,3 @@ def start_webhook_worker(env, log_dir: Path) -> Process:
     worker = Process(args, env, log_dir / "webhooks.log")
     worker.wait_for(" ready.")
     return worker
-
-
-def delete_notify_entities(queue: str) -> None:
-    """What the waiting and webhook features add beside ``queue``: its events exchange, its webhooks
-    queue, and the delay queues of the default retry schedule and of the tests' (first retry 1 s)."""
-    from jobs.events import events_exchange_name
-    from jobs.webhooks import delay_queue, retry_schedule, webhook_queue
-
-    delays = sorted(set(retry_schedule(1, 3600)) | set(retry_schedule(10, 3600)))
-
-    with Connection(AMQP_URL) as connection:
-        channel = connection.channel()
-        Exchange(events_exchange_name(queue)).bind(channel).delete()
-        for entity in (webhook_queue(queue), *(delay_queue(queue, delay) for delay in delays)):
-            entity.bind(channel).delete()
-        webhook_queue(queue).exchange.bind(channel).delete()

@@ -9,28 +9,19 @@ the row stays the truth, so a lost event only delays a waiter until its next che
 import logging
 
 from flask import current_app
-from kombu import Exchange
 
 from config.settings import current_settings
+from jobs.broker import events_exchange, is_rabbitmq
 
 logger = logging.getLogger(__name__)
-
-
-def events_exchange_name(base_queue: str) -> str:
-    return f"{base_queue}.events"
-
-
-def has_fanout(broker_url: str) -> bool:
-    """Whether completion events are published: on RabbitMQ, not on the embedded filesystem broker."""
-    return broker_url.startswith(("amqp", "pyamqp"))
 
 
 def publish_completions(statuses: dict[str, str]) -> bool:
     """Announce the ended jobs in one message; never raises (the outcomes are committed already)."""
     celery = current_app.extensions["celery"]
-    if not statuses or not has_fanout(celery.conf.broker_url):
+    if not statuses or not is_rabbitmq(celery.conf.broker_url):
         return False
-    exchange = Exchange(events_exchange_name(current_settings().CELERY_QUEUE), "fanout", durable=False)
+    exchange = events_exchange(current_settings().CELERY_QUEUE)
     try:
         with celery.producer_pool.acquire(block=True, timeout=2) as producer:
             producer.publish(

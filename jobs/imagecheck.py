@@ -34,7 +34,14 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_DEPTHS = {0: {1, 2, 4, 8, 16}, 2: {8, 16}, 3: {1, 2, 4, 8}, 4: {8, 16}, 6: {8, 16}}
 _MAX_CHUNKS = 4096  # chunks, segments or GIF blocks walked before the first image data
 _TIFF_COMPRESSIONS = {1: "none", 5: "LZW", 8: "deflate", 32946: "deflate", 32773: "PackBits"}
+# Refused ones a client is likely to send, named in the refusal (bilevel fax scans are documents, not photos).
+_TIFF_REFUSED_COMPRESSIONS = {2: "CCITT RLE", 3: "CCITT G3 fax", 4: "CCITT G4 fax", 6: "old JPEG", 7: "JPEG"}
 _TIFF_INTEGER_TYPES = {3: "H", 4: "I"}  # SHORT, LONG
+# The Pillow modes the worker turns into RGB as a viewer shows them (models.preprocessing.VIEWER_CONVERSIONS,
+# which a unit test holds equal). Only TIFF opens in modes outside it (LAB, for one): refused with 415.
+SHOWN_MODES = frozenset(
+    {"1", "L", "P", "RGB", "CMYK", "YCbCr", "LA", "PA", "RGBA", "La", "I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
+)
 
 
 class ImageRefused(ValueError):
@@ -162,7 +169,8 @@ def _jpeg_frame(data: bytes, pos: int, length: int, limits: ImageLimits) -> tupl
 
 
 def _png_size(data: bytes, limits: ImageLimits) -> tuple[int, int]:
-    """IHDR, then the chunks before the first IDAT (CRCs checked, APNG frames within the canvas)."""
+    """IHDR, then the chunks before the first IDAT (critical ones' CRCs checked, APNG frames within the
+    canvas). An ancillary chunk that fails its checksum is ignored, as libpng and the worker's decode do."""
     if len(data) < 33 or data[12:16] != b"IHDR" or data[8:12] != b"\0\0\0\x0d":
         raise _truncated("PNG", "it does not start with an image header")
     width, height, depth, colour, compression, filtering, interlace = struct.unpack_from(">IIBBBBB", data, 16)
@@ -178,18 +186,33 @@ def _png_size(data: bytes, limits: ImageLimits) -> tuple[int, int]:
         if chunk_end > end:
             raise _truncated("PNG", f"the {_name(kind)} chunk runs past the end of the file")
         if kind == b"IDAT":
-            if data.rfind(b"IEND", chunk_end) < 0:
-                raise _truncated("PNG", "it has no end chunk")
+            _check_png_ends(data, pos)
             return width, height
         body = data[pos + 8 : pos + 8 + length]
-        if zlib.crc32(data[pos + 4 : pos + 8 + length]) != struct.unpack_from(">I", data, pos + 8 + length)[0]:
+        intact = zlib.crc32(data[pos + 4 : pos + 8 + length]) == struct.unpack_from(">I", data, pos + 8 + length)[0]
+        if not intact and not kind[0] & 0x20:
             raise _truncated("PNG", f"the {_name(kind)} chunk fails its checksum")
-        if kind == b"fcTL":
+        if kind == b"fcTL" and intact:
             _check_apng_frame(body, width, height)
         elif kind == b"IEND":
             raise _truncated("PNG", "it ends before any image data")
         pos = chunk_end
     raise ImageRefused("The PNG has too many chunks before its image data.")
+
+
+def _check_png_ends(data: bytes, pos: int) -> None:
+    """An end chunk, or else whole chunks up to the end of the file: a missing IEND is tolerated, as
+    browsers and Pillow tolerate it, but not a chunk cut short."""
+    if data.rfind(b"IEND", pos) >= 0:
+        return
+    end = len(data)
+    for _ in range(_MAX_CHUNKS * 16):
+        if pos == end:
+            return
+        if pos + 12 > end or pos + 12 + struct.unpack_from(">I", data, pos)[0] > end:
+            raise _truncated("PNG", "its last chunk runs past the end of the file")
+        pos += 12 + struct.unpack_from(">I", data, pos)[0]
+    raise ImageRefused("The PNG has too many chunks.")
 
 
 def _name(kind: bytes) -> str:
@@ -226,6 +249,7 @@ def _gif_size(data: bytes, limits: ImageLimits) -> tuple[int, int]:
             _check_pixels("GIF", "first frame", frame_width, frame_height, limits.max_pixels)
             width, height = max(width, left + frame_width), max(height, top + frame_height)
             _check_pixels("GIF", "canvas", width, height, limits.max_pixels)
+            _check_gif_frame_data(data, pos)
             return width, height
         if introducer == 0x3B:
             break
@@ -241,9 +265,23 @@ def _gif_size(data: bytes, limits: ImageLimits) -> tuple[int, int]:
     raise _truncated("GIF", "it ends before any image")
 
 
+def _check_gif_frame_data(data: bytes, pos: int) -> None:
+    """The first frame's pixel data, a chain of sub-blocks, ends within the file; the trailer after
+    it may be missing (browsers and Pillow show such a GIF)."""
+    flags, end = data[pos + 9], len(data)
+    pos += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0) + 1  # descriptor, local colours, LZW size
+    while pos < end and data[pos]:
+        pos += data[pos] + 1
+    if pos >= end:
+        raise _truncated("GIF", "its first image runs past the end of the file")
+
+
 def _webp_size(data: bytes, limits: ImageLimits) -> tuple[int, int]:
-    """The canvas (VP8X) and the first frame or bitstream, both within the WebP limit."""
-    end = min(len(data), 8 + struct.unpack_from("<I", data, 4)[0])
+    """The canvas (VP8X) and the first frame or bitstream, both within the WebP limit; the whole RIFF
+    container in the file (libwebp's demuxer refuses a cut one, even if the image came before the cut)."""
+    end = 8 + struct.unpack_from("<I", data, 4)[0]
+    if end > len(data):
+        raise _truncated("WebP", f"it is {len(data)} bytes long but declares {end}")
     pos, canvas = 12, None
     for _ in range(_MAX_CHUNKS):
         if pos + 8 > end:
@@ -328,7 +366,8 @@ def _tiff_size(data: bytes, limits: ImageLimits) -> tuple[int, int]:
     compression = number(259, 1)
     if compression not in _TIFF_COMPRESSIONS:
         raise ImageRefused(
-            f"TIFF compression {compression} is not supported; use one of "
+            f"TIFF compression {compression}{_named(_TIFF_REFUSED_COMPRESSIONS.get(compression))} is not "
+            "supported; use one of "
             f"{', '.join(sorted(set(_TIFF_COMPRESSIONS.values())))}.",
             415,
         )
@@ -349,7 +388,25 @@ def _tiff_size(data: bytes, limits: ImageLimits) -> tuple[int, int]:
         raise ImageRefused(f"The TIFF's strip or tile table does not match its size (expected {expected} entries).")
     if any(offset + count > len(data) for offset, count in zip(offsets, counts)):
         raise _truncated("TIFF", "its image data runs past the end of the file")
-    return _pillow_header(data, "TIFF").size
+    image = _pillow_header(data, "TIFF")
+    _check_tiff_samples(image.mode, number(262, 1), number(258, 1), number(339, 1))
+    return image.size
+
+
+def _check_tiff_samples(mode: str, photometric: int, bits: int, sample_format: int) -> None:
+    """Refuse, naming the mode, what the worker's RGB conversion cannot show as a viewer does."""
+    if mode not in SHOWN_MODES:
+        raise ImageRefused(f"TIFF images of mode {mode} cannot be shown faithfully; send RGB or grey.", 415)
+    if sample_format == 2:
+        raise ImageRefused(f"TIFF images of signed integer samples (mode {mode}) are not supported.", 415)
+    if mode.startswith("I;16") and bits != 16:
+        raise ImageRefused(f"TIFF images of {bits}-bit grey samples (mode {mode}) are not supported.", 415)
+    if photometric == 0 and bits > 8:
+        raise ImageRefused(f"TIFF images of {bits}-bit white-is-zero grey (mode {mode}) are not supported.", 415)
+
+
+def _named(name: str | None) -> str:
+    return f" ({name})" if name else ""
 
 
 def _tiff_ifd(data: bytes, order: str) -> dict[int, int]:

@@ -4,11 +4,9 @@ import logging
 
 from flask import current_app
 
-logger = logging.getLogger(__name__)
+from jobs.broker import CLASSIFY_TASK
 
-# The wire name of the worker's task: one message asks to classify one image (the
-# worker takes them in batches). Kept as is so messages already queued stay readable.
-CLASSIFY_TASK = "classify_image"
+logger = logging.getLogger(__name__)
 
 
 def publish_job(prediction_uuid: str, image_url: str) -> bool:

@@ -1,7 +1,7 @@
 """Webhook deliveries: their queue, the backoff between attempts, and the record of each attempt.
 
 Deliveries run in their own worker (``tasks.webhook_worker``) on the classic queue
-``<CELERY_QUEUE>.webhooks``, never in the inference pool.
+``<CELERY_QUEUE>.webhooks``, never in the inference pool. The queues are defined in ``jobs.broker``.
 
 Backoff without ETAs. A Celery countdown keeps the message unacked inside the worker
 until it is due: past RabbitMQ's ``consumer_timeout`` (30 min) the channel is closed, and
@@ -11,21 +11,17 @@ published to a delay queue of its own (``<queue>.webhooks.delay-<s>s``, one per 
 no message waits behind a longer one) whose ``x-message-ttl`` dead-letters it back into
 the webhooks queue when due; the broker holds it, no worker does. The delay queues are
 durable and never expire (an ``x-expires`` would drop the messages inside); with delays
-doubling up to LONGEST_DELAY there are about seven. Other brokers (the
+doubling up to ``jobs.broker.LONGEST_DELAY`` there are about seven. Other brokers (the
 embedded filesystem one) have no TTL or dead-lettering, and use a plain countdown.
 """
 
 from flask import current_app
-from kombu import Exchange, Queue
 from sqlalchemy import select
 
 from config.settings import current_settings
+from jobs.broker import DELIVER_TASK, delay_queue, is_rabbitmq, webhook_queue
 from jobs.database import db
 from jobs.records import Prediction, Timestamp, utcnow
-
-DELIVER_TASK = "deliver_webhook"
-REQUEUE_TASK = "requeue_unsent_webhooks"
-LONGEST_DELAY = 600  # seconds between two attempts at most, so there are few delay queues
 
 
 class WebhookDelivery(db.Model):
@@ -40,49 +36,6 @@ class WebhookDelivery(db.Model):
     status_code = db.Column(db.Integer)
     error = db.Column(db.String(500))
     duration = db.Column(db.Float, nullable=False)
-
-
-def webhook_queue(base_queue: str) -> Queue:
-    """The classic queue deliveries wait in (declared classic, whatever type new queues default to)."""
-    name = f"{base_queue}.webhooks"
-    return Queue(
-        name, Exchange(name, "direct"), routing_key=name, durable=True, queue_arguments={"x-queue-type": "classic"}
-    )
-
-
-def delay_queue(base_queue: str, seconds: int) -> Queue:
-    """A queue where a retry waits ``seconds``, then is dead-lettered into the webhooks queue."""
-    target = webhook_queue(base_queue)
-    name = f"{target.name}.delay-{seconds}s"
-    return Queue(
-        name,
-        Exchange("", "direct"),
-        routing_key=name,
-        durable=True,
-        queue_arguments={
-            "x-queue-type": "classic",
-            "x-message-ttl": seconds * 1000,
-            "x-dead-letter-exchange": target.exchange.name,
-            "x-dead-letter-routing-key": target.routing_key,
-        },
-    )
-
-
-def retry_delay(failed_attempts: int, first: float) -> int:
-    """Seconds before the next attempt: ``first``, doubling, at most LONGEST_DELAY."""
-    return int(min(first * 2 ** (failed_attempts - 1), LONGEST_DELAY))
-
-
-def retry_schedule(first: float, budget: float) -> list[int]:
-    """The delays before attempts 2, 3, ... while the total stays within ``budget`` seconds."""
-    delays: list[int] = []
-    total = 0
-    while True:
-        delay = retry_delay(len(delays) + 1, first)
-        if total + delay > budget:
-            return delays
-        delays.append(delay)
-        total += delay
 
 
 def schedule_webhooks(uuids) -> int:
@@ -105,7 +58,7 @@ def send_delivery(prediction_uuid: str, attempt: int, delay: int) -> None:
     base = current_settings().CELERY_QUEUE
     options = {"queue": webhook_queue(base)}
     if delay > 0:
-        if celery.conf.broker_url.startswith(("amqp", "pyamqp")):
+        if is_rabbitmq(celery.conf.broker_url):
             options = {"queue": delay_queue(base, delay)}
         else:
             options["countdown"] = delay

@@ -2,7 +2,10 @@
 
 Keras's reference path is ``load_img(target_size=(224, 224), interpolation="bilinear")``,
 ``img_to_array`` and ``mobilenet.preprocess_input`` (x / 127.5 - 1). We do the same
-with Pillow, plus EXIF rotation so phone photos are upright.
+with Pillow, plus EXIF rotation so phone photos are upright, and each pixel mode turned
+into 8-bit RGB as a viewer shows it on a white page (``VIEWER_CONVERSIONS``), where Keras's
+plain ``convert("RGB")`` clips 16-bit grey to white and drops transparency to whatever
+colour lies under it. Metadata (PNG text and ICC chunks) is skipped, never a reason to fail.
 
 Large JPEGs are decoded straight to a smaller scale in the DCT domain
 (``draft``), never below twice the input size: images up to 448 pixels a side
@@ -10,6 +13,9 @@ decode exactly as Keras does, and a 12-megapixel photo decodes several times fas
 """
 
 import io
+import struct
+import zlib
+from collections.abc import Callable
 
 import numpy as np
 from PIL import ExifTags, Image
@@ -28,6 +34,15 @@ _UPRIGHT = {
 }
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# PNG chunks that only describe the picture: text (where XMP lives, often zlib-compressed to
+# megabytes that Pillow refuses beyond MAX_TEXT_CHUNK) and the ICC profile (ignored, as Keras does).
+_PNG_METADATA = {b"tEXt", b"zTXt", b"iTXt", b"iCCP"}
+# High-depth grey is rescaled in tiles of at most this many pixels, so no full-size wide copy exists.
+_TILE_PIXELS = 1 << 20
+WHITE = (255, 255, 255)
+
+
 class UndecodableImage(ValueError):
     """The image could not be decoded; whatever the decoder raised, the job fails with its message."""
 
@@ -36,9 +51,11 @@ def decode_rgb(data: bytes) -> Image.Image:
     """Decode to an upright RGB image: first frame of an animation, EXIF rotation applied.
 
     Call it only on data that ``jobs.imagecheck.inspect_image`` admitted: that check bounds the
-    pixels and scans, so the decode stays within its time and memory budget. No copy is made
-    beyond what rotation and mode conversion need.
+    pixels and scans, so the decode stays within its time and memory budget, and refuses the
+    modes ``VIEWER_CONVERSIONS`` cannot show faithfully.
     """
+    if data.startswith(_PNG_SIGNATURE):
+        data = png_without_metadata(data)
     try:
         image = Image.open(io.BytesIO(data))  # a BytesIO holds no resource: no close needed
     except Exception as error:
@@ -47,23 +64,127 @@ def decode_rgb(data: bytes) -> Image.Image:
         image.seek(0)
         image.draft("RGB", DRAFT_SIZE)  # JPEG only; a no-op for other formats
         image.load()
-        upright = _upright(image)
-        return upright if upright.mode == "RGB" else upright.convert("RGB")
+        upright = _upright_transpose(image)  # read before conversion: a TIFF's EXIF lives on the file
+        shown = as_viewer_shows(image)
+        if shown is not image:
+            image.close()  # the decoded source may be 4 bytes a pixel: free it before the RGB copy
+        rgb = shown if shown.mode == "RGB" else shown.convert("RGB")
+        return rgb.transpose(upright) if upright is not None else rgb
+    except UndecodableImage:
+        raise
     except Exception as error:  # Pillow's decoders raise OSError, SyntaxError, struct.error, ...
         raise UndecodableImage(_reason(error)) from None
+
+
+def png_without_metadata(data: bytes) -> bytes:
+    """The PNG without its text and ICC chunks, nor any ancillary chunk whose checksum fails (as
+    libpng drops them); critical chunks, and whatever follows the end chunk or a cut, stay as they are."""
+    kept, pos, end = [data[:8]], 8, len(data)
+    while pos + 12 <= end:
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        chunk_end = pos + 12 + length
+        if chunk_end > end:
+            break
+        ancillary = kind[0] & 0x20
+        if kind not in _PNG_METADATA and (not ancillary or _crc_intact(data, pos, chunk_end)):
+            kept.append(data[pos:chunk_end])
+        pos = chunk_end
+        if kind == b"IEND":
+            break
+    kept.append(data[pos:])
+    return b"".join(kept)
+
+
+def _crc_intact(data: bytes, start: int, end: int) -> bool:
+    return zlib.crc32(data[start + 4 : end - 4]) == struct.unpack_from(">I", data, end - 4)[0]
 
 
 def _reason(error: Exception) -> str:
     return str(error) or type(error).__name__
 
 
-def _upright(image: Image.Image) -> Image.Image:
-    """EXIF rotation applied; unreadable EXIF means no rotation rather than a failed job."""
+def _upright_transpose(image: Image.Image) -> Image.Transpose | None:
+    """The transpose EXIF asks for; unreadable EXIF means no rotation rather than a failed job."""
     try:
-        method = _UPRIGHT.get(image.getexif().get(ExifTags.Base.Orientation, 1))  # 1: upright
+        return _UPRIGHT.get(image.getexif().get(ExifTags.Base.Orientation, 1))  # 1: upright
     except Exception:  # hostile EXIF raises anything from SyntaxError to struct.error
-        return image
-    return image.transpose(method) if method is not None else image
+        return None
+
+
+def as_viewer_shows(image: Image.Image) -> Image.Image:
+    """8-bit grey (L) or RGB as a viewer shows the image on a white page, by ``VIEWER_CONVERSIONS``."""
+    conversion = VIEWER_CONVERSIONS.get(image.mode)
+    if conversion is None:  # the structural check refuses these; a file may reach here otherwise
+        raise UndecodableImage(f"images of mode {image.mode} cannot be shown faithfully")
+    return conversion(image)
+
+
+def _opaque(image: Image.Image) -> Image.Image:
+    """Colour or grey as it is; a transparent colour key (PNG tRNS, a GIF's index) shows white."""
+    if "transparency" in image.info:
+        return _on_white(image.convert("RGBA"))
+    return image if image.mode in ("L", "RGB") else image.convert("L" if image.mode == "1" else "RGB")
+
+
+def _on_white(image: Image.Image) -> Image.Image:
+    """Composite an image with alpha (LA, RGBA, PA) on white; its alpha band is the paste mask."""
+    if image.mode == "PA":
+        image = image.convert("RGBA")
+    white = Image.new("RGB", image.size, WHITE)
+    white.paste(image, mask=image)
+    return white
+
+
+def _premultiplied_on_white(image: Image.Image) -> Image.Image:
+    """Premultiplied grey and alpha (TIFF's La): on white, each pixel is grey + (255 - alpha)."""
+    return _grey(image, lambda tile: np.minimum(tile[..., 0].astype(np.int16) + 255 - tile[..., 1], 255))
+
+
+def _sixteen_bit(tile: np.ndarray) -> np.ndarray:
+    return tile >> 8  # 257 * v >> 8 == v: the 8-bit picture a 16-bit file was made from, exactly
+
+
+def _thirty_two_bit(tile: np.ndarray) -> np.ndarray:
+    return tile.view(np.uint32) >> 24  # unsigned 32-bit samples (Pillow holds them as int32)
+
+
+def _unit_float(tile: np.ndarray) -> np.ndarray:
+    return np.clip(np.nan_to_num(tile, posinf=1, neginf=0), 0, 1) * 255 + 0.5  # 0 is black, 1 white
+
+
+def _grey(image: Image.Image, to_eight_bits: Callable[[np.ndarray], np.ndarray]) -> Image.Image:
+    """A high-depth one-band image as 8-bit grey, converted tile by tile to bound the memory."""
+    width, height = image.size
+    columns = min(width, _TILE_PIXELS)
+    rows = max(1, _TILE_PIXELS // columns)
+    grey = np.empty((height, width), np.uint8)
+    for top in range(0, height, rows):
+        for left in range(0, width, columns):
+            box = (left, top, min(left + columns, width), min(top + rows, height))
+            grey[box[1] : box[3], box[0] : box[2]] = to_eight_bits(np.asarray(image.crop(box)))
+    return Image.fromarray(grey)
+
+
+# Pillow mode -> 8-bit grey or RGB as a viewer shows it on a white page. The structural check
+# (jobs.imagecheck.SHOWN_MODES) refuses every other mode.
+VIEWER_CONVERSIONS: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "1": _opaque,
+    "L": _opaque,
+    "P": _opaque,
+    "RGB": _opaque,
+    "CMYK": _opaque,
+    "YCbCr": _opaque,
+    "LA": _on_white,
+    "PA": _on_white,
+    "RGBA": _on_white,
+    "La": _premultiplied_on_white,
+    "I;16": lambda image: _grey(image, _sixteen_bit),
+    "I;16B": lambda image: _grey(image, _sixteen_bit),
+    "I;16L": lambda image: _grey(image, _sixteen_bit),
+    "I;16N": lambda image: _grey(image, _sixteen_bit),
+    "I": lambda image: _grey(image, _thirty_two_bit),
+    "F": lambda image: _grey(image, _unit_float),
+}
 
 
 def to_model_input(image: Image.Image) -> np.ndarray:

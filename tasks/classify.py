@@ -17,14 +17,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from config.settings import current_settings
+from jobs.broker import CLASSIFY_TASK
 from jobs.database import db
 from jobs.endings import announce_ended
 from jobs.imagecheck import ImageRefused, configured_limits, inspect_image
 from jobs.imagestore import ImageNotFound
-from jobs.queue import CLASSIFY_TASK
 from jobs.records import PENDING, Prediction, done_outcome, failed_outcome, record_outcomes
 from models.classification import Classification
-from models.preprocessing import prepare
+from models.preprocessing import UndecodableImage, prepare
 from tasks.batching import NoLossBatches, deliveries
 from tasks.state import worker_state
 from tasks.worker_model import load_classifier
@@ -117,8 +117,11 @@ def _prepare_inputs(jobs: dict[str, str], failures: dict[str, dict]) -> dict[str
             failures[prediction_uuid] = failed_outcome(str(error))
         except ImageRefused as error:
             failures[prediction_uuid] = failed_outcome(error.message)
-        except Exception as error:  # hostile files raise anything: SyntaxError, struct.error, MemoryError...
-            logger.warning("image of %s not decodable", prediction_uuid, exc_info=True, extra={"uuid": prediction_uuid})
+        except UndecodableImage as error:  # expected of damaged files: one line, no traceback
+            logger.warning("image of %s not decodable: %s", prediction_uuid, error, extra={"uuid": prediction_uuid})
+            failures[prediction_uuid] = failed_outcome(f"the image could not be decoded: {error}")
+        except Exception as error:  # a bug, not a bad file: the traceback is wanted
+            logger.exception("preparing the image of %s failed", prediction_uuid, extra={"uuid": prediction_uuid})
             failures[prediction_uuid] = failed_outcome(
                 f"the image could not be decoded: {type(error).__name__}: {error}"
             )

@@ -20,11 +20,11 @@ What a worker keeps meanwhile is in ``tasks.state.worker_state``.
 import os
 
 from celery.signals import setup_logging, worker_init, worker_process_init, worker_ready, worker_shutdown
-from celeryconfig import dead_letter_queue, is_rabbitmq
 from flask import Flask
 
 from config.logging import configure_logging
 from config.settings import Settings
+from jobs.broker import dead_letter_queue, is_rabbitmq
 from tasks.metrics_endpoint import start_worker_metrics
 from tasks.presence import announce_model, drop_inherited_connections, withdraw
 from tasks.state import WorkerState, worker_state
@@ -47,7 +47,7 @@ def declare_dead_letter_queue(flask_app: Flask, settings: Settings) -> None:
     """The job queue dead-letters into it; without it RabbitMQ would drop such messages."""
     if is_rabbitmq(settings.CELERY_BROKER_URL):
         with flask_app.extensions["celery"].connection_for_write() as connection:
-            dead_letter_queue(settings)(connection.default_channel).declare()
+            dead_letter_queue(settings.CELERY_QUEUE)(connection.default_channel).declare()
 
 
 def connect_webhook_worker() -> None:

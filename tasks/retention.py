@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy import delete, select
 
 from config.settings import current_settings
+from jobs.broker import PURGE_TASK
 from jobs.database import db
 from jobs.idempotency import IdempotencyKey
 from jobs.idempotency import cutoff as key_cutoff
@@ -29,7 +30,7 @@ CHUNK = 500
 MAX_CHUNKS = 20
 
 
-@shared_task(name="purge_expired")
+@shared_task(name=PURGE_TASK)
 def purge_expired() -> dict:
     settings = current_settings()
     counts = {"jobs": 0, "keys": 0, "orphans": 0}

@@ -13,6 +13,7 @@ from celery import shared_task
 from sqlalchemy import select, update
 
 from config.settings import current_settings
+from jobs.broker import REPUBLISH_TASK
 from jobs.database import db
 from jobs.endings import announce_ended
 from jobs.queue import publish_job
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 SWEEP_LIMIT = 500
 
 
-@shared_task(name="republish_stale_pending")
+@shared_task(name=REPUBLISH_TASK)
 def republish_stale_pending() -> int:
     settings = current_settings()
     cutoff = utcnow() - timedelta(seconds=settings.REPUBLISH_PENDING_AFTER)

@@ -6,7 +6,7 @@ never take an inference process (see the Procfile's ``webhooks:`` line).
 
 from config.settings import load_settings
 from jobs.app import create_base_app
-from jobs.webhooks import webhook_queue
+from jobs.broker import webhook_queue
 from tasks.lifecycle import connect_webhook_worker
 
 # The modules whose tasks this worker runs; Celery imports them when the worker starts.

@@ -23,11 +23,12 @@ from celery import shared_task
 from sqlalchemy import func, select
 
 from config.settings import current_settings
+from jobs.broker import DELIVER_TASK, REQUEUE_WEBHOOKS_TASK, retry_delay
 from jobs.callbacks import CallbackRefused, vet_callback_url
 from jobs.database import db
 from jobs.records import PENDING, Prediction, utcnow
 from jobs.signing import SIGNATURE_HEADER, sign
-from jobs.webhooks import DELIVER_TASK, REQUEUE_TASK, WebhookDelivery, retry_delay, send_delivery
+from jobs.webhooks import WebhookDelivery, send_delivery
 from tasks import webhook_http
 
 logger = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ def _superseded(prediction_uuid: str, attempt: int) -> bool:
     ) > 0
 
 
-@shared_task(name=REQUEUE_TASK)
+@shared_task(name=REQUEUE_WEBHOOKS_TASK)
 def requeue_unsent_webhooks() -> int:
     """Queue the first delivery of ended jobs that have a callback but no attempt after UNSENT_AFTER."""
     now = utcnow()

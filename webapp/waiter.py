@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from config.logging import configure_logging
 from config.settings import Settings, load_settings
 from jobs.app import engine_options
-from jobs.events import events_exchange_name, has_fanout
+from jobs.broker import events_exchange, is_rabbitmq
 from jobs.records import PENDING, Prediction, prediction_json
 from webapp.auth import api_key_refusal
 from webapp.errors import PROBLEM_JSON, ApiError, problem_document
@@ -113,7 +113,7 @@ class Waiter:
     async def listen(self) -> None:
         """Consume completion events from RabbitMQ, subscribing again whenever the connection drops."""
         url = self.settings.CELERY_BROKER_URL.replace("pyamqp://", "amqp://", 1)
-        exchange_name = events_exchange_name(self.settings.CELERY_QUEUE)
+        exchange_name = events_exchange(self.settings.CELERY_QUEUE).name
         while True:
             try:
                 connection = await aio_pika.connect(url, timeout=5)
@@ -151,7 +151,7 @@ class Waiter:
 
     async def start(self, _app=None) -> None:
         self._tasks.append(asyncio.create_task(self.poll()))
-        if has_fanout(self.settings.CELERY_BROKER_URL):
+        if is_rabbitmq(self.settings.CELERY_BROKER_URL):
             self._tasks.append(asyncio.create_task(self.listen()))
 
     async def stop(self, _app=None) -> None:

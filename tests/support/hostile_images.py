@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
 from PIL import Image
 
 
@@ -248,6 +249,42 @@ def apng_frame_outside_canvas() -> bytes:
     return png(16, 16, 8, 0, bytes(17 * 16), png_chunk(b"acTL", struct.pack(">II", 1, 0)) + png_chunk(b"fcTL", control))
 
 
+def _png_before_idat(chunks: bytes) -> bytes:
+    data = save(photo(), "PNG")
+    idat = data.index(b"IDAT") - 4
+    return data[:idat] + chunks + data[idat:]
+
+
+def png_xmp_beyond_pillows_text_limit() -> bytes:
+    """Photoshop's DocumentAncestors bloat: compressed XMP of 2 MB, past Pillow's 1 MB MAX_TEXT_CHUNK."""
+    ancestors = "".join(f"<rdf:li>xmp.did:{i:032x}</rdf:li>" for i in range(40_000)).encode()
+    body = b"XML:com.adobe.xmp\0\1\0\0\0" + zlib.compress(ancestors, 9)
+    return _png_before_idat(png_chunk(b"iTXt", body))
+
+
+def png_ztxt_bomb() -> bytes:
+    """A zTXt comment of 8 MB in 8 KB: past the 1 MB Pillow decompresses a text chunk to."""
+    return _png_before_idat(png_chunk(b"zTXt", b"Comment\0\0" + zlib.compress(bytes(8 << 20), 9)))
+
+
+def png_icc_bomb() -> bytes:
+    return _png_before_idat(png_chunk(b"iCCP", b"bomb\0\0" + zlib.compress(bytes(8 << 20), 9)))
+
+
+def png_broken_icc() -> bytes:
+    return _png_before_idat(png_chunk(b"iCCP", b"broken\0\0" + b"not zlib, not a profile"))
+
+
+def png_ancillary_chunk_fails_its_checksum() -> bytes:
+    chunk = bytearray(png_chunk(b"tIME", bytes(7)))
+    chunk[-1] ^= 0xFF
+    return _png_before_idat(bytes(chunk))
+
+
+def png_without_end_chunk() -> bytes:
+    return save(photo(), "PNG")[:-12]
+
+
 def png_with_html_after_the_end() -> bytes:
     return save(photo(), "PNG") + b"<html><script>alert(1)</script></html>"
 
@@ -294,6 +331,14 @@ def gif_frame_far_outside_the_screen() -> bytes:
 
 def gif_small() -> bytes:
     return _gif((4, 4), (0, 0, 4, 4))
+
+
+def gif_without_trailer() -> bytes:
+    return _gif((4, 4), (0, 0, 4, 4))[:-1]
+
+
+def gif_cut_in_its_first_frame() -> bytes:
+    return _gif((64, 64), (0, 0, 64, 64))[:40]
 
 
 def gif_animated() -> bytes:
@@ -499,6 +544,53 @@ def tiff_tiled() -> bytes:
     return save(photo(), "TIFF", tile=(16, 16))
 
 
+def _tiff_grey_samples(bits: int, sample_format: int = 1, photometric: int = 1) -> bytes:
+    pixels = bytes(range(64)) * (bits // 8)
+    return tiff(
+        [
+            (256, SHORT, [8]),
+            (257, SHORT, [8 * 8 // bits]),
+            (258, SHORT, [bits]),
+            (259, SHORT, [1]),
+            (262, SHORT, [photometric]),
+            (273, LONG, [8]),
+            (277, SHORT, [1]),
+            (278, SHORT, [8 * 8 // bits]),
+            (279, LONG, [len(pixels)]),
+            (339, SHORT, [sample_format]),
+        ],
+        pixels,
+    )
+
+
+def tiff_16_bit_grey() -> bytes:
+    return _tiff_grey_samples(16)
+
+
+def tiff_16_bit_big_endian_grey() -> bytes:
+    return save(Image.fromarray(np.asarray(photo(mode="L"), ">u2") * 257), "TIFF")
+
+
+def tiff_float_grey() -> bytes:
+    return _tiff_grey_samples(32, sample_format=3)
+
+
+def tiff_signed_16_bit_grey() -> bytes:
+    return _tiff_grey_samples(16, sample_format=2)
+
+
+def tiff_16_bit_white_is_zero() -> bytes:
+    return _tiff_grey_samples(16, photometric=0)
+
+
+def tiff_cielab() -> bytes:
+    return save(photo(mode="LAB"), "TIFF")
+
+
+def tiff_ccitt_g4() -> bytes:
+    return save(photo(mode="1"), "TIFF", compression="group4")
+
+
 def bigtiff() -> bytes:
     return b"II+\0\x08\0\0\0" + bytes(64)
 
@@ -561,12 +653,20 @@ CORPUS = [
     HostileImage("png_one_bit", png_one_bit, "done"),
     HostileImage("apng", apng, "done"),
     HostileImage("png_with_html_after_the_end", png_with_html_after_the_end, "done"),
+    HostileImage("png_xmp_beyond_pillows_text_limit", png_xmp_beyond_pillows_text_limit, "done"),
+    HostileImage("png_ztxt_bomb", png_ztxt_bomb, "done"),
+    HostileImage("png_icc_bomb", png_icc_bomb, "done"),
+    HostileImage("png_broken_icc", png_broken_icc, "done"),
+    HostileImage("png_ancillary_chunk_fails_its_checksum", png_ancillary_chunk_fails_its_checksum, "done"),
+    HostileImage("png_without_end_chunk", png_without_end_chunk, "done"),
     # GIF
     HostileImage("gif_canvas_bomb", gif_canvas_bomb, "refused", 422),
     HostileImage("gif_frame_far_outside_the_screen", gif_frame_far_outside_the_screen, "refused", 422),
     HostileImage("gif_lzw_code_size_too_large", gif_lzw_code_size_too_large, "failed"),
     HostileImage("gif_small", gif_small, "done"),
     HostileImage("gif_animated", gif_animated, "done"),
+    HostileImage("gif_without_trailer", gif_without_trailer, "done"),
+    HostileImage("gif_cut_in_its_first_frame", gif_cut_in_its_first_frame, "refused", 422),
     HostileImage("gif_javascript_polyglot", gif_javascript_polyglot, "done"),
     # WebP
     HostileImage("webp_canvas_bomb", webp_canvas_bomb, "refused", 422),
@@ -592,6 +692,13 @@ CORPUS = [
     HostileImage("tiff_small_grey", tiff_small_grey, "done"),
     HostileImage("tiff_lzw", tiff_lzw, "done"),
     HostileImage("tiff_tiled", tiff_tiled, "done"),
+    HostileImage("tiff_16_bit_grey", tiff_16_bit_grey, "done"),
+    HostileImage("tiff_16_bit_big_endian_grey", tiff_16_bit_big_endian_grey, "done"),
+    HostileImage("tiff_float_grey", tiff_float_grey, "done"),
+    HostileImage("tiff_signed_16_bit_grey", tiff_signed_16_bit_grey, "refused", 415),
+    HostileImage("tiff_16_bit_white_is_zero", tiff_16_bit_white_is_zero, "refused", 415),
+    HostileImage("tiff_cielab", tiff_cielab, "refused", 415),
+    HostileImage("tiff_ccitt_g4", tiff_ccitt_g4, "refused", 415),
     # not images
     HostileImage("zero_length", zero_length, "refused", 422),
     HostileImage("random_bytes", random_bytes, "refused", 415),

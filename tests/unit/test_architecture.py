@@ -18,7 +18,12 @@ ALLOWED = {
     "jobs": {"config", "celeryconfig"},
     "webapp": {"config", "jobs", "celeryconfig"},
     "tasks": {"config", "jobs", "models", "celeryconfig"},
+    # The root modules are checked too: Celery's options read the broker layout, and wsgi is the web's entry point.
+    "celeryconfig": {"config", "jobs"},
+    "wsgi": {"config", "jobs", "webapp"},
 }
+# The broker layout is a leaf: everything asks it, it asks only the settings.
+LEAVES = {"jobs.broker": {"config.settings"}}
 PROJECT_MODULES = {*PACKAGES, "celeryconfig", "wsgi"}
 
 
@@ -57,6 +62,12 @@ def test_each_package_imports_only_what_it_may():
             if package in ALLOWED and target.split(".")[0] not in ALLOWED[package] | {package}:
                 wrong.append(f"{module} imports {target}")
     assert wrong == []
+
+
+def test_the_broker_layout_imports_only_the_settings():
+    graph = project_graph()
+    for module, allowed in LEAVES.items():
+        assert {target.rsplit(".", 1)[0] if target not in graph else target for target in graph[module]} <= allowed
 
 
 def test_there_is_no_import_cycle():

@@ -5,6 +5,7 @@ The network is replaced by a small stand-in classifier so that a "poison" image
 exercised end to end in tests/integration.
 """
 
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlparse
@@ -18,6 +19,7 @@ from jobs.records import Prediction
 from models.classification import Classification
 from tasks.state import worker_state
 from tests.conftest import b64, image_bytes
+from tests.hostile_images import png_cut_stream_in_whole_chunks
 
 LABELS = [f"class_{i}" for i in range(1000)]
 POISON_COLOR = (0, 255, 0)
@@ -117,3 +119,18 @@ def test_oversized_images_fail_alone_before_they_are_decoded(make_app, app, clie
     assert rows[1]["error"] == "The PNG image is 100x100 pixels; the limit is 5000 pixels."
     assert rows[2]["error"] == "The PNG image is 20000x20000 pixels; the limit is 5000 pixels."
     assert classifier.batch_sizes == [1]
+
+
+def test_an_undecodable_image_fails_with_one_warning_line_and_no_traceback(app, client, classifier, caplog):
+    """A damaged file is expected input: its refusal is a WARNING line, never ERROR with a traceback."""
+    data = png_cut_stream_in_whole_chunks()
+    response = client.post("/inference/image", json={"name": "x", "data": b64(data)})
+    assert response.status_code == 202, "the structure is intact: only the decoder can tell"
+    prediction_uuid = response.get_json()["uuid"]
+    with caplog.at_level(logging.INFO, logger="tasks.classify"):
+        run_batch(app, [prediction_uuid])
+    [row] = statuses(app, [prediction_uuid])
+    assert row["status"] == "failed" and row["error"].startswith("the image could not be decoded: ")
+    [line] = [record for record in caplog.records if "not decodable" in record.getMessage()]
+    assert line.levelno == logging.WARNING and line.exc_info is None and "\n" not in line.getMessage()
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]

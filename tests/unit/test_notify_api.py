@@ -5,11 +5,12 @@ import time
 
 import pytest
 
+from jobs.broker import DELIVER_TASK, webhook_queue
 from jobs.database import db
 from jobs.endings import announce_ended
 from jobs.records import Prediction, done_outcome, failed_outcome, record_outcomes
 from jobs.signing import SIGNATURE_HEADER, verify
-from jobs.webhooks import DELIVER_TASK, WebhookDelivery, webhook_queue
+from jobs.webhooks import WebhookDelivery
 from tests.conftest import b64, drain_queue, image_bytes
 from tests.support.webhook_receiver import Receiver
 from webapp.predictions.notify import parse_wait

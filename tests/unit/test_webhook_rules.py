@@ -4,9 +4,9 @@ import socket
 
 import pytest
 
+from jobs.broker import LONGEST_DELAY, delay_queue, entities, retry_delay, retry_schedule, webhook_queue
 from jobs.callbacks import CallbackRefused, is_acceptable, vet_callback_url
 from jobs.signing import sign, verify
-from jobs.webhooks import LONGEST_DELAY, delay_queue, retry_delay, retry_schedule, webhook_queue
 from tasks import webhook_http
 from tests.support.webhook_receiver import Receiver
 
@@ -158,3 +158,10 @@ def test_the_post_connects_to_the_pinned_address_even_if_the_name_now_points_els
     finally:
         server.close()
     assert server.received[0]["headers"]["Host"] == f"rebound.invalid:{server.port}"
+
+
+def test_the_broker_layout_lists_every_queue_and_exchange_a_deployment_creates():
+    queues, exchanges = entities("inference", 10, 3600)
+    assert queues[:3] == ["inference", "inference.dead", "inference.webhooks"]
+    assert queues[3:] == [delay_queue("inference", delay).name for delay in retry_schedule(10, 3600)]
+    assert exchanges == ["inference", "inference.dead", "inference.webhooks", "inference.events"]
