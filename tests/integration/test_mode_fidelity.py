@@ -20,7 +20,7 @@ from models import runtime
 from models.preprocessing import prepare
 from models.weights import locate_model_files
 from tests.conftest import SHARED_IMAGES
-from tests.hostile_images import LONG, SHORT, tiff
+from tests.support.hostile_images import LONG, SHORT, tiff
 
 PHOTOS = ["n02391049_zebra.JPEG", *sorted(p.name for p in SHARED_IMAGES.glob("n0*.JPEG"))[:8]]
 CONFIDENT = 0.6  # photos the model is this sure of; below it, rounding alone may swap the top two

@@ -19,7 +19,7 @@ from jobs.records import Prediction
 from models.classification import Classification
 from tasks.state import worker_state
 from tests.conftest import b64, image_bytes
-from tests.hostile_images import png_cut_stream_in_whole_chunks
+from tests.support.hostile_images import png_cut_stream_in_whole_chunks
 
 LABELS = [f"class_{i}" for i in range(1000)]
 POISON_COLOR = (0, 255, 0)

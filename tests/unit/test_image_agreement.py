@@ -19,7 +19,7 @@ from PIL import Image, PngImagePlugin
 
 from jobs.imagecheck import ImageLimits, inspect_image
 from models.preprocessing import prepare
-from tests.hostile_images import ORIENTATION_6, exif
+from tests.support.hostile_images import ORIENTATION_6, exif
 from webapp.errors import ApiError
 from webapp.predictions.validation import check_image
 

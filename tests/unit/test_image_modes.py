@@ -10,7 +10,7 @@ from PIL import Image, TiffImagePlugin
 
 from jobs.imagecheck import SHOWN_MODES, ImageLimits, ImageRefused, inspect_image
 from models.preprocessing import VIEWER_CONVERSIONS, UndecodableImage, as_viewer_shows
-from tests.hostile_images import save
+from tests.support.hostile_images import save
 
 WHITE = (255, 255, 255)
 
