@@ -30,6 +30,13 @@ logconfig_dict = logging_config(settings.LOG_LEVEL)
 # answers, and ?wait long polls go to the waiter, so a process is never held by a slow client; the
 # gthread machinery (selector, futures, locks) cost more CPU per request than the waits it overlapped.
 threads = settings.WEB_THREADS
+# Gunicorn's request limits, looser than the proxy's (deploy/nginx/api.conf.template: a request line
+# and each header line at most 4 KiB, never more than 16 KiB of headers in all) even with the headers
+# nginx adds, so nginx refuses an over-long request with a problem document before Gunicorn could
+# answer it in HTML.
+limit_request_line = 8190  # Gunicorn's largest
+limit_request_field_size = 8190  # a 4 KiB X-Forwarded-For plus the address nginx appends fits
+limit_request_fields = 32768  # Gunicorn's largest; 16 KiB holds at most 4096 header lines
 if threads > 1:
     # Only the gthread worker keeps connections alive (the sync worker closes each after its answer):
     # longer than the proxy keeps an idle one (deploy/nginx/api.conf.template, 60 s), so nginx never

@@ -92,6 +92,9 @@ class Settings:
     PROXY_READ_TIMEOUT: int
     PROXY_CONNECTIONS_PER_CLIENT: int
     PROXY_WAITER_UPSTREAM: str
+    WEBHOOK_CONNECT_TIMEOUT: float
+    WEBHOOK_ATTEMPT_TIMEOUT: float
+    WEBHOOK_PER_DESTINATION: int
 
     @property
     def broker_folder(self) -> Path:
@@ -262,7 +265,7 @@ def load_settings(env: Mapping | None = None) -> Settings:
         WEB_CONCURRENCY=_int(env, "WEB_CONCURRENCY", 2, minimum=1),
         WEB_THREADS=_int(env, "WEB_THREADS", 1, minimum=1),
         WORKER_CONCURRENCY=_int(env, "WORKER_CONCURRENCY", 2, minimum=1),
-        WEBHOOK_CONCURRENCY=_int(env, "WEBHOOK_CONCURRENCY", 8, minimum=1),
+        WEBHOOK_CONCURRENCY=_int(env, "WEBHOOK_CONCURRENCY", 200, minimum=1),
         FLOWER_PORT=_port(env, "FLOWER_PORT", 5555),
         PROXY_BIND=env.get("PROXY_BIND") or "127.0.0.1",
         PROXY_HEADER_TIMEOUT=_int(env, "PROXY_HEADER_TIMEOUT", 10, minimum=1),
@@ -272,4 +275,7 @@ def load_settings(env: Mapping | None = None) -> Settings:
         PROXY_READ_TIMEOUT=_int(env, "PROXY_READ_TIMEOUT", 60, minimum=1),
         PROXY_CONNECTIONS_PER_CLIENT=_int(env, "PROXY_CONNECTIONS_PER_CLIENT", 32, minimum=1),
         PROXY_WAITER_UPSTREAM=env.get("PROXY_WAITER_UPSTREAM") or f"127.0.0.1:{waiter_port}",
+        WEBHOOK_CONNECT_TIMEOUT=_float(env, "WEBHOOK_CONNECT_TIMEOUT", 3),
+        WEBHOOK_ATTEMPT_TIMEOUT=_float(env, "WEBHOOK_ATTEMPT_TIMEOUT", 10),
+        WEBHOOK_PER_DESTINATION=_int(env, "WEBHOOK_PER_DESTINATION", 4, minimum=1),
     )

@@ -9,7 +9,7 @@ finds here every entity the service creates on the broker (``entities``):
 | ``<CELERY_QUEUE>.dead`` | quorum queue | jobs returned too often, kept a week, never consumed |
 | ``<CELERY_QUEUE>.events`` | fanout exchange | completion hints for the waiters (RabbitMQ only) |
 | ``<CELERY_QUEUE>.webhooks`` | classic queue | webhook deliveries, consumed by the webhook worker |
-| ``<CELERY_QUEUE>.webhooks.delay-<s>s`` | classic queue with TTL | a retry waiting ``s`` seconds (RabbitMQ only) |
+| ``<CELERY_QUEUE>.webhooks.delay-<s>s`` | classic queue with TTL | a webhook retry or busy delivery waiting ``s`` s |
 
 Each queue's exchange has the queue's name (direct), except the delay queues, which are
 published to through the default exchange. Depends on kombu and the settings only.
@@ -27,6 +27,7 @@ REPUBLISH_TASK = "republish_stale_pending"
 PURGE_TASK = "purge_expired"
 
 LONGEST_DELAY = 600  # seconds between two webhook attempts at most, so there are few delay queues
+BUSY_DELAY = 10  # seconds a delivery waits (in its delay queue) when its destination's slots are all taken
 DEAD_LETTER_TTL_MS = 7 * 24 * 3600 * 1000
 DEAD_LETTER_MAX_LENGTH = 100_000
 
@@ -119,6 +120,7 @@ def retry_schedule(first: float, budget: float) -> list[int]:
 def entities(base_queue: str, webhook_first_retry: float, webhook_retry_budget: float) -> tuple[list[str], list[str]]:
     """Names of every queue and exchange a deployment on ``base_queue`` may create: what an operator or test deletes."""
     delays = retry_schedule(webhook_first_retry, webhook_retry_budget)
+    delays += [] if BUSY_DELAY in delays else [BUSY_DELAY]
     webhooks = webhook_queue(base_queue).name
     delayed = [delay_queue(base_queue, delay).name for delay in delays]
     queues = [base_queue, dead_letter_queue(base_queue).name, webhooks, *delayed]

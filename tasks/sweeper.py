@@ -8,9 +8,10 @@ between the sweeper and the queue forever.
 
 import logging
 from datetime import timedelta
+from typing import cast
 
 from celery import shared_task
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 
 from config.settings import current_settings
 from jobs.broker import REPUBLISH_TASK
@@ -25,35 +26,54 @@ SWEEP_LIMIT = 500
 
 @shared_task(name=REPUBLISH_TASK)
 def republish_stale_pending() -> int:
-    settings = current_settings()
-    cutoff = utcnow() - timedelta(seconds=settings.REPUBLISH_PENDING_AFTER)
+    """Fail or republish the stale pending jobs; returns how many this sweep changed."""
+    failed, republished = settle(stale_pending())
+    if failed or republished:
+        logger.warning("republished %d stale pending predictions, failed %d", len(republished), len(failed))
+    return len(failed) + len(republished)
+
+
+def stale_pending():
+    """(uuid, image_url, republished) of the jobs pending for longer than REPUBLISH_PENDING_AFTER, oldest first."""
+    cutoff = utcnow() - timedelta(seconds=current_settings().REPUBLISH_PENDING_AFTER)
     stale = db.session.execute(
         select(Prediction.uuid, Prediction.image_url, Prediction.republished)
         .where(Prediction.status == PENDING, Prediction.updated_at < cutoff)
         .order_by(Prediction.updated_at)
         .limit(SWEEP_LIMIT)
     ).all()
-    exhausted = {row.uuid for row in stale if row.republished >= settings.MAX_DELIVERIES}
-    record_outcomes(
+    db.session.rollback()
+    return stale
+
+
+def settle(stale) -> tuple[set[str], set[str]]:
+    """Fail the ``stale`` jobs republished MAX_DELIVERIES times, republish the others: (failed, republished).
+
+    A worker may end any of them after ``stale_pending`` read it. Every write is conditional on the
+    row still being pending, and only the rows this sweep's own writes changed are announced or
+    republished, so a job a worker ended meanwhile gets no second completion event or webhook."""
+    limit = current_settings().MAX_DELIVERIES
+    exhausted = {row.uuid for row in stale if row.republished >= limit}
+    failed = record_outcomes(
         {
-            job: failed_outcome(f"gave up after republishing it {settings.MAX_DELIVERIES} times: no worker finished it")
+            job: failed_outcome(f"gave up after republishing it {limit} times: no worker finished it")
             for job in exhausted
         }
     )
-    announce_ended(dict.fromkeys(exhausted, FAILED))
-    for prediction_uuid, image_url, republished in stale:
+    announce_ended(dict.fromkeys(failed, FAILED))
+    republished = set()
+    for prediction_uuid, image_url, count in stale:
         if prediction_uuid in exhausted:
             continue
         # Count and touch the row first, so the next sweep waits a full period before trying again.
-        db.session.execute(
+        result = db.session.execute(
             update(Prediction)
-            .where(Prediction.uuid == prediction_uuid)
-            .values(updated_at=utcnow(), republished=republished + 1)
+            .where(Prediction.uuid == prediction_uuid, Prediction.status == PENDING)
+            .values(updated_at=utcnow(), republished=count + 1)
         )
+        touched = cast(CursorResult, result).rowcount
         db.session.commit()
-        publish_job(prediction_uuid, image_url)
-    if stale:
-        logger.warning(
-            "republished %d stale pending predictions, failed %d", len(stale) - len(exhausted), len(exhausted)
-        )
-    return len(stale)
+        if touched:
+            publish_job(prediction_uuid, image_url)
+            republished.add(prediction_uuid)
+    return failed, republished

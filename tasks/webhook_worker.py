@@ -1,7 +1,10 @@
 """The webhook worker's entry point: ``celery -A tasks.webhook_worker:celery_app worker --pool threads``.
 
 It consumes only the webhooks queue and loads no model, so HTTP waits on slow receivers
-never take an inference process (see the Procfile's ``webhooks:`` line).
+never take an inference process (see the Procfile's ``webhooks:`` line). Its threads
+(``WEBHOOK_CONCURRENCY``, 200 by default) mostly wait on sockets; each attempt frees its
+thread within ``WEBHOOK_ATTEMPT_TIMEOUT``, and one destination holds at most
+``WEBHOOK_PER_DESTINATION`` of them.
 """
 
 from config.settings import load_settings
@@ -17,3 +20,6 @@ celery_app = flask_app.extensions["celery"]
 celery_app.conf.task_queues = (webhook_queue(flask_app.extensions["settings"].CELERY_QUEUE),)
 celery_app.conf.include = TASK_MODULES
 connect_webhook_worker()
+# One message per thread: a worker holds no deliveries it cannot start (the inference workers'
+# multiplier is sized for batches), so several webhook workers share the queue evenly.
+celery_app.conf.worker_prefetch_multiplier = 1

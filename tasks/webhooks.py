@@ -1,9 +1,14 @@
 """The webhook delivery task: POST a job's final result, signed, and record the attempt.
 
 Runs in the webhook worker (``tasks.webhook_worker``), a thread pool on its own queue, so
-receivers' slowness costs waiting threads, not the inference processes. A failed attempt
-is published again after a growing delay (``jobs.webhooks``) until ``WEBHOOK_RETRY_SECONDS``
-after the first attempt, then given up. Delivery is at least once: an attempt is skipped when
+receivers' slowness costs waiting threads, not the inference processes. One receiver cannot
+take them all: an attempt lasts ``WEBHOOK_ATTEMPT_TIMEOUT`` at most (``tasks.webhook_http``),
+and at most ``WEBHOOK_PER_DESTINATION`` attempts to one address and port are in flight; a
+delivery finding them all taken goes back to the broker for BUSY_DELAY seconds, not counted as
+an attempt. A failed attempt is published again after a growing delay (``jobs.webhooks``) until
+``WEBHOOK_RETRY_SECONDS`` after the first attempt, then given up; a URL that can never be
+delivered (``CallbackRefused.permanent``: it was stored before the checks that refuse it at POST)
+is given up at once. Delivery is at least once: an attempt is skipped when
 the webhook was already accepted (2xx) or this attempt, or a later one, is already recorded (a
 duplicate message); a crash between the receiver's answer and its record sends it twice, so
 receivers should treat the uuid as the key.
@@ -22,24 +27,28 @@ from http.client import HTTPException
 from celery import shared_task
 from sqlalchemy import func, select
 
-from config.settings import current_settings
-from jobs.broker import DELIVER_TASK, REQUEUE_WEBHOOKS_TASK, retry_delay
+from config.settings import Settings, current_settings
+from jobs.broker import BUSY_DELAY, DELIVER_TASK, REQUEUE_WEBHOOKS_TASK, retry_delay
 from jobs.callbacks import CallbackRefused, vet_callback_url
 from jobs.database import db
 from jobs.records import PENDING, Prediction, utcnow
 from jobs.signing import SIGNATURE_HEADER, sign
 from jobs.webhooks import WebhookDelivery, send_delivery
 from tasks import webhook_http
+from tasks.webhook_slots import DestinationSlots
 
 logger = logging.getLogger(__name__)
 USER_AGENT = "imgsvc-webhooks/1"
 UNSENT_AFTER = 300  # seconds after a job's end with no attempt recorded before its delivery is queued again
 REQUEUE_LIMIT = 500
+SLOTS = DestinationSlots()  # this worker process's deliveries in flight, per destination
+BUSY = object()  # _attempt's answer when the destination's slots are all taken
 
 
 @shared_task(name=DELIVER_TASK, acks_late=True)
 def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
-    """One attempt; returns what happened (for the worker's log)."""
+    """One attempt; returns what happened (for the worker's log). Whatever goes wrong in the
+    attempt is recorded as its outcome: this task does not raise for a receiver or a URL."""
     settings = current_settings()
     row = db.session.get(Prediction, prediction_uuid)
     if row is None or not row.callback_url or row.status == PENDING:
@@ -55,7 +64,15 @@ def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
     db.session.rollback()  # no transaction is held while the receiver answers
 
     attempted_at, started = utcnow(), time.monotonic()
-    status_code, error = _attempt(callback_url, body, prediction_uuid, attempt, settings)
+    try:
+        outcome = _attempt(callback_url, body, prediction_uuid, attempt, settings)
+    except Exception as fault:  # a fault of this code, not the receiver's: still only this attempt's outcome
+        logger.exception("webhook of %s: unexpected error in attempt %d", prediction_uuid, attempt)
+        outcome = None, f"{type(fault).__name__}: {fault}"[:500], True
+    if outcome is BUSY:
+        send_delivery(prediction_uuid, attempt, BUSY_DELAY)
+        return f"destination busy; again in {BUSY_DELAY}s"
+    status_code, error, retry = outcome
     db.session.add(
         WebhookDelivery(
             uuid=prediction_uuid,
@@ -73,7 +90,7 @@ def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
 
     delay = retry_delay(attempt, settings.WEBHOOK_FIRST_RETRY)
     elapsed = (utcnow() - first_attempt_at).total_seconds()
-    if elapsed + delay > settings.WEBHOOK_RETRY_SECONDS:
+    if not retry or elapsed + delay > settings.WEBHOOK_RETRY_SECONDS:
         logger.warning(
             "webhook of %s given up after %d attempts: %s",
             prediction_uuid,
@@ -86,26 +103,34 @@ def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
     return f"attempt {attempt} failed ({error or status_code}); next in {delay}s"
 
 
-def _attempt(
-    callback_url: str, body: bytes, prediction_uuid: str, attempt: int, settings
-) -> tuple[int | None, str | None]:
-    """The receiver's status code, or None and why there was none."""
+def _attempt(callback_url: str, body: bytes, prediction_uuid: str, attempt: int, settings: Settings):
+    """(the receiver's status code or None, why there was none, whether to try again), or BUSY
+    when this destination's slots are all taken."""
     if not settings.WEBHOOK_SECRET:
-        return None, "WEBHOOK_SECRET is not set: nothing can be signed"
+        return None, "WEBHOOK_SECRET is not set: nothing can be signed", True
     try:
         target = vet_callback_url(callback_url, settings.WEBHOOK_ALLOWED_HOSTS, settings.WEBHOOK_ALLOW_PRIVATE)
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            "X-Webhook-Id": prediction_uuid,
-            "X-Webhook-Attempt": str(attempt),
-            SIGNATURE_HEADER: sign(settings.WEBHOOK_SECRET, body, int(time.time())),
-        }
-        return webhook_http.post(target, body, headers), None
-    except CallbackRefused as error:
-        return None, str(error)[:500]
+    except CallbackRefused as refusal:
+        return None, str(refusal)[:500], not refusal.permanent
+    destination = (target.address, target.port)
+    if not SLOTS.take(destination, settings.WEBHOOK_PER_DESTINATION):
+        return BUSY
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Webhook-Id": prediction_uuid,
+        "X-Webhook-Attempt": str(attempt),
+        SIGNATURE_HEADER: sign(settings.WEBHOOK_SECRET, body, int(time.time())),
+    }
+    try:
+        status = webhook_http.post(
+            target, body, headers, settings.WEBHOOK_CONNECT_TIMEOUT, settings.WEBHOOK_ATTEMPT_TIMEOUT
+        )
     except (OSError, HTTPException) as error:
-        return None, f"{type(error).__name__}: {error}"[:500]
+        return None, f"{type(error).__name__}: {error}"[:500], True
+    finally:
+        SLOTS.give_back(destination)
+    return status, None, True
 
 
 def _superseded(prediction_uuid: str, attempt: int) -> bool:

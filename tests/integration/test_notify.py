@@ -23,7 +23,7 @@ from deploy.harness import (
 from jobs.signing import SIGNATURE_HEADER, verify
 from tests.conftest import SAMPLES
 from tests.support.polling import until
-from tests.support.webhook_receiver import Receiver
+from tests.support.webhook_receiver import Receiver, SlowReceivers
 
 SECRET = "integration-webhook-secret"
 DEADLINE = 60
@@ -40,6 +40,8 @@ def notify_env(tmp_path_factory, mysql_url, new_queue):
         WEBHOOK_SECRET=SECRET,
         WEBHOOK_ALLOW_PRIVATE="1",
         WEBHOOK_FIRST_RETRY="1",
+        # Long enough that the hanging receivers of the isolation test all hang at once.
+        WEBHOOK_ATTEMPT_TIMEOUT="40",
     )
 
 
@@ -190,6 +192,43 @@ def test_webhook_retries_with_backoff_until_the_receiver_accepts(notify_service,
     assert gaps[0] >= 1 and gaps[1] >= 2, f"no backoff between attempts: {gaps}"
     assert all(verify(SECRET, each["body"], each["headers"][SIGNATURE_HEADER]) for each in hook.received)
     assert [each["headers"]["X-Webhook-Attempt"] for each in hook.received] == ["1", "2", "3"]
+
+
+HANGING = 50
+SAME_RECEIVER = 10  # more jobs for one hanging receiver than it has slots (WEBHOOK_PER_DESTINATION, 4)
+
+
+def test_fifty_hanging_receivers_do_not_delay_a_healthy_ones_webhook(notify_service, database, receiver):
+    """Half accept and never answer, half trickle bytes; one of them gets ten more jobs. Their deliveries
+    hang in the webhook worker while a healthy receiver's webhook arrives within 2 s of its job's end."""
+    base_url, _ = notify_service
+    with SlowReceivers(HANGING // 2) as silent, SlowReceivers(HANGING // 2, trickle=True) as trickling:
+        urls = silent.urls + trickling.urls + [silent.urls[0]] * SAME_RECEIVER
+        for url in urls:
+            response = requests.post(f"{base_url}/inference/image", data=upload(callback_url=url), timeout=30)
+            assert response.status_code == 202, response.text
+        until(
+            lambda: all(silent.accepted + trickling.accepted) and silent.accepted[0] >= 4,
+            "the hanging receivers' deliveries did not all start",
+            timeout=35,
+        )
+        hook = receiver()
+        response = requests.post(f"{base_url}/inference/image", data=upload(callback_url=hook.url), timeout=30)
+        assert response.status_code == 202, response.text
+        until(lambda: hook.received, "the healthy receiver's webhook did not arrive")
+        arrived = hook.received[0]["at"]
+        still_hanging = len(silent.connections) + len(trickling.connections)
+        assert silent.accepted[0] == 4, "one receiver holds no more than its slots, even with 11 jobs"
+
+    with database.connect() as connection:
+        finished = connection.execute(
+            text("SELECT UNIX_TIMESTAMP(finished_at) FROM predictions WHERE uuid = :u"),
+            {"u": response.json()["uuid"]},
+        ).scalar_one()
+    assert still_hanging >= HANGING, f"only {still_hanging} deliveries were hanging when the healthy one arrived"
+    assert arrived - float(finished) < 2, (
+        f"the healthy webhook arrived {arrived - float(finished):.1f} s after its job ended"
+    )
 
 
 def test_private_callback_refused_at_post_without_the_allow_setting(notify_env, tmp_path):

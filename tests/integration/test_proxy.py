@@ -182,11 +182,39 @@ def test_the_rate_limit_counts_each_client_by_the_address_the_proxy_saw(proxied)
         (b"GARBAGE\r\n\r\n", 400),
         (get("/" + "a" * 9000), 414),
         (get("/health", f"X-Big: {'a' * 9000}\r\n"), 431),
+        # Within nginx's old 8 KiB buffers but beyond Gunicorn's default limits (4094-byte request line,
+        # 8190-byte header): nginx must refuse these itself, or Gunicorn would answer in HTML.
+        (get("/" + "a" * 5000), 414),
+        (get("/health", f"X-Big: {'a' * 8150}\r\n"), 431),
+        (get("/health", "".join(f"X-Many-{i}: {'a' * 200}\r\n" for i in range(90))), 431),
+        (
+            b"POST /inference/image HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 999999999\r\nConnection: close\r\n\r\n",
+            413,
+        ),
+        (b"POST /inference/image HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (b"GET /health HTTP/3.0\r\nHost: test\r\n\r\n", 505),
+        (b"TRACE /health HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n", 405),
         (get("/_problems/413"), 404),  # the proxy's own error pages are not reachable from outside
     ],
 )
 def test_errors_of_the_proxy_itself_are_problem_documents(base_url, request_bytes, status):
     assert_problem(*exchange(base_url, request_bytes), status)
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        get("/health?" + "a" * 4000),
+        get("/health", f"X-Big: {'a' * 4000}\r\n"),
+        get("/health", "".join(f"X{i}: a\r\n" for i in range(800))),
+        get("/health", f"X-Forwarded-For: {'1.2.3.4, ' * 440}5.6.7.8\r\n"),
+    ],
+    ids=["long-line", "long-header", "800-headers", "long-forwarded-for"],
+)
+def test_requests_within_the_proxys_limits_are_not_refused_by_gunicorn(base_url, request_bytes):
+    status, headers, body = exchange(base_url, request_bytes)
+    assert status == 200, body[:300]
 
 
 def test_each_request_is_logged_once_by_the_proxy(proxied):

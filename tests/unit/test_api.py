@@ -173,6 +173,21 @@ def test_publish_failure_keeps_job_pending_and_sweeper_publishes_it(make_app, ap
     assert message.headers["id"] == prediction_uuid
 
 
+def test_the_sweeper_neither_republishes_nor_fails_a_job_a_worker_ended_after_its_select(app, client, published):
+    from jobs.records import done_outcome, record_outcomes
+    from tasks.sweeper import settle, stale_pending
+
+    prediction_uuid = post_image(client, image_bytes()).get_json()["uuid"]
+    published()
+    with app.app_context():
+        stale = stale_pending()
+        assert [row.uuid for row in stale] == [prediction_uuid]
+        record_outcomes({prediction_uuid: done_outcome("dogsled", 0.9, [{"label": "dogsled", "score": 0.9}])})
+        assert settle(stale) == (set(), set())
+    assert published() == []
+    assert client.get(f"/predictions/{prediction_uuid}").get_json()["status"] == "done"
+
+
 def test_health_reports_each_dependency(make_app, client):
     assert client.get("/health").get_json() == {
         "status": "ok",

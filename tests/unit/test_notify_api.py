@@ -2,6 +2,7 @@
 
 import json
 import time
+import uuid
 
 import pytest
 
@@ -87,6 +88,13 @@ def test_callback_url_from_the_body_or_the_header_is_stored_with_the_job(make_ap
         ({}, {"X-Callback-URL": "http://[::1]/h"}, "not a public address"),
         ({"callback_url": "ftp://8.8.8.8/h"}, {}, "http or https"),
         ({"callback_url": 42}, {}, "must be a string"),
+        ({"callback_url": "http://8.8.8.8/a\r\nX-Injected: 1"}, {}, "control character"),
+        ({"callback_url": "http://8.8.8.8/a b"}, {}, "space or control character"),
+        ({"callback_url": "http://8.8.8.8:0/h"}, {}, "port 0"),
+        ({"callback_url": "http://8.8.8.8:99999/h"}, {}, "host or port cannot be read"),
+        ({"callback_url": "http://exa..mple.com/h"}, {}, "not a valid host name"),
+        ({"callback_url": "http://\U0001f600.example/h"}, {}, "not a valid internationalized name"),
+        ({"callback_url": "http://169.254.169.254/latest/meta-data"}, {}, "link-local"),
         ({"callback_url": "https://8.8.8.8/a"}, {"X-Callback-URL": "https://8.8.8.8/b"}, "Give the callback URL once"),
     ],
 )
@@ -214,3 +222,86 @@ def test_an_ended_job_whose_delivery_was_never_queued_is_queued_by_the_sweep(mak
         assert requeue_unsent_webhooks.run() == 0
     [message] = drain_queue(app, webhook_queue("inference").name)
     assert message.payload[0] == [lost, 1]
+
+
+def ended_job_with_callback(app, callback_url: str) -> str:
+    """An ended job whose stored callback URL never went through today's checks at POST."""
+    with app.app_context():
+        db.session.add(Prediction(uuid=(prediction_uuid := str(uuid.uuid4())), name="x.jpg", image_url="file:///x"))
+        db.session.commit()
+        record_outcomes({prediction_uuid: failed_outcome("x")})
+        db.session.get(Prediction, prediction_uuid).callback_url = callback_url
+        db.session.commit()
+    return prediction_uuid
+
+
+@pytest.mark.parametrize(
+    "callback_url, reason",
+    [
+        ("http://8.8.8.8/a\r\nX-Injected: 1", "control character"),
+        ("http://8.8.8.8/a b", "space or control character"),
+        ("http://\U0001f600.example/", "not a valid internationalized name"),
+    ],
+)
+def test_a_stored_url_that_can_never_be_delivered_is_given_up_at_once_with_the_reason(make_app, callback_url, reason):
+    from tasks.webhooks import deliver_webhook
+
+    app = make_app(WEBHOOK_SECRET=SECRET)
+    prediction_uuid = ended_job_with_callback(app, callback_url)
+    with app.app_context():
+        assert deliver_webhook.run(prediction_uuid, 1) == "given up"
+        [attempt] = db.session.query(WebhookDelivery).all()
+    assert attempt.status_code is None and reason in attempt.error
+    assert drain_queue(app, webhook_queue("inference").name) == [], "not retried for an hour"
+
+
+def test_a_non_ascii_url_is_delivered_with_its_path_percent_encoded(make_app):
+    """Such a URL once crashed the delivery task with UnicodeEncodeError."""
+    from tasks.webhooks import deliver_webhook
+
+    app = make_app(WEBHOOK_SECRET=SECRET, WEBHOOK_ALLOW_PRIVATE=True)
+    receiver = Receiver([204])
+    try:
+        prediction_uuid = ended_job_with_callback(app, receiver.url + "/bücher?q=ä")
+        with app.app_context():
+            assert deliver_webhook.run(prediction_uuid, 1) == "delivered: 204"
+    finally:
+        receiver.close()
+    assert receiver.received[0]["path"] == "/hook/b%C3%BCcher?q=%C3%A4"
+
+
+def test_an_unexpected_error_in_an_attempt_is_recorded_as_its_outcome_and_retried(make_app, monkeypatch):
+    from tasks import webhook_http
+    from tasks.webhooks import deliver_webhook
+
+    def broken(*_):
+        raise RuntimeError("a bug in the sender")
+
+    monkeypatch.setattr(webhook_http, "post", broken)
+    app = make_app(WEBHOOK_SECRET=SECRET, WEBHOOK_ALLOW_PRIVATE=True, WEBHOOK_FIRST_RETRY=7)
+    prediction_uuid = ended_job_with_callback(app, "http://127.0.0.1:9/hook")
+    with app.app_context():
+        assert (
+            deliver_webhook.run(prediction_uuid, 1)
+            == "attempt 1 failed (RuntimeError: a bug in the sender); next in 7s"
+        )
+        [attempt] = db.session.query(WebhookDelivery).all()
+    assert (attempt.status_code, attempt.error) == (None, "RuntimeError: a bug in the sender")
+    [retry] = drain_queue(app, webhook_queue("inference").name)
+    assert retry.payload[0] == [prediction_uuid, 2]
+
+
+def test_a_delivery_whose_destination_is_busy_goes_back_to_the_broker_without_an_attempt(make_app):
+    from tasks.webhooks import SLOTS, deliver_webhook
+
+    app = make_app(WEBHOOK_SECRET=SECRET, WEBHOOK_ALLOW_PRIVATE=True, WEBHOOK_PER_DESTINATION=1)
+    prediction_uuid = ended_job_with_callback(app, "http://127.0.0.1:9/hook")
+    assert SLOTS.take(("127.0.0.1", 9), 1)  # an attempt to the same receiver is in flight
+    try:
+        with app.app_context():
+            assert deliver_webhook.run(prediction_uuid, 1) == "destination busy; again in 10s"
+            assert db.session.query(WebhookDelivery).count() == 0
+    finally:
+        SLOTS.give_back(("127.0.0.1", 9))
+    [again] = drain_queue(app, webhook_queue("inference").name)
+    assert again.payload[0] == [prediction_uuid, 1] and again.headers["eta"]
