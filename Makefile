@@ -22,10 +22,10 @@ run: install weights migrate
 	FLOWER_BASIC_AUTH="$$auth" WORKER_METRICS_PORT="$${WORKER_METRICS_PORT:-9808}" \
 	exec $(BIN)/honcho start --port $(PORT)
 
-# The floor is the unit suite's coverage of every package (62%, `pytest tests/unit`, 2026-12-02); the
+# The floor is the unit suite's coverage of every package (63.2%, `pytest tests/unit`, 2026-12-02); the
 # whole suite covers more, so a change that lowers it fails here.
 test: install weights
-	$(BIN)/pytest --cov-fail-under=62
+	$(BIN)/pytest --cov-fail-under=63
 
 lint: install
 	$(BIN)/ruff check .
