@@ -15,7 +15,15 @@ memory) have no such queue type and use a plain durable queue.
 """
 
 from config.settings import Settings
-from jobs.broker import PURGE_TASK, REPUBLISH_TASK, REQUEUE_WEBHOOKS_TASK, is_rabbitmq, job_queue, webhook_queue
+from jobs.broker import (
+    PURGE_TASK,
+    REPUBLISH_TASK,
+    REQUEUE_WEBHOOKS_TASK,
+    control_namespace,
+    is_rabbitmq,
+    job_queue,
+    webhook_queue,
+)
 
 RETENTION_SWEEP_SECONDS = 300
 
@@ -34,6 +42,9 @@ def celery_settings(settings: Settings) -> dict:
         # already committed and the sweeper publishes it again later.
         "task_publish_retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
         "task_queues": (job_queue(settings),),
+        # Remote control (`celery -A tasks.worker:celery_app control ...`, Flower): this deployment's
+        # classification workers only; the webhook worker has its own (tasks/webhook_worker.py).
+        "control_exchange": control_namespace(queue),
         "task_default_queue": queue,
         "task_default_exchange": queue,
         "task_default_routing_key": queue,

@@ -42,6 +42,10 @@ if threads > 1:
     # longer than the proxy keeps an idle one (deploy/nginx/api.conf.template, 60 s), so nginx never
     # reuses a connection that Gunicorn has just closed.
     keepalive = 75
+# No control socket (gunicornc): its default is one fixed path in $HOME or $XDG_RUNTIME_DIR, shared by
+# every Gunicorn of the user, so a second instance on the host would take the first one's; the
+# supervisor (deploy/supervise.py) and signals manage the process instead.
+control_socket_disable = True
 
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # Set here, in the master, before any worker process imports prometheus-client.

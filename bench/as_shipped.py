@@ -1,6 +1,6 @@
-"""The service as ``make run`` starts it (honcho and the Procfile), driven as users drive it (the batch client).
+"""The service as ``make run`` starts it (the Procfile under deploy.supervise), driven as users drive it.
 
-honcho runs every Procfile line: the proxy (nginx), the web (Gunicorn), the waiter, the worker, the
+The supervisor runs every Procfile line: the proxy (nginx), the web (Gunicorn), the waiter, the worker, the
 webhooks worker, beat and Flower. Flower switches task events on in the worker, which then publishes
 one per job, so it is part of what a job costs here. The client is ``client.batch.classify_one``:
 each thread POSTs an image, waits for it with ``?wait=`` long polls (answered by the waiter when the
@@ -9,11 +9,6 @@ every ``interval`` seconds or as Retry-After says, to measure what polling costs
 """
 
 import itertools
-import os
-import secrets
-import signal
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,77 +20,21 @@ import requests
 
 from client.batch import classify_one, post_image
 from client.report import Outcome
-from deploy.harness import STARTUP_TIMEOUT, Process, free_port
+from deploy.harness import READY_LINES, running_procfile
 
-# What the worker logs once Flower has switched its task events on, and the waiter once it hears of ended jobs.
+# What the worker logs once Flower has switched its task events on.
 EVENTS_ON = "Events of group {task} enabled by remote"
-WAITER_LISTENING = "listening for completion events"
 _sessions = threading.local()
 
 
 @contextmanager
-def running_honcho(env: dict, instance: Path):
-    """``honcho start`` on the Procfile in its own process group, with ``env`` (no .env file read);
-    yields the proxy's URL and the honcho process once the API answers, the worker is ready, beat
-    has started and Flower has switched the worker's events on."""
-    port = free_port()
-    empty_env_file = instance / "no.env"
-    empty_env_file.touch()
-    env = {
-        **env,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        "FLOWER_PORT": str(free_port()),
-        "WAITER_PORT": str(free_port()),
-        "FLOWER_BASIC_AUTH": f"bench:{secrets.token_urlsafe(12)}",
-        "LOG_LEVEL": "INFO",
-    }
-    env.pop("WEB_BIND", None)
-    honcho = Process(
-        [
-            str(Path(sys.executable).parent / "honcho"),
-            "--env",
-            str(empty_env_file),
-            "--no-colour",
-            "start",
-            "--port",
-            str(port),
-        ],
-        env,
-        instance / "honcho.log",
-        own_group=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not _ready(url, honcho.output()):
-            if time.monotonic() > deadline or honcho.popen.poll() is not None:
-                raise RuntimeError(f"make run's processes did not come up:\n{honcho.output()[-4000:]}")
-            time.sleep(0.2)
-        yield url, honcho
-    finally:
-        _stop(honcho)
-
-
-def _ready(url: str, log: str) -> bool:
-    if any(line not in log for line in (" ready.", "beat: Starting", EVENTS_ON, WAITER_LISTENING)):
-        return False
-    try:
-        return requests.get(f"{url}/health", timeout=2).status_code == 200
-    except (requests.ConnectionError, requests.Timeout):
-        return False
-
-
-def _stop(honcho: Process) -> None:
-    """SIGTERM to honcho, which stops every Procfile process (SIGKILL after its own 5 s); the group
-    is killed only if honcho itself hangs."""
-    if honcho.popen.poll() is None:
-        honcho.popen.send_signal(signal.SIGTERM)
-        try:
-            honcho.popen.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            honcho.kill_group()
-            return
-    honcho.stop()
+def running_make_run(env: dict, instance: Path):
+    """The Procfile under ``deploy.supervise`` (``deploy.harness.running_procfile``), with ``env``;
+    yields the proxy's URL and the supervisor once the API answers, the worker is ready, beat has
+    started and Flower has switched the worker's events on."""
+    ready = {**READY_LINES, "worker": EVENTS_ON}
+    with running_procfile({**env, "LOG_LEVEL": "INFO"}, instance, ready) as (url, supervisor, _):
+        yield url, supervisor
 
 
 def batch_client(

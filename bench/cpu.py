@@ -1,7 +1,7 @@
 """CPU time by process group, from /proc: what each part of the service costs per request and per image.
 
-A snapshot reads every process once. Processes started by the benchmark (directly, or under honcho)
-are put in a group by their command line, and a process none matches (a shell honcho runs a
+A snapshot reads every process once. Processes started by the benchmark (directly, or under deploy.supervise)
+are put in a group by their command line, and a process none matches (a shell the supervisor runs a
 command in) takes its parent's group. A process's time includes its children that exited
 (``cutime``/``cstime`` of the parent that reaped them), so restarted pool processes still count.
 The database and broker are the servers listening on their ports. "other" is whatever else kept
@@ -27,7 +27,7 @@ GROUPS = (
     ("waiter", re.compile(r"\bwebapp\.waiter\b")),
     ("worker", re.compile(r"\bcelery .* worker\b")),
     ("Gunicorn", re.compile(r"\bgunicorn\b")),
-    ("honcho", re.compile(r"\bhoncho\b")),
+    ("supervise", re.compile(r"\bdeploy\.supervise\b")),
     ("profiler", re.compile(r"\bpy-spy\b")),
     ("limit", re.compile(r"\bmultiprocessing\b")),
 )
@@ -105,7 +105,7 @@ class CpuMeter:
         return dict(usage)
 
     def _add_tree(self, pid, group, stats, children, usage):
-        if group is None or group == "honcho":  # honcho's children are the Procfile's processes
+        if group is None or group == "supervise":  # its children are the Procfile's processes
             command = _cmdline(pid)
             group = next((name for name, pattern in GROUPS if pattern.search(command)), group or OTHER)
         usage[group] += stats[pid][1] + stats[pid][2]

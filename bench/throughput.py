@@ -8,7 +8,7 @@ service as shipped (``make run``) and the naive worker, in one run.
 2. the deployed service (nginx + Gunicorn + Celery on MariaDB + RabbitMQ, batched LiteRT; the test
    harness's processes), flooded with POSTs, then GETs of finished jobs in a phase of their own;
    2b. its worker draining a queued backlog;
-   as shipped: ``make run``'s processes (honcho and the Procfile: proxy, web, waiter, worker,
+   as shipped: ``make run``'s processes (deploy.supervise and the Procfile: proxy, web, waiter, worker,
    webhooks worker, beat and Flower with task events on) driven by the batch client
    (``client.batch``), which POSTs from 16 threads and waits for each job with ``?wait=`` long polls;
    then polling without ``?wait=``: as Retry-After says, every 100 ms and every 50 ms;
@@ -42,7 +42,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from bench import profile_web
-from bench.as_shipped import batch_client, running_honcho
+from bench.as_shipped import batch_client, running_make_run
 from bench.cpu import LOAD_GENERATOR, OTHER, CpuMeter, listener_pid
 from bench.drain_backlog import drain_rate
 from client.batch import post_image
@@ -67,7 +67,7 @@ GROUPS = (
     "webhooks",
     "beat",
     "flower",
-    "honcho",
+    "supervise",
     "RabbitMQ",
     "MariaDB",
     LOAD_GENERATOR,
@@ -359,7 +359,7 @@ def as_shipped(count: int, clients: int, meter: CpuMeter, poll_images: int) -> d
     try:
         with tempfile.TemporaryDirectory() as instance:
             env = deployment_env(Path(instance), database_url, queue)
-            with running_honcho(env, Path(instance)) as (url, _):
+            with running_make_run(env, Path(instance)) as (url, _):
                 batch_client(url, files, 2 * clients, clients)  # warm-up, as the idle requests warm up (2)
                 runs = {"batch client (?wait= long polls)": measured(meter, batch_client, url, files, count, clients)}
                 for mode, interval in (
@@ -494,7 +494,7 @@ def main():
     )
 
     print(
-        f"\nas shipped: make run's processes (honcho and the Procfile; Flower with events on), "
+        f"\nas shipped: make run's processes (deploy.supervise and the Procfile; Flower with events on), "
         f"{args.clients} client threads, each POSTing an image and waiting for it until done:"
     )
     get_ms = service["gets"]["cpu"]["Gunicorn"] / service["gets"]["requests"] * 1e3

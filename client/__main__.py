@@ -1,6 +1,7 @@
 """``python -m client batch DIR --url URL``: classify a folder of images with a running service."""
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     batch.add_argument(
         "--timeout", type=float, default=180, help="seconds to wait for one prediction (default: %(default)s)"
     )
+    batch.add_argument(
+        "--api-key",
+        default=os.environ.get("API_KEY", ""),
+        help="the service's API key, sent as 'Authorization: Bearer'; default: the API_KEY environment variable "
+        "(which keeps it out of the shell history and of ps)",
+    )
     args = parser.parse_args(argv)
     if args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
@@ -49,7 +56,7 @@ def main(argv=None) -> int:
                 progress.write(line)
 
     started = time.perf_counter()
-    outcomes = run_batch(args.url.rstrip("/"), images, args.concurrency, args.timeout, show)
+    outcomes = run_batch(args.url.rstrip("/"), images, args.concurrency, args.timeout, show, args.api_key)
     elapsed = time.perf_counter() - started
 
     if args.summary:
@@ -62,6 +69,9 @@ def main(argv=None) -> int:
     )
     if labels is not None:
         print(accuracy(outcomes, labels))
+    if any(o.post_status == 401 for o in outcomes):
+        given = "was not accepted" if args.api_key else "is needed"
+        print(f"an API key {given}: pass --api-key KEY or set API_KEY", file=sys.stderr)
     return 0 if done == len(outcomes) else 1
 
 

@@ -21,10 +21,16 @@ POST_RETRY_PAUSES = (0.5, 2)
 _sessions = threading.local()
 
 
-def _session() -> requests.Session:
-    """One keep-alive session per thread (a Session is not meant to be shared across threads)."""
+def _session(api_key: str = "") -> requests.Session:
+    """One keep-alive session per thread (a Session is not meant to be shared across threads),
+    sending ``api_key`` as ``Authorization: Bearer`` when one is given."""
     if not hasattr(_sessions, "session"):
         _sessions.session = requests.Session()
+    headers = _sessions.session.headers
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    else:
+        headers.pop("Authorization", None)
     return _sessions.session
 
 
@@ -35,11 +41,11 @@ def _body(response: requests.Response):
         return response.text
 
 
-def classify_one(base_url: str, path: Path, timeout: float) -> Outcome:
+def classify_one(base_url: str, path: Path, timeout: float, api_key: str = "") -> Outcome:
     """POST the image, then wait for its prediction with long-poll GETs (or until ``timeout`` passes)."""
     outcome = Outcome(name=path.name)
     started = time.perf_counter()
-    session = _session()
+    session = _session(api_key)
     try:
         response = post_image(session, base_url, path)
         outcome.post_status, outcome.post_body = response.status_code, _body(response)
@@ -92,7 +98,9 @@ def post_image(session: requests.Session, base_url: str, path: Path) -> requests
     return send()
 
 
-def run_batch(base_url: str, images: list[Path], concurrency: int, timeout: float, on_outcome) -> list[Outcome]:
+def run_batch(
+    base_url: str, images: list[Path], concurrency: int, timeout: float, on_outcome, api_key: str = ""
+) -> list[Outcome]:
     """Classify ``images`` with ``concurrency`` requests in flight; ``on_outcome`` sees each as it ends.
 
     Returns the outcomes in the order of ``images``.
@@ -102,7 +110,7 @@ def run_batch(base_url: str, images: list[Path], concurrency: int, timeout: floa
         ThreadPoolExecutor(max_workers=concurrency) as pool,
         tqdm(total=len(images), unit="img", desc="classifying") as progress,
     ):
-        futures = {pool.submit(classify_one, base_url, path, timeout): path for path in images}
+        futures = {pool.submit(classify_one, base_url, path, timeout, api_key): path for path in images}
         for future in as_completed(futures):
             outcome = outcomes[futures[future]] = future.result()
             on_outcome(outcome, progress)

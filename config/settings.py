@@ -59,6 +59,7 @@ class Settings:
     BATCH_MAX_WAIT: float
     WORKER_NICENESS: int
     API_KEYS: tuple[str, ...]
+    METRICS_KEY: str
     RATE_LIMIT: str
     RATE_LIMIT_STORAGE_URL: str
     IDEMPOTENCY_TTL_SECONDS: int
@@ -244,6 +245,7 @@ def load_settings(env: Mapping | None = None) -> Settings:
         BATCH_MAX_WAIT=_float(env, "BATCH_MAX_WAIT", 0.005),
         WORKER_NICENESS=_int(env, "WORKER_NICENESS", 10),
         API_KEYS=_list(env, "API_KEYS"),
+        METRICS_KEY=env.get("METRICS_KEY", "").strip(),
         RATE_LIMIT=env.get("RATE_LIMIT", "").strip(),
         RATE_LIMIT_STORAGE_URL=_url(env, "RATE_LIMIT_STORAGE_URL", "memory://"),
         IDEMPOTENCY_TTL_SECONDS=_int(env, "IDEMPOTENCY_TTL_SECONDS", 24 * 3600, minimum=0),

@@ -302,3 +302,62 @@ def start_webhook_worker(env, log_dir: Path) -> Process:
     worker = Process(args, env, log_dir / "webhooks.log")
     worker.wait_for(" ready.")
     return worker
+
+
+# What each process of the Procfile logs once it serves.
+READY_LINES = {
+    "worker": " ready.",
+    "webhooks": " ready.",
+    "beat": "beat: Starting",
+    "waiter": "listening for completion events",
+}
+
+
+def logged(supervisor_log: str, name: str, text: str) -> int:
+    """How many of process ``name``'s lines in the supervisor's log contain ``text``."""
+    prefix = re.compile(rf"^\S+ {re.escape(name)} *\| ")
+    return sum(1 for line in supervisor_log.splitlines() if prefix.match(line) and text in line)
+
+
+@contextmanager
+def running_procfile(env, log_dir: Path, ready=READY_LINES):
+    """Every Procfile line under ``deploy.supervise``, as ``make run`` starts them, on ports of their own.
+
+    Yields the proxy's URL, the supervisor's process (its log holds every process's lines) and the
+    environment given to it, once the API answers and each process named in ``ready`` has logged
+    its line there.
+    """
+    port = free_port()
+    env = {
+        **env,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        "PORT": str(port),
+        "FLOWER_PORT": str(free_port()),
+        "WAITER_PORT": str(free_port()),
+        "WORKER_METRICS_PORT": str(free_port()),
+        "FLOWER_BASIC_AUTH": f"ops:{uuid.uuid4().hex}",
+    }
+    env.pop("WEB_BIND", None)
+    supervisor = Process([sys.executable, "-m", "deploy.supervise"], env, log_dir / "supervise.log", own_group=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not all(logged(supervisor.output(), name, text) for name, text in ready.items()) or not _healthy(url):
+            if time.monotonic() > deadline or supervisor.popen.poll() is not None:
+                raise RuntimeError(f"make run's processes did not come up:\n{supervisor.output()[-4000:]}")
+            time.sleep(0.2)
+        yield url, supervisor, env
+    finally:
+        stop_supervisor(supervisor)
+
+
+def stop_supervisor(supervisor: Process) -> None:
+    """SIGTERM to the supervisor, which stops every process it runs; its group is killed only if it hangs."""
+    if supervisor.popen.poll() is None:
+        supervisor.popen.send_signal(signal.SIGTERM)
+        try:
+            supervisor.popen.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            supervisor.kill_group()
+            return
+    supervisor.stop()

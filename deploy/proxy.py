@@ -29,6 +29,8 @@ PLAIN = (
     "PROXY_READ_TIMEOUT",
     "PROXY_CONNECTIONS_PER_CLIENT",
 )
+# LOG_LEVEL in nginx's words; its "info" would add a line for every client that closes early.
+NGINX_LOG_LEVELS = {"DEBUG": "info", "INFO": "warn", "WARNING": "warn", "ERROR": "error", "CRITICAL": "crit"}
 
 
 def template_values(settings: Settings) -> dict[str, str]:
@@ -43,6 +45,7 @@ def template_values(settings: Settings) -> dict[str, str]:
         "PROXY_WAITER_UPSTREAM": settings.PROXY_WAITER_UPSTREAM,
         "PROXY_MAX_BODY_BYTES": str(settings.max_request_bytes),
         "PROXY_USER": _user_directive(settings.INSTANCE_PATH),
+        "PROXY_ERROR_LOG_LEVEL": NGINX_LOG_LEVELS[settings.LOG_LEVEL],
     }
 
 

@@ -10,6 +10,8 @@ finds here every entity the service creates on the broker (``entities``):
 | ``<CELERY_QUEUE>.events`` | fanout exchange | completion hints for the waiters (RabbitMQ only) |
 | ``<CELERY_QUEUE>.webhooks`` | classic queue | webhook deliveries, consumed by the webhook worker |
 | ``<CELERY_QUEUE>.webhooks.delay-<s>s`` | classic queue with TTL | a webhook retry or busy delivery waiting ``s`` s |
+| ``<CELERY_QUEUE>.pidbox`` | fanout exchange (Celery's, auto-delete) | remote control of the classification workers |
+| ``<CELERY_QUEUE>.webhooks.pidbox`` | fanout exchange (Celery's, auto-delete) | remote control of the webhook worker |
 
 Each queue's exchange has the queue's name (direct), except the delay queues, which are
 published to through the default exchange. Depends on kombu and the settings only.
@@ -80,6 +82,18 @@ def webhook_queue(base_queue: str) -> Queue:
     return Queue(
         name, Exchange(name, "direct"), routing_key=name, durable=True, queue_arguments={"x-queue-type": "classic"}
     )
+
+
+def control_namespace(base_queue: str) -> str:
+    """Celery's ``control_exchange`` for the classification workers: ``celery control`` reaches this
+    deployment's workers only, not another deployment's on the same broker nor the webhook worker."""
+    return base_queue
+
+
+def webhook_control_namespace(base_queue: str) -> str:
+    """The webhook worker's own: commands for a prefork pool on the job queue (``pool_grow``,
+    ``add_consumer``) would break its thread pool (docs/operations.md)."""
+    return webhook_queue(base_queue).name
 
 
 def delay_queue(base_queue: str, seconds: int) -> Queue:

@@ -198,6 +198,7 @@ def address_rule(address: str) -> tuple:
     )
     if verdict != EMBEDDED or not isinstance(ip, ipaddress.IPv6Address):
         return network, verdict, reason
+    assert isinstance(ip, ipaddress.IPv6Address)  # only IPv6 rows embed an IPv4 address
     inner_network, inner_verdict, inner_reason = address_rule(str(embedded_ipv4(ip)))
     return inner_network, inner_verdict, f"{inner_reason}, in its {reason} IPv6 form"
 

@@ -2,7 +2,9 @@
 
 Inference worker (``tasks/worker.py`` calls ``connect_worker``):
 
-1. ``setup_logging`` (parent): JSON lines, as the web writes them.
+0. ``celeryd_init`` (parent): on the embedded broker, the control messages sent to this worker while
+   it was down are dropped (``tasks/control.py``).
+1. ``setup_logging`` (parent): JSON lines, as the web writes them, at ``--loglevel``.
 2. ``worker_init`` (parent, before the pool forks), in this order: the private metrics folder and
    endpoint; a warning when a file:// image store is not on this host; a lower CPU priority, which
    the pool inherits; the model checked and, for LiteRT, converted (no weights: the worker refuses
@@ -13,18 +15,28 @@ Inference worker (``tasks/worker.py`` calls ``connect_worker``):
    ``HEARTBEAT_SECONDS``.
 5. ``worker_shutdown`` (parent): that record removed.
 
-The webhook worker (``tasks/webhook_worker.py`` calls ``connect_webhook_worker``) only logs the same way.
+The webhook worker (``tasks/webhook_worker.py`` calls ``connect_webhook_worker``) only drops its stale
+control messages (0) and logs the same way (1).
 What a worker keeps meanwhile is in ``tasks.state.worker_state``.
 """
 
+import logging
 import os
 
-from celery.signals import setup_logging, worker_init, worker_process_init, worker_ready, worker_shutdown
+from celery.signals import (
+    celeryd_init,
+    setup_logging,
+    worker_init,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+)
 from flask import Flask
 
 from config.logging import configure_logging
 from config.settings import Settings
 from jobs.broker import dead_letter_queue, is_rabbitmq
+from tasks.control import drop_stale_control_messages
 from tasks.metrics_endpoint import start_worker_metrics
 from tasks.presence import announce_model, drop_inherited_connections, withdraw
 from tasks.state import WorkerState, worker_state
@@ -33,8 +45,9 @@ from tasks.worker_model import load_classifier, prepare_model_or_refuse_to_start
 
 
 def use_service_log_format(loglevel=None, **_) -> None:
-    # Connecting to setup_logging stops Celery from installing its own plain-text handlers.
-    configure_logging(loglevel if isinstance(loglevel, str) else "INFO")
+    """At ``--loglevel``, which Celery passes as a number (30 for WARNING). Connecting to
+    setup_logging stops Celery from installing its own plain-text handlers."""
+    configure_logging(logging.getLevelName(loglevel) if isinstance(loglevel, int) else loglevel or "INFO")
 
 
 def yield_cpu_to_the_web(settings: Settings) -> None:
@@ -51,6 +64,7 @@ def declare_dead_letter_queue(flask_app: Flask, settings: Settings) -> None:
 
 
 def connect_webhook_worker() -> None:
+    celeryd_init.connect(drop_stale_control_messages, weak=False, dispatch_uid="stale-control-messages")
     setup_logging.connect(use_service_log_format, weak=False, dispatch_uid="service-log-format")
 
 
@@ -74,6 +88,7 @@ def connect_worker(flask_app: Flask, state: WorkerState = worker_state) -> None:
     def at_stop(**_):
         withdraw(flask_app, state)
 
+    celeryd_init.connect(drop_stale_control_messages, weak=False, dispatch_uid="stale-control-messages")
     setup_logging.connect(use_service_log_format, weak=False, dispatch_uid="service-log-format")
     worker_init.connect(at_start, weak=False, dispatch_uid="worker-start")
     worker_process_init.connect(in_each_pool_process, weak=False, dispatch_uid="worker-pool-process")

@@ -1,5 +1,9 @@
 """API keys: with API_KEYS set, the prediction routes need ``Authorization: Bearer <key>``.
 
+``/metrics`` needs METRICS_KEY when that is set (so Prometheus holds no key that can submit jobs),
+else one of the API keys when those are set. The page, ``/docs``, ``/openapi.json`` and
+``/health`` stay open: they show no job and no figure (docs/operations.md, "API keys").
+
 ``api_key_refusal`` is the check itself, shared by the Flask routes and the waiter.
 """
 
@@ -15,6 +19,15 @@ from webapp.errors import ApiError
 def require_api_key() -> None:
     """A ``before_request`` hook: 401 unless the request carries one of the configured keys."""
     refusal = api_key_refusal(current_settings().API_KEYS, request.headers.get("Authorization", ""))
+    if refusal is not None:
+        raise refusal
+
+
+def require_metrics_key() -> None:
+    """A ``before_request`` hook for ``/metrics``: METRICS_KEY if set, else any API key, else open."""
+    settings = current_settings()
+    keys = (settings.METRICS_KEY,) if settings.METRICS_KEY else settings.API_KEYS
+    refusal = api_key_refusal(keys, request.headers.get("Authorization", ""))
     if refusal is not None:
         raise refusal
 

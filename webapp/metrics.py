@@ -19,9 +19,11 @@ from sqlalchemy import func, select
 
 from jobs.database import db
 from jobs.records import CANCELLED, DONE, FAILED, PENDING, Prediction
+from webapp.auth import require_metrics_key
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("metrics", __name__)
+bp.before_request(require_metrics_key)
 
 REQUESTS = Counter("http_requests_total", "HTTP requests by route and status.", ["method", "route", "status"])
 LATENCY = Histogram("http_request_duration_seconds", "Time to answer an HTTP request.", ["method", "route"])
@@ -98,7 +100,7 @@ def metrics():
     else:
         registry.register(REGISTRY)
     registry.register(ScrapeTimeCollector(current_app._get_current_object()))
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
 def init_metrics(app: Flask) -> None:

@@ -176,3 +176,34 @@ def test_docs_renders_every_operation_under_the_csp(browser_context, base_url):
         assert csp_violations(docs) == []
     finally:
         docs.close()
+
+
+PAGE_KEY = "page-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def keyed_url(service, service_env, tmp_path_factory):
+    """The proxy, web and waiter with API_KEYS set, on the session's database and queue (its worker classifies)."""
+    from deploy.harness import running_web
+
+    with running_web({**service_env, "API_KEYS": PAGE_KEY}, tmp_path_factory.mktemp("keyed-web")) as (url, _, _):
+        yield url
+
+
+def test_the_page_asks_for_a_key_when_the_service_needs_one(browser_context, keyed_url):
+    page = open_page(browser_context, keyed_url + "/")
+    page.get_by_label("Drop an image here, or choose a file").set_input_files(SAMPLES / "elephant.jpg")
+    key_field = page.get_by_label("This service needs an API key.")
+    key_field.wait_for(timeout=30_000)
+    key_field.fill("not-the-key")
+    page.get_by_role("button", name="Use this key").click()
+    page.get_by_label("That API key was not accepted; enter another.").fill(PAGE_KEY)
+    with page.expect_request(lambda request: request.method == "POST") as posted:
+        page.get_by_role("button", name="Use this key").click()
+    assert posted.value.headers["authorization"] == f"Bearer {PAGE_KEY}"
+    page.get_by_role("heading", name="Prediction").wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert page.locator("#prediction").inner_text() in {"tusker", "African elephant", "Indian elephant"}
+    assert PAGE_KEY not in page.content(), "the key is never written into the page"
+    page.screenshot(path=ARTIFACTS / "web-page-api-key.png", full_page=True)
+    assert csp_violations(page) == []
+    page.close()

@@ -1,4 +1,4 @@
-"""Access control: API keys on the prediction routes, and the optional per-client rate limit."""
+"""Access control: API keys on the prediction routes and /metrics, and the optional per-client rate limit."""
 
 import pytest
 
@@ -45,9 +45,66 @@ def test_the_key_is_checked_before_the_body_is_read(keyed_client):
     assert response.status_code == 401
 
 
-@pytest.mark.parametrize("path", ["/health", "/openapi.json", "/docs"])
-def test_health_and_the_api_description_stay_open(keyed_client, path):
-    assert keyed_client.get(path).status_code == 200
+JOB = "/predictions/1b4e28ba-2fa1-41d2-883f-0016d3cca427"
+# Every route and whether it needs a key once API_KEYS is set (docs/operations.md, "API keys").
+ROUTE_ACCESS = {
+    ("POST", "/inference/image"): "key",
+    ("GET", "/predictions/<prediction_uuid>"): "key",
+    ("DELETE", "/predictions/<prediction_uuid>"): "key",
+    ("GET", "/metrics"): "key",
+    ("GET", "/"): "open",
+    ("GET", "/health"): "open",
+    ("GET", "/openapi.json"): "open",
+    ("GET", "/docs"): "open",
+    ("GET", "/docs/assets/<path:filename>"): "open",
+    ("GET", "/static/<path:filename>"): "open",
+}
+EXAMPLE_PATHS = {
+    "/predictions/<prediction_uuid>": JOB,
+    "/docs/assets/<path:filename>": "/docs/assets/swagger-ui.css",
+    "/static/<path:filename>": "/static/app.js",
+}
+
+
+def test_every_route_has_its_access_decided(keyed_client):
+    routes = {
+        (method, rule.rule)
+        for rule in keyed_client.application.url_map.iter_rules()
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    assert routes == set(ROUTE_ACCESS)
+
+
+@pytest.mark.parametrize("method, rule", list(ROUTE_ACCESS))
+def test_each_route_both_ways(keyed_client, method, rule):
+    path = EXAMPLE_PATHS.get(rule, rule)
+    send = getattr(keyed_client, method.lower())
+    kwargs = {"json": upload()} if method == "POST" else {}
+    without = send(path, **kwargs)
+    with_key = send(path, headers={"Authorization": f"Bearer {KEYS[1]}"}, **kwargs)
+    if ROUTE_ACCESS[method, rule] == "key":
+        assert without.status_code == 401
+        assert without.mimetype == "application/problem+json"
+    else:
+        assert without.status_code == 200
+    assert with_key.status_code in (200, 202, 404), with_key.get_data(as_text=True)[:300]
+
+
+def test_metrics_takes_its_own_key_when_one_is_set(make_app):
+    client = make_app(API_KEYS=KEYS, METRICS_KEY="scraper-key-0123456789").test_client()
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": f"Bearer {KEYS[0]}"}).status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer scraper-key-0123456789"}).status_code == 200
+    assert (
+        client.post(
+            "/inference/image", json=upload(), headers={"Authorization": "Bearer scraper-key-0123456789"}
+        ).status_code
+        == 401
+    )
+
+
+def test_without_keys_metrics_is_open(client):
+    assert client.get("/metrics").status_code == 200
 
 
 def test_without_api_keys_no_key_is_needed(client):

@@ -1,5 +1,7 @@
 """The batch client's own logic: which files, which labels, accuracy, and what it prints."""
 
+import shutil
+
 import pytest
 
 from client.__main__ import parse_args
@@ -118,3 +120,53 @@ def test_post_image_sends_the_file_as_multipart_with_an_idempotency_key(app, tmp
         row = db.session.get(Prediction, response.json()["uuid"])
         assert row.name == "elephant.jpg"
         assert app.extensions["image_store"].read(row.image_url) == (SAMPLES / "elephant.jpg").read_bytes()
+
+
+def serve(app):
+    """``app`` on a loopback port in a thread; returns its URL and a function that stops it."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}", server.shutdown
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_batch_sends_the_api_key_and_never_prints_it(make_app, tmp_path, monkeypatch, capsys, how):
+    from client.__main__ import main
+    from tests.conftest import SAMPLES
+
+    key = "client-key-0123456789abcdef"
+    shutil.copy(SAMPLES / "elephant.jpg", tmp_path)
+    url, stop = serve(make_app(API_KEYS=(key,)))
+    monkeypatch.delenv("API_KEY", raising=False)
+    arguments = [str(tmp_path), "--url", url, "--timeout", "1"]
+    if how == "option":
+        arguments += ["--api-key", key]
+    else:
+        monkeypatch.setenv("API_KEY", key)
+    try:
+        main(["batch", *arguments])
+    finally:
+        stop()
+    output = capsys.readouterr()
+    assert ": POST 202" in output.out, output.out
+    assert key not in output.out + output.err
+
+
+def test_batch_without_a_key_says_how_to_give_one(make_app, tmp_path, monkeypatch, capsys):
+    from client.__main__ import main
+    from tests.conftest import SAMPLES
+
+    shutil.copy(SAMPLES / "elephant.jpg", tmp_path)
+    url, stop = serve(make_app(API_KEYS=("client-key-0123456789abcdef",)))
+    monkeypatch.delenv("API_KEY", raising=False)
+    try:
+        assert main(["batch", str(tmp_path), "--url", url]) == 1
+    finally:
+        stop()
+    output = capsys.readouterr()
+    assert ": POST 401" in output.out
+    assert "an API key is needed: pass --api-key KEY or set API_KEY" in output.err

@@ -1,4 +1,5 @@
-"""Flower never starts open: the Procfile refuses without credentials, and `make run` generates them.
+"""Flower never starts open: it refuses without a login (flowerconfig.py), which it reads from the
+environment, never from its command line; `make run` generates one and prints it, copyable.
 
 Flower answers /metrics without its login, so it is also reachable from this host only.
 """
@@ -8,9 +9,13 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import requests
 import yaml
+
+from deploy.harness import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,28 +39,58 @@ def procfile_command(name: str) -> str:
     return command
 
 
-def run_flower_line(tmp_path, **env):
-    """The Procfile's flower command through the shell, as honcho runs it, with celery faked."""
-    fake_program(tmp_path / "celery", f'echo "$@" > {tmp_path}/celery-args')
-    env = clean_env(PATH=f"{tmp_path}:{os.environ['PATH']}", **env)
-    return subprocess.run(["sh", "-c", procfile_command("flower")], env=env, capture_output=True, text=True)
+def flower_command(port: int) -> list[str]:
+    """The Procfile's flower line, run without a shell (its ${...} defaults filled in)."""
+    command = procfile_command("flower").replace("${FLOWER_PORT:-5555}", str(port))
+    command = command.replace("${LOG_LEVEL:-INFO}", "WARNING")
+    assert "$" not in command, command
+    arguments = shlex.split(command)
+    return [sys.executable, "-m", *arguments[arguments.index("celery") :]]
 
 
-def test_procfile_refuses_to_start_flower_without_credentials(tmp_path):
-    result = run_flower_line(tmp_path)
+def flower_env(tmp_path, **env) -> dict:
+    return clean_env(INSTANCE_PATH=str(tmp_path), CELERY_BROKER_URL="memory://", PYTHON_DOTENV_DISABLED="1", **env)
+
+
+def test_flower_refuses_to_start_without_credentials(tmp_path):
+    result = subprocess.run(
+        flower_command(free_port()), cwd=PROJECT_ROOT, env=flower_env(tmp_path), capture_output=True, text=True
+    )
     assert result.returncode != 0
-    assert "set FLOWER_BASIC_AUTH" in result.stderr
-    assert not (tmp_path / "celery-args").exists(), "flower must not have been started"
+    assert "FLOWER_BASIC_AUTH is not set: expected user:password" in result.stderr
 
 
-def test_procfile_passes_the_credentials_to_flower(tmp_path):
-    assert run_flower_line(tmp_path, FLOWER_BASIC_AUTH="ops:s3cret").returncode == 0
-    assert "--basic-auth=ops:s3cret" in (tmp_path / "celery-args").read_text()
+def test_flower_login_goes_through_the_environment_not_the_command_line(tmp_path):
+    """`ps` shows a command line to every local user; Flower reads FLOWER_BASIC_AUTH itself."""
+    assert "basic-auth" not in procfile_command("flower")
+    assert "FLOWER_BASIC_AUTH" not in procfile_command("flower")
+    port = free_port()
+    flower = subprocess.Popen(
+        flower_command(port),
+        cwd=PROJECT_ROOT,
+        env=flower_env(tmp_path, FLOWER_BASIC_AUTH="ops:s3cret"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                anonymous = requests.get(url, timeout=2)
+                break
+            except requests.ConnectionError:
+                assert flower.poll() is None and time.monotonic() < deadline, "Flower did not start"
+                time.sleep(0.2)
+        assert anonymous.status_code == 401
+        assert requests.get(url, auth=("ops", "s3cret"), timeout=5).status_code == 200
+    finally:
+        flower.terminate()
+        flower.wait(timeout=30)
 
 
-def test_procfile_binds_flower_to_loopback(tmp_path):
-    assert run_flower_line(tmp_path, FLOWER_BASIC_AUTH="ops:s3cret").returncode == 0
-    arguments = shlex.split((tmp_path / "celery-args").read_text())
+def test_procfile_binds_flower_to_loopback():
+    arguments = shlex.split(procfile_command("flower"))
     assert [argument for argument in arguments if argument.startswith("--address")] == ["--address=127.0.0.1"]
 
 
@@ -66,12 +101,15 @@ def test_docker_compose_publishes_flower_on_loopback_only():
 
 
 def make_run(tmp_path, **env) -> tuple[str, str]:
-    """`make run` with a stand-in virtualenv whose honcho only records the Flower login it was given."""
+    """`make run` with a stand-in virtualenv whose supervisor only records the Flower login it was given."""
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
-    (venv / "bin" / "python").symlink_to(sys.executable)
+    fake_program(
+        venv / "bin" / "python",
+        f'if [ "$*" = "-m deploy.supervise" ]; then printf %s "$FLOWER_BASIC_AUTH" > {tmp_path}/supervise-auth; '
+        f'else exec {sys.executable} "$@"; fi',
+    )
     fake_program(venv / "bin" / "flask", "exit 0")
-    fake_program(venv / "bin" / "honcho", f'printf %s "$FLOWER_BASIC_AUTH" > {tmp_path}/honcho-auth')
     (venv / ".installed").touch()
     os.utime(venv / ".installed", (2**31, 2**31))  # newer than requirements.txt: no install
     result = subprocess.run(
@@ -90,14 +128,15 @@ def make_run(tmp_path, **env) -> tuple[str, str]:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    return result.stdout, (tmp_path / "honcho-auth").read_text()
+    return result.stdout, (tmp_path / "supervise-auth").read_text()
 
 
 def test_make_run_generates_and_prints_credentials_when_none_are_set(tmp_path):
     output, auth = make_run(tmp_path)
     user, _, password = auth.partition(":")
     assert user and len(password) >= 16
-    assert re.search(rf"basic auth {re.escape(auth)}\b", output)
+    # On a line of its own, with nothing after it: a double click copies exactly the login.
+    assert re.search(rf"^Flower login: +{re.escape(auth)}$", output, re.MULTILINE), output
 
 
 def test_make_run_uses_the_credentials_it_is_given(tmp_path):

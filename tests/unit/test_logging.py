@@ -71,3 +71,28 @@ def test_a_failed_publish_is_logged_with_the_uuid_of_the_job(make_app, monkeypat
     job = response.get_json()["uuid"]
     assert [record.uuid for record in seen] == [job]
     assert after.status_code == 503  # the next request is not tagged with the previous job
+
+
+def test_celery_processes_log_at_the_level_they_are_given():
+    """Celery hands its --loglevel to the setup_logging signal as a number (WARNING is 30)."""
+    from tasks.lifecycle import use_service_log_format
+
+    try:
+        use_service_log_format(loglevel=logging.WARNING)
+        assert logging.getLogger().level == logging.WARNING
+        use_service_log_format(loglevel="ERROR")
+        assert logging.getLogger().level == logging.ERROR
+    finally:
+        use_service_log_format(loglevel=logging.INFO)
+
+
+def test_every_procfile_process_takes_log_level():
+    """Celery's processes by option; Gunicorn (gunicorn.conf.py), the waiter and the proxy read it themselves."""
+    from config.settings import PROJECT_ROOT
+    from deploy.supervise import read_procfile
+
+    processes = read_procfile(PROJECT_ROOT / "Procfile")
+    for name in ("worker", "beat", "webhooks", "flower"):
+        assert "${LOG_LEVEL:-INFO}" in processes[name], name
+    assert "logging_config(settings.LOG_LEVEL)" in (PROJECT_ROOT / "gunicorn.conf.py").read_text()
+    assert "configure_logging(settings.LOG_LEVEL)" in (PROJECT_ROOT / "webapp" / "waiter.py").read_text()

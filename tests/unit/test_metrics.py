@@ -78,3 +78,8 @@ def test_fifty_invented_methods_add_at_most_one_series(client):
         new = series(after, metric) - series(before, metric)
         assert len(new) <= 1, new
         assert all(dict(labels)["method"] == "other" and dict(labels)["route"] == "unmatched" for labels in new)
+
+
+def test_the_content_type_names_its_charset_once(client):
+    content_type = client.get("/metrics").headers["Content-Type"]
+    assert content_type.startswith("text/plain; version=") and content_type.count("charset") == 1, content_type

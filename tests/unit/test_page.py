@@ -2,6 +2,8 @@
 
 import re
 
+import pytest
+
 
 def test_page_has_a_labelled_file_input_and_live_regions(client):
     response = client.get("/")
@@ -22,3 +24,12 @@ def test_every_asset_is_local_no_cdn(client):
         assert response.status_code == 200, url
         assert b"http://" not in response.data and b"https://" not in response.data
         response.close()
+
+
+@pytest.mark.parametrize(
+    "limit, shown",
+    [(50_000, "48.8 KiB"), (51_200, "50 KiB"), (1_048_576, "1 MiB"), (1_572_864, "1.5 MiB"), (900, "900 bytes")],
+)
+def test_the_size_limit_is_shown_readably(make_app, limit, shown):
+    html = make_app(MAX_IMAGE_BYTES=limit).test_client().get("/").get_data(as_text=True)
+    assert f"at most {shown}</span>" in html

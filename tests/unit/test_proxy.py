@@ -109,7 +109,25 @@ def test_only_the_proxy_publishes_the_api_port():
 
 def test_procfile_puts_the_proxy_in_front():
     processes = dict(line.split(": ", 1) for line in (PROJECT_ROOT / "Procfile").read_text().splitlines() if line)
-    assert next(iter(processes)) == "proxy", "honcho gives PORT to the first process"
+    assert next(iter(processes)) == "proxy", "the way in comes first"
     assert processes["proxy"] == "python -m deploy.proxy"
     assert "--bind ${WEB_BIND:-unix:${INSTANCE_PATH:-instance}/web.sock}" in processes["web"]
     assert "--access-log" not in processes["web"], "the proxy logs each request"
+
+
+@pytest.mark.parametrize(
+    "level, nginx_level", [("DEBUG", "info"), ("INFO", "warn"), ("warning", "warn"), ("ERROR", "error")]
+)
+def test_log_level_sets_the_proxys_error_log(tmp_path, level, nginx_level):
+    values = template_values(load_settings({"INSTANCE_PATH": str(tmp_path), "LOG_LEVEL": level}))
+    assert values["PROXY_ERROR_LOG_LEVEL"] == nginx_level
+    main = render((PROJECT_ROOT / "deploy" / "nginx" / "main.conf.template").read_text(), values)
+    assert f"error_log stderr {nginx_level};" in main
+
+
+def test_gunicorn_makes_no_control_socket_shared_by_every_instance():
+    """Its default is one fixed path in $HOME; gunicorn.conf.py turns it off (a known Gunicorn setting)."""
+    from gunicorn.config import Config
+
+    assert "control_socket_disable" in Config().settings
+    assert "\ncontrol_socket_disable = True\n" in (PROJECT_ROOT / "gunicorn.conf.py").read_text()

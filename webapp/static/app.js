@@ -15,6 +15,10 @@ const statusLine = document.getElementById("status");
 const errorBox = document.getElementById("error");
 const result = document.getElementById("result");
 const cancelButton = document.getElementById("cancel");
+const keyForm = document.getElementById("api-key-form");
+const keyInput = document.getElementById("api-key");
+const keyMessage = document.getElementById("api-key-message");
+let apiKey = sessionStorage.getItem("apiKey") || ""; // this tab's key, never written into the page
 let currentJob = 0; // a newer upload makes the older one's answers irrelevant
 let pendingLocation = null; // the job the Cancel button cancels
 
@@ -59,6 +63,36 @@ async function problemText(response) {
   return `The service answered ${response.status} ${response.statusText}.`;
 }
 
+// Resolves with the key the user enters; `rejected` says the one sent was refused.
+function askForKey(rejected) {
+  keyMessage.textContent = rejected ? "That API key was not accepted; enter another." : "This service needs an API key.";
+  keyForm.hidden = false;
+  keyInput.focus();
+  return new Promise((resolve) => {
+    keyForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      keyForm.hidden = true;
+      const key = keyInput.value.trim();
+      keyInput.value = "";
+      resolve(key);
+    }, { once: true });
+  });
+}
+
+// Every API call: JSON answers, this tab's key if it has one, and on 401 a key asked for and the call sent again.
+async function apiFetch(url, options = {}) {
+  for (;;) {
+    const headers = { Accept: "application/json" };
+    if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
+    const response = await fetch(url, { ...options, headers });
+    if (response.status !== 401) return response;
+    setStatus("");
+    apiKey = await askForKey(Boolean(apiKey));
+    sessionStorage.setItem("apiKey", apiKey);
+    setStatus("Sending again with the key…", true);
+  }
+}
+
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -96,7 +130,7 @@ async function waitForPrediction(location, job) {
   while (job === currentJob) {
     // A long poll: the service answers as soon as the job ends, or after WAIT_SECONDS with 202.
     const asked = Date.now();
-    const response = await fetch(`${location}?wait=${WAIT_SECONDS}`, { headers: { Accept: "application/json" } });
+    const response = await apiFetch(`${location}?wait=${WAIT_SECONDS}`);
     if (response.status === 202) {
       const seconds = Math.round((Date.now() - started) / 1000);
       setStatus(`Waiting for a worker to classify it… (${seconds} s)`, true);
@@ -135,11 +169,7 @@ async function classify(file) {
     const upload = new FormData();
     upload.append("image", file, file.name);
     upload.append("name", file.name);
-    const response = await fetch(form.dataset.submitUrl, {
-      method: "POST",
-      headers: { Accept: "application/json" },
-      body: upload,
-    });
+    const response = await apiFetch(form.dataset.submitUrl, { method: "POST", body: upload });
     if (response.status !== 202) throw new Error(await problemText(response));
     const location = response.headers.get("Location") || `/predictions/${(await response.json()).uuid}`;
     setStatus("Queued; waiting for a worker…", true);
@@ -165,7 +195,7 @@ async function classify(file) {
 cancelButton.addEventListener("click", async () => {
   const job = currentJob;
   try {
-    const response = await fetch(pendingLocation, { method: "DELETE", headers: { Accept: "application/json" } });
+    const response = await apiFetch(pendingLocation, { method: "DELETE" });
     if (job !== currentJob || response.status === 409) return;
     if (!response.ok) throw new Error(await problemText(response));
     currentJob += 1; // stop polling this job
