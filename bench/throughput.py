@@ -12,6 +12,8 @@ service as shipped (``make run``) and the naive worker, in one run.
    webhooks worker, beat and Flower with task events on) driven by the batch client
    (``client.batch``), which POSTs from 16 threads and waits for each job with ``?wait=`` long polls;
    then polling without ``?wait=``: as Retry-After says, every 100 ms and every 50 ms;
+   batch flood: the same processes under ``python -m client batch`` on 10,000 images
+   (``bench.batch_flood``, which also runs alone);
 3. the naive worker through the same deployed path (bench/naive_worker.py: one task and one
    ``model.predict`` per image, as the seed did);
    For each: images/s, POST latency flooded by the clients and paced at the measured
@@ -43,6 +45,8 @@ from sqlalchemy import create_engine, text
 
 from bench import profile_web
 from bench.as_shipped import batch_client, running_make_run
+from bench.batch_flood import batch_flood
+from bench.batch_flood import report as report_batch_flood
 from bench.cpu import LOAD_GENERATOR, OTHER, CpuMeter, listener_pid
 from bench.drain_backlog import drain_rate
 from client.batch import post_image
@@ -118,6 +122,29 @@ def limit(model_path: Path, count: int, batch_size: int, processes: int, threads
         elapsed = time.perf_counter() - start
     images = sum(result[2] for result in results)
     return {"rate": images / elapsed, "cpu_ms": sum(result[1] for result in results) / images * 1e3}
+
+
+def measure_limits(quick: bool) -> dict:
+    """The limit with 2 processes x 1 thread (batch 1, 8, 32) and 1 process x 2 threads (batch 32)."""
+    from models.litert import convert, converted_path
+    from models.weights import locate_model_files
+
+    files = locate_model_files()
+    limit_images = 416 if quick else 1040
+    with tempfile.TemporaryDirectory() as cache:
+        model_path = converted_path(files, Path(cache))
+        convert(files, model_path)
+        limits = {}
+        for batch_size in (1, 8, 32):
+            limits[f"2 processes x 1 thread, batch {batch_size}"] = limit(model_path, limit_images, batch_size, 2, 1)
+        limits["1 process x 2 threads, batch 32"] = limit(model_path, limit_images, 32, 1, 2)
+    return limits
+
+
+def measured_limit(quick: bool) -> tuple[float, float]:
+    """(the best limit in images/s, the CPU-ms per image of the model's own work at batch 1)."""
+    limits = measure_limits(quick)
+    return max(run["rate"] for run in limits.values()), limits["2 processes x 1 thread, batch 1"]["cpu_ms"]
 
 
 # --- 2-5. the deployed service --------------------------------------------------------------
@@ -414,6 +441,9 @@ def main():
     parser.add_argument("--gets", type=int, default=None, help="GETs of finished jobs (default 2000, --quick 500)")
     parser.add_argument("--quick", action="store_true", help="a smaller run (about 2 minutes)")
     parser.add_argument(
+        "--batch-images", type=int, default=None, help="images of the batch flood (default 10000, --quick 2000)"
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="py-spy each Gunicorn worker for 10 s under POST floods (JSON, multipart) and a GET flood "
@@ -426,18 +456,7 @@ def main():
     poll_images = max(args.clients, images // 5)
     meter = CpuMeter({"MariaDB": listener_pid(MYSQL_SERVER_URL), "RabbitMQ": listener_pid(AMQP_URL)})
 
-    from models.litert import convert, converted_path
-    from models.weights import locate_model_files
-
-    files = locate_model_files()
-    limit_images = 416 if args.quick else 1040
-    with tempfile.TemporaryDirectory() as cache:
-        model_path = converted_path(files, Path(cache))
-        convert(files, model_path)
-        limits = {}
-        for batch_size in (1, 8, 32):
-            limits[f"2 processes x 1 thread, batch {batch_size}"] = limit(model_path, limit_images, batch_size, 2, 1)
-        limits["1 process x 2 threads, batch 32"] = limit(model_path, limit_images, 32, 1, 2)
+    limits = measure_limits(args.quick)
     best_limit = max(run["rate"] for run in limits.values())
     # The deployed worker classifies image by image with a one-thread interpreter in each of 2 processes.
     limit_cpu_ms = limits["2 processes x 1 thread, batch 1"]["cpu_ms"]
@@ -453,6 +472,7 @@ def main():
     # The deployed worker (2 processes) alone, no POSTs competing for the cores.
     backlog_rate = drain_rate(images, workers=1, concurrency=2)
     shipped_runs = as_shipped(images, args.clients, meter, poll_images)
+    flood = batch_flood(args.batch_images or (2000 if args.quick else 10000), meter, image_files())
     shipped = next(iter(shipped_runs.values()))
     naive = deployed(
         "naive: task per image, Keras predict",
@@ -509,6 +529,8 @@ def main():
             f"{run['cpu']['nginx'] / run['images'] * 1e3:.2f}"
             + (f"; !! {run['not_done']} not done" if run["not_done"] else "")
         )
+
+    report_batch_flood(flood, best_limit, limit_cpu_ms)
 
     rows = {
         "(2) deployed": (service, service["images"]),

@@ -50,6 +50,8 @@ class Settings:
     MAX_IMAGE_BYTES: int
     MAX_IMAGE_PIXELS: int
     MAX_JPEG_SCANS: int
+    BATCH_MAX_IMAGES: int
+    BATCH_MAX_BYTES: int
     MODEL_WEIGHTS_PATH: str
     MODEL_RUNTIME: str
     MODEL_CACHE_DIR: Path
@@ -236,6 +238,13 @@ def load_settings(env: Mapping | None = None) -> Settings:
         MAX_IMAGE_BYTES=_size(env, "MAX_IMAGE_BYTES", 1024 * 1024),
         MAX_IMAGE_PIXELS=_int(env, "MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS, minimum=1),
         MAX_JPEG_SCANS=_int(env, "MAX_JPEG_SCANS", DEFAULT_MAX_JPEG_SCANS, minimum=1),
+        BATCH_MAX_IMAGES=_int(env, "BATCH_MAX_IMAGES", 1000, minimum=1),
+        # Room for BATCH_MAX_IMAGES images of the largest size a single upload takes, and their part headers.
+        BATCH_MAX_BYTES=_size(
+            env,
+            "BATCH_MAX_BYTES",
+            _int(env, "BATCH_MAX_IMAGES", 1000, minimum=1) * (_size(env, "MAX_IMAGE_BYTES", 1024 * 1024) + 1024),
+        ),
         MODEL_WEIGHTS_PATH=env.get("MODEL_WEIGHTS_PATH", ""),
         MODEL_RUNTIME=_choice(env, "MODEL_RUNTIME", "litert", ("litert", "keras")),
         MODEL_CACHE_DIR=Path(env.get("MODEL_CACHE_DIR") or instance / "model-cache"),

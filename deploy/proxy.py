@@ -44,6 +44,7 @@ def template_values(settings: Settings) -> dict[str, str]:
         "PROXY_UPSTREAM": upstream,
         "PROXY_WAITER_UPSTREAM": settings.PROXY_WAITER_UPSTREAM,
         "PROXY_MAX_BODY_BYTES": str(settings.max_request_bytes),
+        "PROXY_BATCH_MAX_BODY_BYTES": str(settings.BATCH_MAX_BYTES),
         "PROXY_USER": _user_directive(settings.INSTANCE_PATH),
         "PROXY_ERROR_LOG_LEVEL": NGINX_LOG_LEVELS[settings.LOG_LEVEL],
     }

@@ -24,6 +24,7 @@ from config.settings import Settings
 # Wire names of the tasks: messages already queued must stay readable, so these never change.
 CLASSIFY_TASK = "classify_image"
 DELIVER_TASK = "deliver_webhook"
+DELIVER_BATCH_TASK = "deliver_batch_webhook"  # a batch's one webhook, when it completes
 REQUEUE_WEBHOOKS_TASK = "requeue_unsent_webhooks"
 REPUBLISH_TASK = "republish_stale_pending"
 PURGE_TASK = "purge_expired"

@@ -1,6 +1,7 @@
 """Completion events: workers announce ended jobs on a fanout exchange; every waiter hears them.
 
-One small message per batch, ``{"jobs": {"<uuid>": "<status>", ...}}``, on the fanout
+One small message per batch, ``{"jobs": {"<uuid>": "<status>", ...}, "batches": [<id>, ...]}``
+(``batches``: the batches those jobs completed), on the fanout
 exchange ``<CELERY_QUEUE>.events`` (RabbitMQ only). Each waiter (``webapp.waiter``, on any
 host) binds an exclusive auto-delete queue to it. An event is a hint that saves polling:
 the row stays the truth, so a lost event only delays a waiter until its next check.
@@ -16,16 +17,17 @@ from jobs.broker import events_exchange, is_rabbitmq
 logger = logging.getLogger(__name__)
 
 
-def publish_completions(statuses: dict[str, str]) -> bool:
-    """Announce the ended jobs in one message; never raises (the outcomes are committed already)."""
+def publish_completions(statuses: dict[str, str], batches=()) -> bool:
+    """Announce the ended jobs and completed batches in one message; never raises (the outcomes
+    are committed already)."""
     celery = current_app.extensions["celery"]
-    if not statuses or not is_rabbitmq(celery.conf.broker_url):
+    if not (statuses or batches) or not is_rabbitmq(celery.conf.broker_url):
         return False
     exchange = events_exchange(current_settings().CELERY_QUEUE)
     try:
         with celery.producer_pool.acquire(block=True, timeout=2) as producer:
             producer.publish(
-                {"jobs": statuses},
+                {"jobs": statuses, "batches": list(batches)},
                 exchange=exchange,
                 routing_key="",
                 declare=[exchange],

@@ -269,7 +269,10 @@ def _check_gif_frame_data(data: bytes, pos: int) -> None:
     """The first frame's pixel data, a chain of sub-blocks, ends within the file; the trailer after
     it may be missing (browsers and Pillow show such a GIF)."""
     flags, end = data[pos + 9], len(data)
-    pos += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0) + 1  # descriptor, local colours, LZW size
+    pos += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)  # descriptor, local colours
+    if pos < end and data[pos] > 8:
+        raise ImageRefused(f"The GIF's first image has an LZW code size of {data[pos]}; at most 8 is valid.")
+    pos += 1
     while pos < end and data[pos]:
         pos += data[pos] + 1
     if pos >= end:
@@ -282,7 +285,7 @@ def _webp_size(data: bytes, limits: ImageLimits) -> tuple[int, int]:
     end = 8 + struct.unpack_from("<I", data, 4)[0]
     if end > len(data):
         raise _truncated("WebP", f"it is {len(data)} bytes long but declares {end}")
-    pos, canvas = 12, None
+    pos, canvas, animated, animation_header = 12, None, False, False
     for _ in range(_MAX_CHUNKS):
         if pos + 8 > end:
             raise _truncated("WebP", "it ends before any image data")
@@ -293,11 +296,15 @@ def _webp_size(data: bytes, limits: ImageLimits) -> tuple[int, int]:
         if kind == b"VP8X":
             if canvas is not None or pos != 12 or length < 10:
                 raise ImageRefused("The WebP extended header is invalid.")
-            canvas = _u24(body, 4) + 1, _u24(body, 7) + 1
+            canvas, animated = (_u24(body, 4) + 1, _u24(body, 7) + 1), bool(body[0] & 0x02)
             _check_pixels("WebP", "canvas", *canvas, limits.max_webp_pixels)
+        elif kind == b"ANIM":
+            animation_header = True
         elif kind in (b"VP8 ", b"VP8L", b"ANMF"):
             if kind == b"ANMF" and canvas is None:
                 raise ImageRefused("The WebP has an animation frame but no extended header.")
+            if (kind == b"ANMF") != animated or (animated and not animation_header):
+                raise ImageRefused("The WebP's extended header, animation header and first image disagree.")
             x, y, width, height = _webp_frame(kind, body)
             _check_pixels("WebP", "image", width, height, limits.max_webp_pixels)
             if canvas is not None and (x + width > canvas[0] or y + height > canvas[1]):

@@ -4,12 +4,18 @@ A store is chosen by ``IMAGE_STORE_URL``: ``file:///dir`` is a data-volume
 directory (one host, or a shared mount); ``s3://bucket/prefix`` is an
 S3-compatible object store, which workers on any host can read.
 
+A batch's upload (``POST /batches``) is stored once, as one file or object; each of its
+images is a byte range of it, named by a *part URL*: the upload's URL with ``#<offset>,<length>``.
+Reading a part URL reads that range (a ranged GET on S3); deleting one does nothing, the upload
+goes when its batch does.
+
 Error messages can reach clients (a failed job's ``error``), so they name an image
 by its key, never by a server path; the log keeps the path.
 """
 
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +48,26 @@ class StoredImage:
     modified: datetime  # naive UTC, like the database's timestamps
 
 
+def part_url(url: str, offset: int, length: int) -> str:
+    """The URL of ``length`` bytes at ``offset`` inside the stored upload at ``url``."""
+    return f"{url}#{offset},{length}"
+
+
+def split_part(url: str) -> tuple[str, tuple[int, int] | None]:
+    """(the stored object's URL, (offset, length) or None for a whole object)."""
+    base, _, fragment = url.partition("#")
+    if not fragment:
+        return url, None
+    offset, _, length = fragment.partition(",")
+    try:
+        part = int(offset), int(length)
+    except ValueError:
+        raise ImageNotFound(f"{url!r} does not name a part of an upload") from None
+    if part[0] < 0 or part[1] <= 0:
+        raise ImageNotFound(f"{url!r} does not name a part of an upload")
+    return base, part
+
+
 def _naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
@@ -50,11 +76,14 @@ class ImageStore(Protocol):
     def save(self, key: str, data: bytes) -> str:
         """Store ``data`` under ``key`` and return the URL that reads it back."""
 
+    def save_file(self, key: str, path: Path) -> str:
+        """Store the file at ``path`` (moved, not copied, where the store can) under ``key``; its URL."""
+
     def read(self, url: str) -> bytes:
-        """Return the bytes behind ``url`` or raise ImageNotFound."""
+        """Return the bytes behind ``url`` (a part URL reads its range) or raise ImageNotFound."""
 
     def delete(self, url: str) -> None:
-        """Remove the image behind ``url``; a missing one is not an error."""
+        """Remove the image behind ``url``; a missing one is not an error, a part URL does nothing."""
 
     def list_images(self, after: str, limit: int) -> list[StoredImage]:
         """Up to ``limit`` stored images whose key sorts after ``after``, in key order."""
@@ -79,17 +108,36 @@ class DirectoryImageStore:
             raise ImageStoreUnavailable(f"cannot write image {key}: {error.strerror}") from error
         return path.as_uri()
 
+    def save_file(self, key: str, path: Path) -> str:
+        target = self.root / key[:2] / key
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{key}.part")
+            shutil.move(path, partial)  # a rename on the same file system
+            os.replace(partial, target)
+        except OSError as error:
+            raise ImageStoreUnavailable(f"cannot write upload {key}: {error.strerror}") from error
+        return target.as_uri()
+
     def _path(self, url: str) -> Path:
         """The file behind ``url``, ``..`` folded away by string (no per-component lstat as resolve() does)."""
         return Path(os.path.normpath(unquote(urlparse(url).path)))
 
     def read(self, url: str) -> bytes:
+        url, part = split_part(url)
         path = self._path(url)
         if not path.is_relative_to(self.root):
             logger.warning("image %s is outside the image store %s", path, self.root)
             raise ImageNotFound(f"image {path.name} is outside the image store")
         try:
-            return path.read_bytes()
+            if part is None:
+                return path.read_bytes()
+            with path.open("rb") as file:
+                file.seek(part[0])
+                data = file.read(part[1])
+            if len(data) != part[1]:
+                raise ImageNotFound(f"upload {path.name} is shorter than its part at {part[0]}")
+            return data
         except FileNotFoundError:
             logger.warning("image file %s is not on this host's disk", path)
             raise ImageNotFound(NOT_ON_THIS_DISK.format(name=path.name)) from None
@@ -97,6 +145,8 @@ class DirectoryImageStore:
             raise ImageStoreUnavailable(f"cannot read image {path.name}: {error.strerror}") from error
 
     def delete(self, url: str) -> None:
+        if split_part(url)[1] is not None:
+            return
         path = self._path(url)
         if path.is_relative_to(self.root):
             path.unlink(missing_ok=True)
@@ -168,14 +218,31 @@ class S3ImageStore:
             raise ImageStoreUnavailable(f"cannot write s3://{self.bucket}/{object_key}: {error}") from error
         return f"s3://{self.bucket}/{object_key}"
 
+    def save_file(self, key: str, path: Path) -> str:
+        """One managed upload (multipart above 8 MiB), streamed from the file."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        object_key = f"{self.prefix}/{key}" if self.prefix else key
+        try:
+            self.client.upload_file(str(path), self.bucket, object_key)
+        except (BotoCoreError, ClientError) as error:
+            raise ImageStoreUnavailable(f"cannot write s3://{self.bucket}/{object_key}: {error}") from error
+        finally:
+            Path(path).unlink(missing_ok=True)
+        return f"s3://{self.bucket}/{object_key}"
+
     def read(self, url: str) -> bytes:
+        url, part = split_part(url)
         parsed = urlparse(url)
         if parsed.scheme != "s3" or parsed.netloc != self.bucket:
             raise ImageNotFound(f"a {parsed.scheme or 'schemeless'} URL is not in the image store s3://{self.bucket}")
         from botocore.exceptions import BotoCoreError, ClientError
 
+        arguments = {"Bucket": self.bucket, "Key": parsed.path.lstrip("/")}
+        if part is not None:
+            arguments["Range"] = f"bytes={part[0]}-{part[0] + part[1] - 1}"
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=parsed.path.lstrip("/"))["Body"].read()
+            return self.client.get_object(**arguments)["Body"].read()
         except self.client.exceptions.NoSuchKey:
             raise ImageNotFound(f"image object {url} no longer exists") from None
         except (BotoCoreError, ClientError) as error:
@@ -185,7 +252,7 @@ class S3ImageStore:
         from botocore.exceptions import BotoCoreError, ClientError
 
         parsed = urlparse(url)
-        if parsed.scheme != "s3" or parsed.netloc != self.bucket:
+        if parsed.scheme != "s3" or parsed.netloc != self.bucket or split_part(url)[1] is not None:
             return
         try:
             self.client.delete_object(Bucket=self.bucket, Key=parsed.path.lstrip("/"))

@@ -46,6 +46,11 @@ class Prediction(db.Model):
     model_runtime = db.Column(db.String(16))
     weights_sha256 = db.Column(db.String(64))
     converted_sha256 = db.Column(db.String(64))
+    # The batch (jobs/batches.py) this image came in, and its place there (results keep that order).
+    batch_id = db.Column(db.String(36))
+    batch_index = db.Column(db.Integer)
+
+    __table_args__ = (db.Index("ix_predictions_batch_id_index", "batch_id", "batch_index"),)
 
     def to_json(self) -> dict:
         return prediction_json(self)

@@ -28,10 +28,16 @@ class DatabaseUnavailable(RuntimeError):
 
 
 def submit_job(
-    name: str, image: bytes, extension: str, callback_url: str | None = None, idempotency: tuple[str, str] | None = None
+    name: str,
+    image: bytes,
+    extension: str,
+    callback_url: str | None = None,
+    idempotency: tuple[str, str] | None = None,
+    client: str = "",
 ) -> str:
     """Create a pending job for ``image`` and return its uuid; ``callback_url`` (vetted) gets its result.
 
+    ``client`` names whose job it is (the API key's id), for fair sharing (``jobs.queue``).
     ``idempotency`` is (scope, key): a key already used with the same name and image
     returns that job's uuid; with another body it raises IdempotencyConflict.
     Raises ImageStoreUnavailable or DatabaseUnavailable; either way nothing is kept.
@@ -69,7 +75,7 @@ def submit_job(
             return winner
         logger.exception("could not record %s", prediction_uuid, extra={"uuid": prediction_uuid})
         raise DatabaseUnavailable(str(error)) from None
-    publish_job(prediction_uuid, image_url)
+    publish_job(prediction_uuid, image_url, bulk=False, client=client)
     return prediction_uuid
 
 

@@ -19,7 +19,8 @@ from flask import current_app
 from sqlalchemy import select
 
 from config.settings import current_settings
-from jobs.broker import DELIVER_TASK, delay_queue, is_rabbitmq, webhook_queue
+from jobs.batches import Batch
+from jobs.broker import DELIVER_BATCH_TASK, DELIVER_TASK, delay_queue, is_rabbitmq, webhook_queue
 from jobs.database import db
 from jobs.records import Prediction, Timestamp, utcnow
 
@@ -52,8 +53,23 @@ def schedule_webhooks(uuids) -> int:
     return len(with_callback)
 
 
-def send_delivery(prediction_uuid: str, attempt: int, delay: int) -> None:
-    """Publish attempt ``attempt`` to run in ``delay`` seconds (see the module's docstring)."""
+def schedule_batch_webhooks(batch_ids) -> int:
+    """Queue the first delivery of each of these (completed) batches that has a callback URL."""
+    batch_ids = list(batch_ids)
+    if not batch_ids:
+        return 0
+    with_callback = db.session.scalars(
+        select(Batch.id).where(Batch.id.in_(batch_ids), Batch.callback_url.is_not(None))
+    ).all()
+    db.session.rollback()
+    for batch_id in with_callback:
+        send_delivery(batch_id, attempt=1, delay=0, task=DELIVER_BATCH_TASK)
+    return len(with_callback)
+
+
+def send_delivery(prediction_uuid: str, attempt: int, delay: int, task: str = DELIVER_TASK) -> None:
+    """Publish attempt ``attempt`` of ``task`` (a job's or a batch's webhook) to run in ``delay``
+    seconds (see the module's docstring)."""
     celery = current_app.extensions["celery"]
     base = current_settings().CELERY_QUEUE
     options = {"queue": webhook_queue(base)}
@@ -62,4 +78,4 @@ def send_delivery(prediction_uuid: str, attempt: int, delay: int) -> None:
             options = {"queue": delay_queue(base, delay)}
         else:
             options["countdown"] = delay
-    celery.send_task(DELIVER_TASK, args=(prediction_uuid, attempt), **options)
+    celery.send_task(task, args=(prediction_uuid, attempt), **options)

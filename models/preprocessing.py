@@ -5,7 +5,8 @@ Keras's reference path is ``load_img(target_size=(224, 224), interpolation="bili
 with Pillow, plus EXIF rotation so phone photos are upright, and each pixel mode turned
 into 8-bit RGB as a viewer shows it on a white page (``VIEWER_CONVERSIONS``), where Keras's
 plain ``convert("RGB")`` clips 16-bit grey to white and drops transparency to whatever
-colour lies under it. Metadata (PNG text and ICC chunks) is skipped, never a reason to fail.
+colour lies under it. Metadata (PNG text, ICC and other descriptive chunks; JPEG ICC, XMP and
+Photoshop segments) is skipped, never a reason to fail.
 
 Large JPEGs are decoded straight to a smaller scale in the DCT domain
 (``draft``), never below twice the input size: images up to 448 pixels a side
@@ -35,9 +36,6 @@ _UPRIGHT = {
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# PNG chunks that only describe the picture: text (where XMP lives, often zlib-compressed to
-# megabytes that Pillow refuses beyond MAX_TEXT_CHUNK) and the ICC profile (ignored, as Keras does).
-_PNG_METADATA = {b"tEXt", b"zTXt", b"iTXt", b"iCCP"}
 # High-depth grey is rescaled in tiles of at most this many pixels, so no full-size wide copy exists.
 _TILE_PIXELS = 1 << 20
 WHITE = (255, 255, 255)
@@ -56,6 +54,10 @@ def decode_rgb(data: bytes) -> Image.Image:
     """
     if data.startswith(_PNG_SIGNATURE):
         data = png_without_metadata(data)
+    elif data.startswith(b"\xff\xd8"):
+        data = jpeg_without_metadata(data)
+    elif data[:6] in (b"GIF87a", b"GIF89a"):
+        data = gif_without_metadata(data)
     try:
         image = Image.open(io.BytesIO(data))  # a BytesIO holds no resource: no close needed
     except Exception as error:
@@ -77,22 +79,85 @@ def decode_rgb(data: bytes) -> Image.Image:
 
 
 def png_without_metadata(data: bytes) -> bytes:
-    """The PNG without its text and ICC chunks, nor any ancillary chunk whose checksum fails (as
-    libpng drops them); critical chunks, and whatever follows the end chunk or a cut, stay as they are."""
+    """The PNG with only what its picture needs: its critical chunks, transparency, EXIF (for the
+    rotation) and APNG frames. Every other ancillary chunk describes the picture (text, XMP, ICC,
+    gamma, density...) and is dropped; so is a kept one whose checksum fails or whose length does not
+    fit its colour type, as libpng ignores it where Pillow would fail. Whatever follows the end chunk
+    or a cut stays as it is."""
     kept, pos, end = [data[:8]], 8, len(data)
+    colour, palette_entries, animated = (data[25] if len(data) > 25 else -1), 0, False  # -1: no IHDR colour type
     while pos + 12 <= end:
         length, kind = struct.unpack_from(">I4s", data, pos)
         chunk_end = pos + 12 + length
         if chunk_end > end:
             break
-        ancillary = kind[0] & 0x20
-        if kind not in _PNG_METADATA and (not ancillary or _crc_intact(data, pos, chunk_end)):
+        if kind == b"PLTE":
+            palette_entries = length // 3
+        if not kind[0] & 0x20:  # critical
+            keep = True
+        elif kind == b"tRNS":
+            keep = length == {0: 2, 2: 6, 3: min(length, palette_entries)}.get(colour) and length > 0
+        elif kind == b"acTL":
+            keep = animated = length == 8
+        elif kind in (b"fcTL", b"fdAT"):
+            keep = animated
+        else:
+            keep = kind == b"eXIf"
+        if keep and (not kind[0] & 0x20 or _crc_intact(data, pos, chunk_end)):
             kept.append(data[pos:chunk_end])
         pos = chunk_end
         if kind == b"IEND":
             break
     kept.append(data[pos:])
     return b"".join(kept)
+
+
+def jpeg_without_metadata(data: bytes) -> bytes:
+    """The JPEG without the header segments that only describe it (ICC profile, XMP, Photoshop
+    resources) and without a JFIF or Adobe segment too short to hold its fields, which libjpeg
+    ignores but Pillow fails on. Everything from the first scan on stays as it is."""
+    kept, pos, end = [data[:2]], 2, len(data)
+    while pos + 4 <= end and data[pos] == 0xFF and 0xE0 <= data[pos + 1] <= 0xFE:  # APPn, JPG extensions, COM
+        length = struct.unpack_from(">H", data, pos + 2)[0]
+        segment_end = pos + 2 + length
+        if length < 2 or segment_end > end:
+            break
+        if not _jpeg_metadata(data[pos + 1], data[pos + 4 : segment_end]):
+            kept.append(data[pos:segment_end])
+        pos = segment_end
+    kept.append(data[pos:])
+    return b"".join(kept)
+
+
+def gif_without_metadata(data: bytes) -> bytes:
+    """The GIF without the extension blocks before its first image that only describe it (comments,
+    application data such as the loop count or XMP, plain text) and without a graphic control block
+    of the wrong size, which browsers ignore but Pillow fails on. The first image on stays as it is."""
+    flags = data[10] if len(data) > 10 else 0
+    pos, end = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0), len(data)
+    kept = [data[:pos]]
+    while pos + 2 < end and data[pos] == 0x21:
+        label, block_end = data[pos + 1], pos + 2
+        while block_end < end and data[block_end]:
+            block_end += data[block_end] + 1
+        block_end += 1
+        if block_end > end:
+            break
+        if label == 0xF9 and data[pos + 2] == 4 or label not in (0xF9, 0xFE, 0xFF, 0x01):
+            kept.append(data[pos:block_end])
+        pos = block_end
+    kept.append(data[pos:])
+    return b"".join(kept)
+
+
+def _jpeg_metadata(marker: int, body: bytes) -> bool:
+    return (
+        (marker == 0xE2 and body.startswith(b"ICC_PROFILE\0"))
+        or (marker == 0xE1 and body.startswith(b"http://ns.adobe.com/xap/1.0/\0"))
+        or marker == 0xED  # APP13: Photoshop's resources
+        or (marker == 0xE0 and body.startswith(b"JFIF") and len(body) < 14)
+        or (marker == 0xEE and body.startswith(b"Adobe") and len(body) < 12)
+    )
 
 
 def _crc_intact(data: bytes, start: int, end: int) -> bool:

@@ -1,7 +1,8 @@
 """Forgetting old work, in bounded chunks on beat's schedule.
 
 - With ``RETENTION_DAYS`` set, jobs created longer ago are deleted with their images
-  (unset, the default, keeps everything).
+  (unset, the default, keeps everything). A batch's images are parts of its one stored upload:
+  the upload and the batch's row go once none of its jobs is left.
 - Idempotency keys are forgotten once ``IDEMPOTENCY_TTL_SECONDS`` has passed.
 - Images with no row (a row the database refused after its image was stored, a
   process killed in between) are deleted once ``ORPHAN_GRACE_SECONDS`` old, so an
@@ -17,6 +18,7 @@ from flask import current_app
 from sqlalchemy import delete, select
 
 from config.settings import current_settings
+from jobs.batches import Batch
 from jobs.broker import PURGE_TASK
 from jobs.database import db
 from jobs.idempotency import IdempotencyKey
@@ -33,13 +35,19 @@ MAX_CHUNKS = 20
 @shared_task(name=PURGE_TASK)
 def purge_expired() -> dict:
     settings = current_settings()
-    counts = {"jobs": 0, "keys": 0, "orphans": 0}
+    counts = {"jobs": 0, "batches": 0, "keys": 0, "orphans": 0}
     if settings.RETENTION_DAYS:
-        counts["jobs"] = purge_old_jobs(utcnow() - timedelta(days=settings.RETENTION_DAYS))
+        cutoff = utcnow() - timedelta(days=settings.RETENTION_DAYS)
+        counts["jobs"] = purge_old_jobs(cutoff)
+        counts["batches"] = purge_emptied_batches(cutoff)
     counts["keys"] = purge_expired_keys(settings.IDEMPOTENCY_TTL_SECONDS)
     counts["orphans"] = purge_orphan_images(utcnow() - timedelta(seconds=settings.ORPHAN_GRACE_SECONDS))
     if any(counts.values()):
-        logger.info("retention removed %(jobs)d jobs, %(keys)d idempotency keys, %(orphans)d orphan images", counts)
+        logger.info(
+            "retention removed %(jobs)d jobs, %(batches)d batches, %(keys)d idempotency keys, "
+            "%(orphans)d orphan images",
+            counts,
+        )
     return counts
 
 
@@ -70,6 +78,24 @@ def purge_old_jobs(created_before, chunk: int = CHUNK, max_chunks: int = MAX_CHU
     return removed
 
 
+def purge_emptied_batches(created_before, chunk: int = CHUNK) -> int:
+    """Delete the batches created before ``created_before`` that have no job left, upload first
+    (a part URL's delete does nothing, so ``purge_old_jobs`` leaves the upload to this)."""
+    store = current_app.extensions["image_store"]
+    has_jobs = select(Prediction.uuid).where(Prediction.batch_id == Batch.id).exists()
+    emptied = db.session.execute(
+        select(Batch.id, Batch.upload_url).where(Batch.created_at < created_before, ~has_jobs).limit(chunk)
+    ).all()
+    db.session.rollback()
+    for row in emptied:
+        if row.upload_url:
+            store.delete(row.upload_url)
+    if emptied:
+        db.session.execute(delete(Batch).where(Batch.id.in_([row.id for row in emptied])))
+        db.session.commit()
+    return len(emptied)
+
+
 def purge_expired_keys(ttl_seconds: int, chunk: int = CHUNK, max_chunks: int = MAX_CHUNKS) -> int:
     removed = 0
     for _ in range(max_chunks):
@@ -97,7 +123,7 @@ def purge_orphan_images(modified_before, chunk: int = CHUNK) -> int:
         return 0
     referenced = set(
         db.session.execute(select(Prediction.image_url).where(Prediction.image_url.in_(list(old)))).scalars()
-    )
+    ) | set(db.session.execute(select(Batch.upload_url).where(Batch.upload_url.in_(list(old)))).scalars())
     db.session.rollback()
     orphans = [url for url in old if url not in referenced]
     for url in orphans:

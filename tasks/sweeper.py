@@ -14,6 +14,7 @@ from celery import shared_task
 from sqlalchemy import CursorResult, select, update
 
 from config.settings import current_settings
+from jobs.batches import Batch
 from jobs.broker import REPUBLISH_TASK
 from jobs.database import db
 from jobs.endings import announce_ended
@@ -34,10 +35,12 @@ def republish_stale_pending() -> int:
 
 
 def stale_pending():
-    """(uuid, image_url, republished) of the jobs pending for longer than REPUBLISH_PENDING_AFTER, oldest first."""
+    """(uuid, image_url, republished, batch_id, the batch's owner) of the jobs pending for longer than
+    REPUBLISH_PENDING_AFTER, oldest first."""
     cutoff = utcnow() - timedelta(seconds=current_settings().REPUBLISH_PENDING_AFTER)
     stale = db.session.execute(
-        select(Prediction.uuid, Prediction.image_url, Prediction.republished)
+        select(Prediction.uuid, Prediction.image_url, Prediction.republished, Prediction.batch_id, Batch.owner)
+        .outerjoin(Batch, Batch.id == Prediction.batch_id)
         .where(Prediction.status == PENDING, Prediction.updated_at < cutoff)
         .order_by(Prediction.updated_at)
         .limit(SWEEP_LIMIT)
@@ -62,18 +65,21 @@ def settle(stale) -> tuple[set[str], set[str]]:
     )
     announce_ended(dict.fromkeys(failed, FAILED))
     republished = set()
-    for prediction_uuid, image_url, count in stale:
+    for row in stale:
+        prediction_uuid = row.uuid
         if prediction_uuid in exhausted:
             continue
         # Count and touch the row first, so the next sweep waits a full period before trying again.
         result = db.session.execute(
             update(Prediction)
             .where(Prediction.uuid == prediction_uuid, Prediction.status == PENDING)
-            .values(updated_at=utcnow(), republished=count + 1)
+            .values(updated_at=utcnow(), republished=row.republished + 1)
         )
         touched = cast(CursorResult, result).rowcount
         db.session.commit()
         if touched:
-            publish_job(prediction_uuid, image_url)
+            # A batch's job goes back as bulk work of the same client as when it was submitted.
+            client = row.owner or row.batch_id or ""
+            publish_job(prediction_uuid, row.image_url, bulk=row.batch_id is not None, client=client)
             republished.add(prediction_uuid)
     return failed, republished

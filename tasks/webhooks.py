@@ -14,8 +14,10 @@ duplicate message); a crash between the receiver's answer and its record sends i
 receivers should treat the uuid as the key.
 
 ``requeue_unsent_webhooks`` (beat, every minute) catches a first delivery that was never queued
-(the broker refused the publish just as the job ended): an ended job with a callback and no
-attempt UNSENT_AFTER seconds after its end is queued again.
+(the broker refused the publish just as the job ended): an ended job (or completed batch) with a
+callback and no attempt UNSENT_AFTER seconds after its end is queued again.
+
+A batch's one webhook (``deliver_batch_webhook``, when it completes) follows the same rules.
 """
 
 import json
@@ -28,7 +30,8 @@ from celery import shared_task
 from sqlalchemy import func, select
 
 from config.settings import Settings, current_settings
-from jobs.broker import BUSY_DELAY, DELIVER_TASK, REQUEUE_WEBHOOKS_TASK, retry_delay
+from jobs.batches import Batch, batch_json, request_counts
+from jobs.broker import BUSY_DELAY, DELIVER_BATCH_TASK, DELIVER_TASK, REQUEUE_WEBHOOKS_TASK, retry_delay
 from jobs.callbacks import CallbackRefused, vet_callback_url
 from jobs.database import db
 from jobs.records import PENDING, Prediction, utcnow
@@ -72,7 +75,7 @@ def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
     if outcome is BUSY:
         send_delivery(prediction_uuid, attempt, BUSY_DELAY)
         return f"destination busy; again in {BUSY_DELAY}s"
-    status_code, error, retry = outcome
+    status_code, error, _ = outcome
     db.session.add(
         WebhookDelivery(
             uuid=prediction_uuid,
@@ -84,22 +87,57 @@ def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
         )
     )
     db.session.commit()
+    return _next_step(DELIVER_TASK, prediction_uuid, attempt, outcome, first_attempt_at, settings)
+
+
+@shared_task(name=DELIVER_BATCH_TASK, acks_late=True)
+def deliver_batch_webhook(batch_id: str, attempt: int) -> str:
+    """One attempt at a completed batch's webhook: its ``GET /batches/<id>`` body, signed and retried as
+    a job's is. The attempts are counted on the batch's row (receivers should treat the id as the key)."""
+    settings = current_settings()
+    row = db.session.get(Batch, batch_id)
+    if row is None or not row.callback_url or row.completed_at is None:
+        return "nothing to deliver"
+    if row.webhook_attempts >= attempt or (row.webhook_status_code or 0) // 100 == 2:
+        return "already delivered or attempted"
+    with db.engine.connect() as connection:
+        body = json.dumps(batch_json(row, *request_counts(connection, batch_id)), separators=(",", ":")).encode()
+    callback_url, first_attempt_at = row.callback_url, row.webhook_first_attempt_at or utcnow()
+    db.session.rollback()  # no transaction is held while the receiver answers
+
+    try:
+        outcome = _attempt(callback_url, body, batch_id, attempt, settings)
+    except Exception as error:  # a fault of this code, not the receiver's: still only this attempt's outcome
+        logger.exception("webhook of batch %s: unexpected error in attempt %d", batch_id, attempt)
+        outcome = None, f"{type(error).__name__}: {error}"[:500], True
+    if outcome is BUSY:
+        send_delivery(batch_id, attempt, BUSY_DELAY, task=DELIVER_BATCH_TASK)
+        return f"destination busy; again in {BUSY_DELAY}s"
+    row = db.session.get(Batch, batch_id)
+    if row is None:  # removed by retention meanwhile
+        return "batch gone"
+    row.webhook_attempts, row.webhook_status_code, row.webhook_error = attempt, outcome[0], outcome[1]
+    row.webhook_first_attempt_at = first_attempt_at
+    db.session.commit()
+    return _next_step(DELIVER_BATCH_TASK, batch_id, attempt, outcome, first_attempt_at, settings)
+
+
+def _next_step(task: str, key: str, attempt: int, outcome, first_attempt_at, settings: Settings) -> str:
+    """After an attempt of ``task`` for ``key`` (a job's uuid or a batch's id): done on a 2xx, else the
+    next attempt after its delay, or given up past WEBHOOK_RETRY_SECONDS or for a URL that never will."""
+    status_code, error, retry = outcome
     if status_code is not None and 200 <= status_code < 300:
-        logger.info("webhook of %s delivered (attempt %d)", prediction_uuid, attempt, extra={"uuid": prediction_uuid})
+        logger.info("webhook of %s delivered (attempt %d)", key, attempt, extra={"uuid": key})
         return f"delivered: {status_code}"
 
     delay = retry_delay(attempt, settings.WEBHOOK_FIRST_RETRY)
     elapsed = (utcnow() - first_attempt_at).total_seconds()
     if not retry or elapsed + delay > settings.WEBHOOK_RETRY_SECONDS:
         logger.warning(
-            "webhook of %s given up after %d attempts: %s",
-            prediction_uuid,
-            attempt,
-            error or status_code,
-            extra={"uuid": prediction_uuid},
+            "webhook of %s given up after %d attempts: %s", key, attempt, error or status_code, extra={"uuid": key}
         )
         return "given up"
-    send_delivery(prediction_uuid, attempt + 1, delay)
+    send_delivery(key, attempt + 1, delay, task=task)
     return f"attempt {attempt} failed ({error or status_code}); next in {delay}s"
 
 
@@ -169,6 +207,21 @@ def requeue_unsent_webhooks() -> int:
     db.session.rollback()
     for prediction_uuid in unsent:
         send_delivery(prediction_uuid, attempt=1, delay=0)
-    if unsent:
-        logger.warning("queued again the unsent webhooks of %d jobs", len(unsent))
-    return len(unsent)
+    unsent_batches = db.session.scalars(
+        select(Batch.id)
+        .where(
+            Batch.callback_url.is_not(None),
+            Batch.webhook_attempts == 0,
+            Batch.completed_at.between(
+                now - timedelta(seconds=current_settings().WEBHOOK_RETRY_SECONDS),
+                now - timedelta(seconds=UNSENT_AFTER),
+            ),
+        )
+        .limit(REQUEUE_LIMIT)
+    ).all()
+    db.session.rollback()
+    for batch_id in unsent_batches:
+        send_delivery(batch_id, attempt=1, delay=0, task=DELIVER_BATCH_TASK)
+    if unsent or unsent_batches:
+        logger.warning("queued again the unsent webhooks of %d jobs, %d batches", len(unsent), len(unsent_batches))
+    return len(unsent) + len(unsent_batches)

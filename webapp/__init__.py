@@ -22,10 +22,12 @@ def create_app(settings: Settings) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
 
     from webapp import apidocs, health, page
+    from webapp.batches import views as batch_views
     from webapp.metrics import init_metrics
     from webapp.predictions import views
 
     app.register_blueprint(views.bp)
+    app.register_blueprint(batch_views.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(apidocs.bp)
     app.register_blueprint(page.bp)

@@ -52,9 +52,14 @@ def _unauthorized(detail: str, challenge: str) -> ApiError:
 
 
 def api_key_scope() -> str:
-    """What a client's own namespace (its idempotency keys) is named by: a hash of its API key,
-    never the key itself; "" when API keys are off. Call after ``require_api_key``."""
-    if not current_settings().API_KEYS:
+    """What a client's own namespace (its idempotency keys, its batches) is named by: a hash of its
+    API key, never the key itself; "" when API keys are off. Call after ``require_api_key``."""
+    return key_scope(current_settings().API_KEYS, request.headers.get("Authorization", ""))
+
+
+def key_scope(keys, authorization: str) -> str:
+    """``api_key_scope`` from the settings' keys and an Authorization header (the waiter has no Flask)."""
+    if not keys:
         return ""
-    token = request.headers.get("Authorization", "").partition(" ")[2].strip()
+    token = authorization.partition(" ")[2].strip()
     return hashlib.sha256(token.encode()).hexdigest()

@@ -9,8 +9,14 @@ bp = Blueprint("page", __name__)
 
 @bp.get("/")
 def index():
-    limit = current_settings().MAX_IMAGE_BYTES
-    return render_template("index.html", max_image_bytes=limit, max_image_size=readable_size(limit))
+    settings = current_settings()
+    limit = settings.MAX_IMAGE_BYTES
+    return render_template(
+        "index.html",
+        max_image_bytes=limit,
+        max_image_size=readable_size(limit),
+        batch_max_images=settings.BATCH_MAX_IMAGES,
+    )
 
 
 def readable_size(size: int) -> str:

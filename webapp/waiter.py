@@ -1,4 +1,5 @@
-"""The waiter: answers ``GET /predictions/<uuid>?wait=N`` the moment the job ends, or after N seconds.
+"""The waiter: answers ``GET /predictions/<uuid>?wait=N`` the moment the job ends, or after N seconds,
+and ``GET /batches/<id>?wait=N`` the moment the batch completes.
 
 A small asyncio server beside Gunicorn (Procfile ``waiter:``; nginx sends it every request with a
 ``wait`` argument, see ``deploy/nginx/api.conf.template``). A waiting client costs a future here, not
@@ -13,8 +14,9 @@ Futures are resolved from two sources, each followed by one query for the jobs c
   filesystem broker has no fanout, or RabbitMQ is unreachable), and every 5 s behind it, so an
   event lost in a broker hiccup delays a waiter by 5 s at most.
 
-Answers are the plain GET's: 200 done/failed, 202 pending with Retry-After, 404, 401 with API
-keys (``webapp.auth``), and problem documents, built by the same code
+A batch is waited on the same way: events name the batches they completed, polling reads the
+batches waited on. Answers are the plain GET's: 200 done/failed, 202 pending with Retry-After, 404,
+401 with API keys (``webapp.auth``), and problem documents, built by the same code
 (``webapp.predictions.answer``). Rate limits are the web's, not applied here.
 """
 
@@ -32,12 +34,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from config.logging import configure_logging
 from config.settings import Settings, load_settings
 from jobs.app import engine_options
+from jobs.batches import read_batch
 from jobs.broker import events_exchange, is_rabbitmq
 from jobs.records import PENDING, Prediction, prediction_json
-from webapp.auth import api_key_refusal
+from webapp.auth import api_key_refusal, key_scope
 from webapp.errors import PROBLEM_JSON, ApiError, problem_document
 from webapp.predictions.answer import checked_uuid, no_such_prediction, prediction_answer, unavailable
-from webapp.predictions.notify import parse_wait
+from webapp.predictions.notify import is_uuid4, parse_wait
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ class Waiter:
             settings.DATABASE_URL, pool_size=4, max_overflow=4, **engine_options(settings.DATABASE_URL)
         )
         self.waiting: dict[str, set[asyncio.Future]] = {}
+        self.batches_waiting: dict[str, set[asyncio.Future]] = {}
         self.subscribed = False
         self._tasks: list[asyncio.Task] = []
 
@@ -73,17 +77,46 @@ class Waiter:
         """The GET JSON of each existing job, read in a thread so the event loop never blocks."""
         return await asyncio.to_thread(self._read_now, uuids)
 
+    def _read_batch_now(self, batch_id: str, owner: str) -> dict | None:
+        with self.engine.connect() as connection:
+            return read_batch(connection, batch_id, owner)[0]
+
+    async def read_batch(self, batch_id: str, owner: str) -> dict | None:
+        return await asyncio.to_thread(self._read_batch_now, batch_id, owner)
+
+    def _ended_batches_now(self, batch_ids: list[str]) -> set[str]:
+        with self.engine.connect() as connection:
+            return {batch_id for batch_id in batch_ids if _completed(connection, batch_id)}
+
     # --- futures -----------------------------------------------------------------------------
-    def subscribe(self, prediction_uuid: str) -> asyncio.Future:
+    def subscribe(self, prediction_uuid: str, waiting: dict | None = None) -> asyncio.Future:
+        """A future resolved when the job (or, in ``batches_waiting``, the batch) ends."""
+        waiting = self.waiting if waiting is None else waiting
         future = asyncio.get_running_loop().create_future()
-        self.waiting.setdefault(prediction_uuid, set()).add(future)
+        waiting.setdefault(prediction_uuid, set()).add(future)
         return future
 
-    def unsubscribe(self, prediction_uuid: str, future: asyncio.Future) -> None:
-        futures = self.waiting.get(prediction_uuid, set())
+    def unsubscribe(self, prediction_uuid: str, future: asyncio.Future, waiting: dict | None = None) -> None:
+        waiting = self.waiting if waiting is None else waiting
+        futures = waiting.get(prediction_uuid, set())
         futures.discard(future)
         if not futures:
-            self.waiting.pop(prediction_uuid, None)
+            waiting.pop(prediction_uuid, None)
+
+    async def resolve_batches(self, batch_ids) -> None:
+        """Wake the waiters of each of these batches that has completed."""
+        wanted = [batch_id for batch_id in batch_ids if batch_id in self.batches_waiting]
+        if not wanted:
+            return
+        try:
+            ended = await asyncio.to_thread(self._ended_batches_now, wanted)
+        except SQLAlchemyError:
+            logger.warning("could not read %d waited-on batches", len(wanted), exc_info=True)
+            return
+        for batch_id in ended:
+            for future in self.batches_waiting.get(batch_id, ()):
+                if not future.done():
+                    future.set_result(True)
 
     async def resolve(self, uuids) -> None:
         """Read the jobs that someone waits on, and hand each ended one to its waiters."""
@@ -107,6 +140,7 @@ class Waiter:
             await asyncio.sleep(POLL_BEHIND_EVENTS if self.subscribed else POLL_WITHOUT_EVENTS)
             try:
                 await self.resolve(list(self.waiting))
+                await self.resolve_batches(list(self.batches_waiting))
             except Exception:  # the loop must outlive any one failure
                 logger.exception("checking the waited-on jobs failed")
 
@@ -127,6 +161,7 @@ class Waiter:
                     self.subscribed = True
                     logger.info("listening for completion events on %s", exchange_name)
                     await self.resolve(list(self.waiting))  # what ended while nobody listened
+                    await self.resolve_batches(list(self.batches_waiting))
                     async with queue.iterator(no_ack=True) as messages:
                         async for message in messages:
                             self.on_event(message.body)
@@ -140,14 +175,18 @@ class Waiter:
 
     def on_event(self, body: bytes) -> None:
         try:
-            statuses = json.loads(body)["jobs"]
+            event = json.loads(body)
+            statuses, batches = event["jobs"], list(event.get("batches", ()))
         except (ValueError, KeyError, TypeError):
             logger.warning("ignored a malformed completion event")
             return
         ended = [prediction_uuid for prediction_uuid in statuses if prediction_uuid in self.waiting]
         if ended:
             self._tasks.append(asyncio.create_task(self.resolve(ended)))
-            self._tasks = [task for task in self._tasks if not task.done()]
+        completed = [batch_id for batch_id in batches if batch_id in self.batches_waiting]
+        if completed:
+            self._tasks.append(asyncio.create_task(self.resolve_batches(completed)))
+        self._tasks = [task for task in self._tasks if not task.done()]
 
     async def start(self, _app=None) -> None:
         self._tasks.append(asyncio.create_task(self.poll()))
@@ -162,8 +201,14 @@ class Waiter:
 
     # --- the route ---------------------------------------------------------------------------
     async def get_prediction(self, request: web.Request) -> web.Response:
+        return await self._guarded(self._answer, request)
+
+    async def get_batch(self, request: web.Request) -> web.Response:
+        return await self._guarded(self._answer_batch, request)
+
+    async def _guarded(self, answer, request: web.Request) -> web.Response:
         try:
-            return await self._answer(request)
+            return await answer(request)
         except ApiError as error:
             return problem(error)
         except SQLAlchemyError:
@@ -189,7 +234,43 @@ class Waiter:
         finally:
             self.unsubscribe(prediction_uuid, future)
         status, body, headers = prediction_answer(prediction_uuid, body)
-        return web.Response(body=orjson.dumps(body), status=status, headers=headers, content_type="application/json")
+        return json_response(body, status, headers)
+
+    async def _answer_batch(self, request: web.Request) -> web.Response:
+        authorization = request.headers.get("Authorization", "")
+        refusal = api_key_refusal(self.settings.API_KEYS, authorization)
+        if refusal is not None:
+            raise refusal
+        wait = parse_wait(request.query.get("wait")) or 0
+        batch_id = request.match_info["batch_id"]
+        if not is_uuid4(batch_id):
+            raise ApiError(404, "Not Found", f"{batch_id[:64]!r} is not a batch id (a UUID4).")
+        batch_id, owner = batch_id.lower(), key_scope(self.settings.API_KEYS, authorization)
+        future = self.subscribe(batch_id, self.batches_waiting)  # before the read, as for a job
+        try:
+            body = await self.read_batch(batch_id, owner)
+            if body is None:
+                raise ApiError(404, "Not Found", f"No batch has id {batch_id}.")
+            if body["completed_at"] is None and wait:
+                try:
+                    await asyncio.wait_for(future, wait)
+                except TimeoutError:
+                    pass
+                body = await self.read_batch(batch_id, owner) or body
+        finally:
+            self.unsubscribe(batch_id, future, self.batches_waiting)
+        return json_response(body)
+
+
+def _completed(connection, batch_id: str) -> bool:
+    """Whether the batch has ended (or is gone). The waiter only reads: claiming an end is left to
+    those who can announce it (worker, web)."""
+    batch = read_batch(connection, batch_id, owner=None)[0]
+    return batch is None or batch["completed_at"] is not None
+
+
+def json_response(body: dict, status: int = 200, headers: dict | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, headers=headers, content_type="application/json")
 
 
 def problem(error: ApiError) -> web.Response:
@@ -202,6 +283,8 @@ def make_app(settings: Settings) -> web.Application:
     app = web.Application()
     app.router.add_get("/predictions/{uuid}", waiter.get_prediction)
     app.router.add_get("/predictions/{uuid}/", waiter.get_prediction)
+    app.router.add_get("/batches/{batch_id}", waiter.get_batch)
+    app.router.add_get("/batches/{batch_id}/", waiter.get_batch)
     app.on_startup.append(waiter.start)
     app.on_cleanup.append(waiter.stop)
     return app

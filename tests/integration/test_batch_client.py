@@ -30,7 +30,7 @@ def run_client(*args):
 
 def test_batch_prints_each_post_and_get_answer_and_accuracy(base_url, tmp_path):
     folder = labelled_subset(tmp_path)
-    result = run_client(folder, "--url", base_url, "--concurrency", "3")
+    result = run_client(folder, "--url", base_url, "--per-image", "--concurrency", "3")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert sum(': POST 202 {"uuid":' in line for line in lines) == SUBSET
@@ -45,7 +45,7 @@ def test_batch_prints_each_post_and_get_answer_and_accuracy(base_url, tmp_path):
 
 def test_batch_summary_is_one_table(base_url, tmp_path):
     folder = labelled_subset(tmp_path)
-    result = run_client(folder, "--url", base_url, "--summary")
+    result = run_client(folder, "--url", base_url, "--per-image", "--summary")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "POST 202" not in result.stdout
     assert result.stdout.splitlines()[0].split()[:3] == ["image", "status", "result"]

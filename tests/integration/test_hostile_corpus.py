@@ -6,14 +6,17 @@ and worker process (VmHWM from /proc) grows within the decode budget.
 """
 
 import base64
+import io
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
+from PIL import Image
 
 from deploy.harness import deployment_env, running_service
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, SHARED_IMAGES
 from tests.integration.test_end_to_end import wait_for_result
 from tests.support.hostile_images import CORPUS
 
@@ -107,3 +110,16 @@ def test_a_name_with_a_lone_surrogate_is_refused_and_nothing_is_stored(service, 
     )
     assert response.status_code in (400, 422), response.text
     assert "name" in response.json()["detail"] or "JSON" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_a_16_bit_grey_zebra_is_served_as_a_zebra(service, fmt):
+    """The reported wrong answer: 16-bit grey PNG and TIFF came back spider_web 0.27 (clipped to white)."""
+    base_url, _, _ = service
+    with Image.open(SHARED_IMAGES / "n02391049_zebra.JPEG") as photo:
+        grey = np.asarray(photo.convert("L")).astype(np.uint16) * 257
+    buffer = io.BytesIO()
+    Image.fromarray(grey).save(buffer, fmt)
+    response = post(base_url, f"zebra.{fmt.lower()}", buffer.getvalue())
+    assert response.status_code == 202, response.text
+    assert wait_for_result(base_url, response.json()["uuid"])["prediction"] == "zebra"

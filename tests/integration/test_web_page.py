@@ -78,7 +78,7 @@ def test_upload_shows_preview_status_and_top5_bars(page):
     assert page.evaluate("document.activeElement.id") == "image", "the file chooser is the first stop for the keyboard"
 
     with page.expect_request(lambda request: request.method == "POST") as posted:
-        page.get_by_label("Drop an image here, or choose a file").set_input_files(SAMPLES / "soccer_ball.jpg")
+        page.get_by_label("Drop images here, or choose files").set_input_files(SAMPLES / "soccer_ball.jpg")
     assert posted.value.headers["content-type"].startswith("multipart/form-data"), "the file goes as is, no base64"
     assert page.get_by_role("img", name="Preview of soccer_ball.jpg").is_visible()
     page.get_by_role("heading", name="Prediction").wait_for(timeout=RESULT_TIMEOUT_MS)
@@ -96,7 +96,7 @@ def test_upload_shows_preview_status_and_top5_bars(page):
 
 
 def test_a_refused_upload_is_explained_in_words(page):
-    page.get_by_label("Drop an image here, or choose a file").set_input_files(SHARED_IMAGES / "labels.csv")
+    page.get_by_label("Drop images here, or choose files").set_input_files(SHARED_IMAGES / "labels.csv")
     alert = page.get_by_role("alert")
     alert.wait_for(timeout=RESULT_TIMEOUT_MS)
     assert alert.inner_text() == "This is not a supported image format; send a JPEG, PNG, GIF, WebP, BMP or TIFF."
@@ -118,6 +118,25 @@ def test_an_image_dropped_on_the_zone_is_classified(page):
     page.dispatch_event("#dropzone", "drop", {"dataTransfer": dropped})
     page.get_by_role("heading", name="Prediction").wait_for(timeout=RESULT_TIMEOUT_MS)
     assert page.locator("#prediction").inner_text() in {"tusker", "African elephant", "Indian elephant"}
+
+
+def test_many_files_go_as_one_batch_with_progress_and_a_results_file(page, base_url):
+    import requests
+
+    files = sorted(SHARED_IMAGES.glob("*.JPEG"))[:6]
+    with page.expect_response(lambda response: response.request.method == "POST") as posted:
+        page.get_by_label("Drop images here, or choose files").set_input_files(files)
+    assert posted.value.url.endswith("/batches") and posted.value.status == 202
+    page.get_by_role("status").filter(has_text="Done: download the results file").wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert page.locator("#batch-counts").inner_text() == f"{len(files)} of {len(files)} ended, {len(files)} classified"
+    assert page.locator("#batch-progress").evaluate("e => e.value === e.max")
+    csv_link = page.get_by_role("link", name="CSV").get_attribute("href")
+    lines = requests.get(base_url + csv_link, timeout=10).text.splitlines()
+    assert lines[0].startswith("uuid,name,status") and [line.split(",")[1] for line in lines[1:]] == [
+        file.name for file in files
+    ]
+    page.screenshot(path=ARTIFACTS / "web-page-batch.png", full_page=True)
+    assert csp_violations(page) == []
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +167,7 @@ def test_a_pending_job_can_be_cancelled_from_the_page(browser_context, idle_url)
 
     page = open_page(browser_context, idle_url + "/")
     with page.expect_response(lambda response: response.request.method == "POST") as posted:
-        page.get_by_label("Drop an image here, or choose a file").set_input_files(SAMPLES / "bmw.png")
+        page.get_by_label("Drop images here, or choose files").set_input_files(SAMPLES / "bmw.png")
     job = posted.value.json()["uuid"]
     page.get_by_role("status").filter(has_text="Waiting for a worker").wait_for(timeout=30_000)
     page.get_by_role("button", name="Cancel this job").click()

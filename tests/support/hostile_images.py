@@ -149,6 +149,27 @@ def mpo() -> bytes:
     return save(photo(), "MPO", save_all=True, append_images=[photo().rotate(180)])
 
 
+def _jpeg_with_segment(marker: int, body: bytes) -> bytes:
+    data = save(photo(), "JPEG")
+    return data[:2] + b"\xff" + bytes([marker]) + struct.pack(">H", len(body) + 2) + body + data[2:]
+
+
+def jpeg_short_jfif_segment() -> bytes:
+    return _jpeg_with_segment(0xE0, b"JFIF\0")
+
+
+def jpeg_short_adobe_segment() -> bytes:
+    return _jpeg_with_segment(0xEE, b"Adobe")
+
+
+def jpeg_short_icc_segment() -> bytes:
+    return _jpeg_with_segment(0xE2, b"ICC_PROFILE\0")
+
+
+def jpeg_photoshop_resource_cut_short() -> bytes:
+    return _jpeg_with_segment(0xED, b"Photoshop 3.0\0" + b"8BIM\x04\x04")
+
+
 def jpeg_with_zip_appended() -> bytes:
     """A polyglot: a JPEG that is also a ZIP archive (unzip reads it from the end)."""
     archive = io.BytesIO()
@@ -281,6 +302,15 @@ def png_ancillary_chunk_fails_its_checksum() -> bytes:
     return _png_before_idat(bytes(chunk))
 
 
+def png_transparency_of_the_wrong_length() -> bytes:
+    """A one-byte tRNS on an RGB image (it needs six): libpng ignores it, Pillow fails on it."""
+    return _png_before_idat(png_chunk(b"tRNS", b"\1"))
+
+
+def png_empty_gamma_and_density() -> bytes:
+    return _png_before_idat(png_chunk(b"gAMA", b"") + png_chunk(b"pHYs", b"\1"))
+
+
 def png_without_end_chunk() -> bytes:
     return save(photo(), "PNG")[:-12]
 
@@ -341,6 +371,19 @@ def gif_cut_in_its_first_frame() -> bytes:
     return _gif((64, 64), (0, 0, 64, 64))[:40]
 
 
+def _gif_with_extension(block: bytes) -> bytes:
+    data = gif_small()
+    return data[:19] + block + data[19:]  # after the header, screen and two-colour table
+
+
+def gif_graphic_control_of_the_wrong_size() -> bytes:
+    return _gif_with_extension(b"\x21\xf9\x02\x00\x00\x00")
+
+
+def gif_loop_count_without_data() -> bytes:
+    return _gif_with_extension(b"\x21\xff\x0bNETSCAPE2.0\x00")
+
+
 def gif_animated() -> bytes:
     return save(photo(mode="P"), "GIF", save_all=True, append_images=[photo().rotate(180).convert("P")])
 
@@ -390,6 +433,12 @@ def webp_frame_outside_canvas() -> bytes:
     header = webp_chunk(b"VP8X", bytes([0x02, 0, 0, 0]) + _u24(15) + _u24(15))
     frame = webp_chunk(b"ANMF", _u24(100) + _u24(0) + _u24(0) + _u24(0) + _u24(100) + b"\0" + _one_pixel_vp8l())
     return riff(header, webp_chunk(b"ANIM", bytes(6)), frame)
+
+
+def webp_animation_flag_on_a_still_image() -> bytes:
+    """VP8X says animated, but no ANIM header follows, only a still bitstream: libwebp will not open it."""
+    still = save(photo(), "WEBP")[12:]
+    return riff(webp_chunk(b"VP8X", b"\x02\0\0\0" + _u24(95) + _u24(63)), still)
 
 
 def webp_lossy() -> bytes:
@@ -639,6 +688,10 @@ CORPUS = [
     HostileImage("jpeg_grey", jpeg_grey, "done"),
     HostileImage("mpo", mpo, "done"),
     HostileImage("jpeg_with_zip_appended", jpeg_with_zip_appended, "done"),
+    HostileImage("jpeg_short_jfif_segment", jpeg_short_jfif_segment, "done"),
+    HostileImage("jpeg_short_adobe_segment", jpeg_short_adobe_segment, "done"),
+    HostileImage("jpeg_short_icc_segment", jpeg_short_icc_segment, "done"),
+    HostileImage("jpeg_photoshop_resource_cut_short", jpeg_photoshop_resource_cut_short, "done"),
     # PNG
     HostileImage("png_40_megapixels", png_40_megapixels, "refused", 422),
     HostileImage("png_cut_in_headers", png_cut_in_headers, "refused", 422),
@@ -659,10 +712,14 @@ CORPUS = [
     HostileImage("png_broken_icc", png_broken_icc, "done"),
     HostileImage("png_ancillary_chunk_fails_its_checksum", png_ancillary_chunk_fails_its_checksum, "done"),
     HostileImage("png_without_end_chunk", png_without_end_chunk, "done"),
+    HostileImage("png_transparency_of_the_wrong_length", png_transparency_of_the_wrong_length, "done"),
+    HostileImage("png_empty_gamma_and_density", png_empty_gamma_and_density, "done"),
     # GIF
     HostileImage("gif_canvas_bomb", gif_canvas_bomb, "refused", 422),
     HostileImage("gif_frame_far_outside_the_screen", gif_frame_far_outside_the_screen, "refused", 422),
-    HostileImage("gif_lzw_code_size_too_large", gif_lzw_code_size_too_large, "failed"),
+    HostileImage("gif_lzw_code_size_too_large", gif_lzw_code_size_too_large, "refused", 422),
+    HostileImage("gif_graphic_control_of_the_wrong_size", gif_graphic_control_of_the_wrong_size, "done"),
+    HostileImage("gif_loop_count_without_data", gif_loop_count_without_data, "done"),
     HostileImage("gif_small", gif_small, "done"),
     HostileImage("gif_animated", gif_animated, "done"),
     HostileImage("gif_without_trailer", gif_without_trailer, "done"),
@@ -672,6 +729,7 @@ CORPUS = [
     HostileImage("webp_canvas_bomb", webp_canvas_bomb, "refused", 422),
     HostileImage("webp_frame_outside_canvas", webp_frame_outside_canvas, "refused", 422),
     HostileImage("webp_corrupt_bitstream", webp_corrupt_bitstream, "failed"),
+    HostileImage("webp_animation_flag_on_a_still_image", webp_animation_flag_on_a_still_image, "refused", 422),
     HostileImage("webp_lossy", webp_lossy, "done"),
     HostileImage("webp_animated", webp_animated, "done"),
     # BMP

@@ -122,6 +122,53 @@ def test_post_image_sends_the_file_as_multipart_with_an_idempotency_key(app, tmp
         assert app.extensions["image_store"].read(row.image_url) == (SAMPLES / "elephant.jpg").read_bytes()
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_results_written_by_one_run_are_read_back_by_the_next(tmp_path, suffix):
+    from client.batches import ResultsFile, read_results
+
+    out = tmp_path / f"results{suffix}"
+    first = {"uuid": UUID, "name": "a.jpg", "status": "done", "prediction": "tench", "confidence": 0.5}
+    first |= {"top5": [{"label": "tench", "score": 0.5}], "error": None}
+    failed = {"uuid": UUID, "name": "b,\n.jpg", "status": "failed", "prediction": None, "confidence": None}
+    failed |= {"top5": None, "error": "not an image"}
+    ResultsFile(out).append([first])
+    ResultsFile(out).append([failed])
+    records = read_results(out)
+    assert [record["name"] for record in records] == ["a.jpg", "b,\n.jpg"]
+    assert records[0]["top5"] == first["top5"] and records[1]["error"] == "not an image"
+    assert read_results(tmp_path / "absent.jsonl") == [] and read_results(None) == []
+
+
+def test_each_image_goes_as_a_regular_tar_member_even_through_a_link(tmp_path):
+    import io
+    import os
+    import tarfile
+
+    from client.batches import chunks, write_tar
+
+    (tmp_path / "real.jpg").write_bytes(b"abc")
+    (tmp_path / "link.jpg").symlink_to(tmp_path / "real.jpg")
+    os.link(tmp_path / "real.jpg", tmp_path / "hard.jpg")
+    buffer = io.BytesIO()
+    write_tar([tmp_path / "real.jpg", tmp_path / "link.jpg", tmp_path / "hard.jpg"], buffer)
+    with tarfile.open(fileobj=buffer) as archive:
+        members = archive.getmembers()
+        assert [(m.name, m.isreg(), archive.extractfile(m).read()) for m in members] == [
+            ("real.jpg", True, b"abc"),
+            ("link.jpg", True, b"abc"),
+            ("hard.jpg", True, b"abc"),
+        ]
+    assert chunks(list(range(5)), 2) == [[0, 1], [2, 3], [4]]
+
+
+def test_the_output_file_must_be_jsonl_or_csv(tmp_path):
+    assert parse_args(["batch", str(tmp_path), "--out", str(tmp_path / "r.csv")]).out.suffix == ".csv"
+    assert parse_args(["batch", str(tmp_path)]).timeout == 3600
+    assert parse_args(["batch", str(tmp_path), "--per-image"]).timeout == 180
+    with pytest.raises(SystemExit):
+        parse_args(["batch", str(tmp_path), "--out", str(tmp_path / "r.txt")])
+
+
 def serve(app):
     """``app`` on a loopback port in a thread; returns its URL and a function that stops it."""
     import threading
@@ -142,7 +189,7 @@ def test_batch_sends_the_api_key_and_never_prints_it(make_app, tmp_path, monkeyp
     shutil.copy(SAMPLES / "elephant.jpg", tmp_path)
     url, stop = serve(make_app(API_KEYS=(key,)))
     monkeypatch.delenv("API_KEY", raising=False)
-    arguments = [str(tmp_path), "--url", url, "--timeout", "1"]
+    arguments = [str(tmp_path), "--url", url, "--timeout", "1", "--per-image"]
     if how == "option":
         arguments += ["--api-key", key]
     else:
@@ -156,7 +203,8 @@ def test_batch_sends_the_api_key_and_never_prints_it(make_app, tmp_path, monkeyp
     assert key not in output.out + output.err
 
 
-def test_batch_without_a_key_says_how_to_give_one(make_app, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("mode", [[], ["--per-image"]])
+def test_batch_without_a_key_says_how_to_give_one(make_app, tmp_path, monkeypatch, capsys, mode):
     from client.__main__ import main
     from tests.conftest import SAMPLES
 
@@ -164,9 +212,9 @@ def test_batch_without_a_key_says_how_to_give_one(make_app, tmp_path, monkeypatc
     url, stop = serve(make_app(API_KEYS=("client-key-0123456789abcdef",)))
     monkeypatch.delenv("API_KEY", raising=False)
     try:
-        assert main(["batch", str(tmp_path), "--url", url]) == 1
+        assert main(["batch", str(tmp_path), "--url", url, *mode]) == 1
     finally:
         stop()
     output = capsys.readouterr()
-    assert ": POST 401" in output.out
+    assert (": POST 401" in output.out) if mode else ("POST /batches answered 401" in output.err)
     assert "an API key is needed: pass --api-key KEY or set API_KEY" in output.err

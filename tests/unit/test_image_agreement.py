@@ -1,7 +1,7 @@
 """What the web admits, the worker classifies: generated images through both sides (hypothesis).
 
 Each example is a picture of some mode, size and format, carrying some metadata (text, XMP,
-ICC, EXIF, comments; some of it broken or bloated), maybe damaged (cut short, or missing its
+ICC, EXIF, comments, PNG and JPEG header fields; some of it broken or bloated), maybe damaged (cut short, or missing its
 end marker). It goes through the web's check (``webapp.predictions.validation.check_image``) and,
 if admitted, through what the worker runs on it (``tasks.classify._prepare_inputs``: the same
 structural check, then ``models.preprocessing.prepare``). An image admitted and then not decoded
@@ -13,13 +13,14 @@ import zlib
 from functools import cache
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
 from jobs.imagecheck import ImageLimits, inspect_image
 from models.preprocessing import prepare
-from tests.support.hostile_images import ORIENTATION_6, exif
+from tests.support.hostile_images import ORIENTATION_6, exif, png_chunk
 from webapp.errors import ApiError
 from webapp.predictions.validation import check_image
 
@@ -51,6 +52,19 @@ def exif_blobs() -> list[bytes]:
 
 def icc_blobs() -> list[bytes]:
     return [b"not an ICC profile", bytes(128) + b"acsp" + bytes(64)]
+
+
+# Metadata as broken as files in the wild carry it: too short for its fields, or failing its checksum.
+BROKEN_PNG_CHUNKS = [
+    png_chunk(b"gAMA", b""),
+    png_chunk(b"pHYs", b"\1"),
+    png_chunk(b"cHRM", b""),
+    png_chunk(b"iCCP", b"icc\0\0not zlib"),
+    png_chunk(b"zTXt", b"Comment\0\0not zlib"),
+    png_chunk(b"tIME", bytes(7))[:-1] + b"\0",  # checksum fails
+    png_chunk(b"tRNS", b"\1"),
+]
+BROKEN_JPEG_SEGMENTS = [b"\xff\xe0\0\7JFIF\0", b"\xff\xee\0\7Adobe", b"\xff\xe2\0\x0eICC_PROFILE\0"]
 
 
 @st.composite
@@ -113,6 +127,11 @@ def files(draw) -> tuple[bytes, str, str]:
     buffer = io.BytesIO()
     image.save(buffer, fmt, **options)
     data = buffer.getvalue()
+    if fmt == "PNG" and draw(st.booleans()):
+        at = data.index(b"IDAT") - 4
+        data = data[:at] + draw(st.sampled_from(BROKEN_PNG_CHUNKS)) + data[at:]
+    if fmt == "JPEG" and draw(st.booleans()):
+        data = data[:2] + draw(st.sampled_from(BROKEN_JPEG_SEGMENTS)) + data[2:]
     damage = draw(st.sampled_from(["", "", "cut", "end marker dropped"]))
     if damage == "cut":
         data = data[: draw(st.integers(1, len(data) - 1))]
@@ -121,6 +140,7 @@ def files(draw) -> tuple[bytes, str, str]:
     return data, f"{fmt} {mode}", damage
 
 
+@pytest.mark.filterwarnings("ignore:.*(EXIF|Tag data):UserWarning")  # Pillow's notes on the broken EXIF
 @given(example=files())
 @settings(
     max_examples=EXAMPLES,

@@ -6,10 +6,10 @@ tests/integration/test_mode_fidelity.py.
 
 import numpy as np
 import pytest
-from PIL import Image, TiffImagePlugin
+from PIL import Image, PngImagePlugin, TiffImagePlugin
 
 from jobs.imagecheck import SHOWN_MODES, ImageLimits, ImageRefused, inspect_image
-from models.preprocessing import VIEWER_CONVERSIONS, UndecodableImage, as_viewer_shows
+from models.preprocessing import VIEWER_CONVERSIONS, UndecodableImage, as_viewer_shows, decode_rgb
 from tests.support.hostile_images import save
 
 WHITE = (255, 255, 255)
@@ -94,3 +94,16 @@ def test_high_depth_grey_converts_across_tile_edges(size):
     values = np.arange(size[0] * size[1], dtype=np.uint32) % 256
     image = Image.fromarray((values * 257).astype("<u2").reshape(size[1], size[0]))
     np.testing.assert_array_equal(np.asarray(as_viewer_shows(image)).reshape(-1), values)
+
+
+@pytest.mark.parametrize(
+    "image, transparency",
+    [(from_bytes("L", [0, 90], np.uint8), 90), (palette_image("P", b"\0\1"), 1)],
+    ids=["L", "P"],
+)
+def test_a_png_transparent_key_survives_the_metadata_the_worker_drops(image, transparency):
+    """The worker drops descriptive PNG chunks before decoding; tRNS is not one of them."""
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", "<x:xmpmeta/>", zip=True)
+    data = save(image, "PNG", transparency=transparency, pnginfo=info, icc_profile=b"broken")
+    assert np.asarray(decode_rgb(data)).reshape(-1, 3)[1].tolist() == list(WHITE)

@@ -26,6 +26,14 @@ def test_every_asset_is_local_no_cdn(client):
         response.close()
 
 
+def test_the_page_takes_many_files_as_one_batch(client):
+    html = client.get("/").get_data(as_text=True)
+    assert re.search(r'<input id="image"[^>]*multiple', html)
+    assert 'data-batch-url="/batches"' in html and 'data-batch-max-images="1000"' in html
+    assert re.search(r'<progress id="batch-progress"', html)
+    assert 'id="batch-jsonl"' in html and 'id="batch-csv"' in html
+
+
 @pytest.mark.parametrize(
     "limit, shown",
     [(50_000, "48.8 KiB"), (51_200, "50 KiB"), (1_048_576, "1 MiB"), (1_572_864, "1.5 MiB"), (900, "900 bytes")],

@@ -96,6 +96,7 @@ def test_compose_renders_the_same_template_with_the_same_defaults():
         assert compose_default(environment[name]) == str(getattr(defaults, name))
     # Compose's web runs with the default MAX_IMAGE_BYTES.
     assert environment["PROXY_MAX_BODY_BYTES"] == values_for({})["PROXY_MAX_BODY_BYTES"]
+    assert environment["PROXY_BATCH_MAX_BODY_BYTES"] == values_for({})["PROXY_BATCH_MAX_BODY_BYTES"]
     assert environment["PROXY_UPSTREAM"] == "web:5000"
 
 

@@ -31,7 +31,9 @@ def submit_image():
     upload = read_upload(settings.MAX_IMAGE_BYTES, configured_limits(settings))
     callback_url = accepted_callback(upload.callback_url, request.headers.get(CALLBACK_HEADER), settings)
     try:
-        prediction_uuid = submit_job(upload.name, upload.image, upload.extension, callback_url, idempotency)
+        prediction_uuid = submit_job(
+            upload.name, upload.image, upload.extension, callback_url, idempotency, client=api_key_scope()
+        )
     except ImageStoreUnavailable:
         logger.exception("could not store an image")
         raise unavailable("image store") from None

@@ -1,4 +1,6 @@
 // The page is a client of the JSON API: POST the image, poll its prediction, draw the result.
+// Several files at once go as one batch (POST /batches): its counts drive a progress bar, and its
+// results file is offered for download.
 "use strict";
 
 const POLL_TIMEOUT_MS = 180000;
@@ -15,6 +17,12 @@ const statusLine = document.getElementById("status");
 const errorBox = document.getElementById("error");
 const result = document.getElementById("result");
 const cancelButton = document.getElementById("cancel");
+const batchSection = document.getElementById("batch");
+const batchProgress = document.getElementById("batch-progress");
+const batchCounts = document.getElementById("batch-counts");
+const batchCancel = document.getElementById("batch-cancel");
+const BATCH_POLL_MS = 1000;
+let batchLocation = null; // the batch the batch Cancel button cancels
 const keyForm = document.getElementById("api-key-form");
 const keyInput = document.getElementById("api-key");
 const keyMessage = document.getElementById("api-key-message");
@@ -48,6 +56,8 @@ function showError(text) {
 
 function reset() {
   cancelButton.hidden = true;
+  batchCancel.hidden = true;
+  batchSection.hidden = true;
   errorBox.hidden = true;
   errorBox.textContent = "";
   result.hidden = true;
@@ -191,6 +201,69 @@ async function classify(file) {
   }
 }
 
+function showCounts(batch) {
+  const counts = batch.request_counts;
+  const ended = counts.total - counts.pending;
+  batchProgress.max = counts.total;
+  batchProgress.value = ended;
+  const parts = [`${ended} of ${counts.total} ended`, `${counts.done} classified`];
+  if (counts.failed) parts.push(`${counts.failed} failed`);
+  if (counts.cancelled) parts.push(`${counts.cancelled} cancelled`);
+  batchCounts.textContent = parts.join(", ");
+}
+
+async function classifyMany(files) {
+  const job = ++currentJob;
+  reset();
+  figure.hidden = true;
+  const maxImages = Number(form.dataset.batchMaxImages);
+  if (files.length > maxImages) {
+    showError(`${files.length} files chosen; one batch takes at most ${maxImages}. ` +
+      "Choose fewer, or use `python -m client batch DIR` for a whole folder.");
+    return;
+  }
+  try {
+    setStatus(`Uploading ${files.length} images…`, true);
+    const upload = new FormData();
+    for (const file of files) upload.append("image", file, file.name);
+    const response = await apiFetch(form.dataset.batchUrl, { method: "POST", body: upload });
+    if (response.status !== 202) throw new Error(await problemText(response));
+    let batch = await response.json();
+    batchLocation = response.headers.get("Location") || `/batches/${batch.id}`;
+    document.getElementById("batch-jsonl").href = `${batchLocation}/results`;
+    document.getElementById("batch-csv").href = `${batchLocation}/results?format=csv`;
+    batchSection.hidden = false;
+    batchCancel.hidden = false;
+    showCounts(batch);
+    setStatus("Classifying; the results file holds every image that has ended so far.", true);
+    while (job === currentJob && !batch.completed_at) {
+      await sleep(BATCH_POLL_MS);
+      const state = await apiFetch(batchLocation);
+      if (!state.ok) throw new Error(await problemText(state));
+      batch = await state.json();
+      if (job === currentJob) showCounts(batch);
+    }
+    if (job !== currentJob) return;
+    batchCancel.hidden = true;
+    setStatus(batch.status === "cancelled" ? "Cancelled." : "Done: download the results file below.");
+  } catch (error) {
+    if (job !== currentJob) return;
+    const text = error instanceof TypeError ? `Could not reach the service (${error.message}).` : error.message;
+    showError(text);
+  }
+}
+
+// DELETE cancels every image of the batch not yet classified; the loop above sees the batch end.
+batchCancel.addEventListener("click", async () => {
+  const response = await apiFetch(batchLocation, { method: "DELETE" });
+  if (!response.ok) showError(await problemText(response));
+});
+
+function classifyFiles(files) {
+  if (files.length === 1) classify(files[0]);
+  else if (files.length > 1) classifyMany(files);
+}
+
 // DELETE cancels the job while it is pending; once it has ended (409) its result is on its way.
 cancelButton.addEventListener("click", async () => {
   const job = currentJob;
@@ -212,7 +285,7 @@ preview.addEventListener("error", () => {
 });
 
 input.addEventListener("change", () => {
-  if (input.files.length) classify(input.files[0]);
+  classifyFiles([...input.files]);
 });
 
 for (const type of ["dragenter", "dragover"]) {
@@ -226,6 +299,5 @@ for (const type of ["dragleave", "drop"]) {
 }
 dropzone.addEventListener("drop", (event) => {
   event.preventDefault();
-  const file = event.dataTransfer.files[0];
-  if (file) classify(file);
+  classifyFiles([...event.dataTransfer.files]);
 });
