@@ -34,9 +34,9 @@ celery:
 
 # Coverage (every package and root module: pyproject.toml) for the whole run only: a subset
 # (.venv/bin/pytest tests/unit/test_x.py) would report a low TOTAL. The floor is the unit suite's
-# coverage (62%, `pytest tests/unit --cov`, 2026-12-02); the whole suite covers more, so a change
+# coverage (65.6%, `pytest tests/unit --cov`, 2026-12-02); the whole suite covers more, so a change
 # that lowers it fails here.
-COVERAGE := --cov --cov-report=term-missing:skip-covered --cov-fail-under=62
+COVERAGE := --cov --cov-report=term-missing:skip-covered --cov-fail-under=65
 
 test: install weights
 	$(BIN)/pytest $(COVERAGE)

@@ -196,7 +196,7 @@ def address_rule(address: str) -> tuple:
         (row for row in ADDRESS_RULES if row[0].version == ip.version and ip in row[0]),
         key=lambda row: row[0].prefixlen,
     )
-    if verdict != EMBEDDED:
+    if verdict != EMBEDDED or not isinstance(ip, ipaddress.IPv6Address):
         return network, verdict, reason
     assert isinstance(ip, ipaddress.IPv6Address)  # only IPv6 rows embed an IPv4 address
     inner_network, inner_verdict, inner_reason = address_rule(str(embedded_ipv4(ip)))
