@@ -77,7 +77,7 @@ def celery_settings(settings: Settings) -> dict:
             },
             # Old jobs (RETENTION_DAYS), expired idempotency keys and orphan images, a chunk at a time.
             "purge-expired": {"task": PURGE_TASK, "schedule": RETENTION_SWEEP_SECONDS},
-            # Run by the webhook worker (tasks/webhooks.py), on its own queue.
+            # Run by the webhook worker (tasks/webhook_delivery.py), on its own queue.
             "requeue-unsent-webhooks": {
                 "task": REQUEUE_WEBHOOKS_TASK,
                 "schedule": 60,

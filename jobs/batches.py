@@ -36,7 +36,7 @@ class Batch(db.Model):
     created_at = db.Column(Timestamp, nullable=False, default=utcnow, index=True)
     cancelled_at = db.Column(Timestamp)
     completed_at = db.Column(Timestamp)
-    # The completion webhook's attempts (tasks.webhooks.deliver_batch_webhook).
+    # The completion webhook's attempts (tasks.webhook_delivery.deliver_batch_webhook).
     webhook_attempts = db.Column(db.Integer, nullable=False, default=0, server_default="0")
     webhook_status_code = db.Column(db.Integer)
     webhook_error = db.Column(db.String(500))

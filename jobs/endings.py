@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from jobs.batches import batches_of, claim_completions
 from jobs.database import db
 from jobs.events import publish_completions
-from jobs.webhooks import schedule_batch_webhooks, schedule_webhooks
+from jobs.webhook_schedule import schedule_batch_webhooks, schedule_webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -43,5 +43,5 @@ def announce_batches_completed(batch_ids: Iterable[str], events: bool = True) ->
         publish_completions({}, batch_ids)
     try:
         schedule_batch_webhooks(batch_ids)
-    except Exception:  # tasks.webhooks.requeue_unsent_webhooks queues it again later
+    except Exception:  # tasks.webhook_delivery.requeue_unsent_webhooks queues it again later
         logger.exception("could not queue the webhooks of %d batches", len(batch_ids))

@@ -37,7 +37,7 @@ class Prediction(db.Model):
     error = db.Column(db.String(1000))
     # Times the sweeper published the job again (tasks/sweeper.py bounds it).
     republished = db.Column(db.Integer, nullable=False, default=0, server_default="0")
-    # Where the final result is POSTed when the job ends (jobs/webhooks.py); vetted when accepted.
+    # Where the final result is POSTed when the job ends (jobs/webhook_schedule.py); vetted when accepted.
     callback_url = db.Column(db.String(2048))
     created_at = db.Column(Timestamp, nullable=False, default=utcnow, index=True)
     updated_at = db.Column(Timestamp, nullable=False, default=utcnow, onupdate=utcnow, index=True)

@@ -6,7 +6,7 @@ down for about ten seconds before the consumer may go on. With one node of a clu
 reconnection then stalls, and with short heartbeats the broker drops the stalled connection and the
 cycle starts again: no job is taken while the node is down. The service never uses native delayed
 delivery (jobs go to a direct exchange, and webhook retries wait in delay queues of their own, see
-``jobs/webhooks.py``), so the step is left out. ``celeryconfig.py`` names this class.
+``jobs/webhook_schedule.py``), so the step is left out. ``celeryconfig.py`` names this class.
 """
 
 from celery.worker.consumer import Consumer

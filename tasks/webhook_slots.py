@@ -1,7 +1,7 @@
 """Per-destination slots: at most N deliveries in flight to one receiver from this worker process.
 
 A receiver that hangs can then hold only its own N threads; a delivery that finds its
-destination's slots taken is put back in the broker for later (``tasks.webhooks``) rather
+destination's slots taken is put back in the broker for later (``tasks.webhook_delivery``) rather
 than waiting in a thread every other receiver needs.
 """
 

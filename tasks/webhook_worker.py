@@ -13,7 +13,7 @@ from jobs.broker import webhook_control_namespace, webhook_queue
 from tasks.lifecycle import connect_webhook_worker
 
 # The modules whose tasks this worker runs; Celery imports them when the worker starts.
-TASK_MODULES = ("tasks.webhooks",)
+TASK_MODULES = ("tasks.webhook_delivery",)
 
 flask_app = create_base_app(__name__, load_settings())
 celery_app = flask_app.extensions["celery"]

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from jobs.database import db
 from jobs.records import CANCELLED, DONE, FAILED, PENDING, Prediction, utcnow
-from jobs.webhooks import WebhookDelivery
+from jobs.webhook_schedule import WebhookDelivery
 from jobs.workers import WorkerRecord
 from webapp.auth import require_metrics_key
 

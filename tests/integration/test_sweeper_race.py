@@ -11,7 +11,7 @@ from jobs.broker import webhook_queue
 from jobs.database import db
 from jobs.queue import publish_job
 from jobs.records import DONE, FAILED, Prediction, find_prediction, insert_prediction, utcnow
-from jobs.webhooks import WebhookDelivery
+from jobs.webhook_schedule import WebhookDelivery
 from tests.conftest import SAMPLES
 from tests.support.polling import until
 from tests.support.webhook_receiver import Receiver

@@ -99,7 +99,7 @@ def test_webhook_attempts_of_the_last_minutes_are_counted_by_outcome(app, client
 
     from jobs.database import db
     from jobs.records import utcnow
-    from jobs.webhooks import WebhookDelivery
+    from jobs.webhook_schedule import WebhookDelivery
 
     job = post(client).get_json()["uuid"]
     with app.app_context():

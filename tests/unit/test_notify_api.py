@@ -11,7 +11,7 @@ from jobs.database import db
 from jobs.endings import announce_ended
 from jobs.records import Prediction, done_outcome, failed_outcome, record_outcomes
 from jobs.signing import SIGNATURE_HEADER, verify
-from jobs.webhooks import WebhookDelivery
+from jobs.webhook_schedule import WebhookDelivery
 from tests.conftest import b64, drain_queue, image_bytes
 from tests.support.webhook_receiver import Receiver
 from webapp.predictions.notify import parse_wait
@@ -127,7 +127,7 @@ def test_an_ended_job_with_a_callback_queues_one_delivery_on_the_webhooks_queue(
 
 @pytest.mark.parametrize("status", [200, 503])
 def test_the_delivery_task_posts_signed_records_the_attempt_and_reschedules_a_failure(make_app, status):
-    from tasks.webhooks import deliver_webhook
+    from tasks.webhook_delivery import deliver_webhook
 
     app = make_app(WEBHOOK_SECRET=SECRET, WEBHOOK_ALLOW_PRIVATE=True, WEBHOOK_FIRST_RETRY=7)
     receiver = Receiver([status])
@@ -155,7 +155,7 @@ def test_the_delivery_task_posts_signed_records_the_attempt_and_reschedules_a_fa
 
 
 def test_the_delivery_task_gives_up_once_the_retry_budget_is_spent(make_app):
-    from tasks.webhooks import deliver_webhook
+    from tasks.webhook_delivery import deliver_webhook
 
     app = make_app(WEBHOOK_SECRET=SECRET, WEBHOOK_ALLOW_PRIVATE=True, WEBHOOK_RETRY_SECONDS=5, WEBHOOK_FIRST_RETRY=10)
     prediction_uuid = post(app.test_client(), callback_url="http://127.0.0.1:1/closed").get_json()["uuid"]
@@ -180,7 +180,7 @@ def test_a_job_the_sweeper_gives_up_on_gets_its_webhook_too(make_app):
 
 
 def test_a_duplicate_delivery_message_is_skipped_once_its_attempt_is_recorded(make_app):
-    from tasks.webhooks import deliver_webhook
+    from tasks.webhook_delivery import deliver_webhook
 
     app = make_app(WEBHOOK_SECRET=SECRET, WEBHOOK_ALLOW_PRIVATE=True)
     receiver = Receiver([503])
@@ -203,7 +203,7 @@ def test_an_ended_job_whose_delivery_was_never_queued_is_queued_by_the_sweep(mak
     from sqlalchemy import update
 
     from jobs.records import utcnow
-    from tasks.webhooks import UNSENT_AFTER, requeue_unsent_webhooks
+    from tasks.webhook_delivery import UNSENT_AFTER, requeue_unsent_webhooks
 
     app = make_app(WEBHOOK_SECRET=SECRET)
     client = app.test_client()
@@ -244,7 +244,7 @@ def ended_job_with_callback(app, callback_url: str) -> str:
     ],
 )
 def test_a_stored_url_that_can_never_be_delivered_is_given_up_at_once_with_the_reason(make_app, callback_url, reason):
-    from tasks.webhooks import deliver_webhook
+    from tasks.webhook_delivery import deliver_webhook
 
     app = make_app(WEBHOOK_SECRET=SECRET)
     prediction_uuid = ended_job_with_callback(app, callback_url)
@@ -257,7 +257,7 @@ def test_a_stored_url_that_can_never_be_delivered_is_given_up_at_once_with_the_r
 
 def test_a_non_ascii_url_is_delivered_with_its_path_percent_encoded(make_app):
     """Such a URL once crashed the delivery task with UnicodeEncodeError."""
-    from tasks.webhooks import deliver_webhook
+    from tasks.webhook_delivery import deliver_webhook
 
     app = make_app(WEBHOOK_SECRET=SECRET, WEBHOOK_ALLOW_PRIVATE=True)
     receiver = Receiver([204])
@@ -272,7 +272,7 @@ def test_a_non_ascii_url_is_delivered_with_its_path_percent_encoded(make_app):
 
 def test_an_unexpected_error_in_an_attempt_is_recorded_as_its_outcome_and_retried(make_app, monkeypatch):
     from tasks import webhook_http
-    from tasks.webhooks import deliver_webhook
+    from tasks.webhook_delivery import deliver_webhook
 
     def broken(*_):
         raise RuntimeError("a bug in the sender")
@@ -292,7 +292,7 @@ def test_an_unexpected_error_in_an_attempt_is_recorded_as_its_outcome_and_retrie
 
 
 def test_a_delivery_whose_destination_is_busy_goes_back_to_the_broker_without_an_attempt(make_app):
-    from tasks.webhooks import SLOTS, deliver_webhook
+    from tasks.webhook_delivery import SLOTS, deliver_webhook
 
     app = make_app(WEBHOOK_SECRET=SECRET, WEBHOOK_ALLOW_PRIVATE=True, WEBHOOK_PER_DESTINATION=1)
     prediction_uuid = ended_job_with_callback(app, "http://127.0.0.1:9/hook")

@@ -5,7 +5,7 @@ receivers' slowness costs waiting threads, not the inference processes. One rece
 take them all: an attempt lasts ``WEBHOOK_ATTEMPT_TIMEOUT`` at most (``tasks.webhook_http``),
 and at most ``WEBHOOK_PER_DESTINATION`` attempts to one address and port are in flight; a
 delivery finding them all taken goes back to the broker for BUSY_DELAY seconds, not counted as
-an attempt. A failed attempt is published again after a growing delay (``jobs.webhooks``) until
+an attempt. A failed attempt is published again after a growing delay (``jobs.webhook_schedule``) until
 ``WEBHOOK_RETRY_SECONDS`` after the first attempt, then given up; a URL that can never be
 delivered (``CallbackRefused.permanent``: it was stored before the checks that refuse it at POST)
 is given up at once. Delivery is at least once: an attempt is skipped when
@@ -36,7 +36,7 @@ from jobs.callbacks import CallbackRefused, vet_callback_url
 from jobs.database import db
 from jobs.records import PENDING, Prediction, utcnow
 from jobs.signing import SIGNATURE_HEADER, sign
-from jobs.webhooks import WebhookDelivery, send_delivery
+from jobs.webhook_schedule import WebhookDelivery, send_delivery
 from tasks import webhook_http
 from tasks.webhook_slots import DestinationSlots
 
