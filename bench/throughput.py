@@ -1,7 +1,7 @@
 """Throughput, latency, memory and CPU per request: the machine's limit, the deployed service, the
 service as shipped (``make run``) and the naive worker, in one run.
 
-    .venv/bin/python -m bench.throughput [--images 1000] [--clients 16] [--quick] [--profile]
+    .venv/bin/python -m bench.throughput [--images 1000] [--clients 16] [--quick] [--profile] [--tracing]
 
 1. limit: preprocessing + LiteRT inference in-process, 2 processes x 1 thread
    (and 1 process x 2 threads), no web, broker or database, with its CPU per image;
@@ -23,6 +23,8 @@ service as shipped (``make run``) and the naive worker, in one run.
 ``--profile`` samples Gunicorn's workers with py-spy under a POST flood (JSON, then multipart) and a GET flood
 (raw stacks in instance/profiles/). Needs MariaDB and RabbitMQ (TEST_MYSQL_URL, TEST_AMQP_URL)
 and the model weights.
+``--tracing`` adds, at the end as rows of their own, the CPU per image of the deployed service with tracing
+off, on for every trace and on for 1% of them (``bench.tracing_cost``, which also runs alone).
 """
 
 import argparse
@@ -449,6 +451,11 @@ def main():
         help="py-spy each Gunicorn worker for 10 s under POST floods (JSON, multipart) and a GET flood "
         "(instance/profiles/)",
     )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="also measure CPU per image with tracing off, on at 100%% and at 1%% (bench.tracing_cost)",
+    )
     args = parser.parse_args()
     images = args.images or (300 if args.quick else 1000)
     naive_images = args.naive_images or (150 if args.quick else images)
@@ -692,6 +699,12 @@ def main():
         f"| waiting, as shipped (batch client) | {shipped['gets'] / shipped['images']:.1f} GETs per image, "
         f"waiter {shipped['cpu'].get('waiter', 0.0) / shipped['images'] * 1e3:.2f} CPU-ms per image | | |"
     )
+    if args.tracing:
+        # Imported here, not at the top: bench.tracing_cost takes its image bodies from this module.
+        from bench import tracing_cost
+
+        print("\nTracing's cost (bench.tracing_cost):")
+        tracing_cost.report(100 if args.quick else tracing_cost.IMAGES, tracing_cost.CLIENTS)
 
 
 if __name__ == "__main__":

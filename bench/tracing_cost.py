@@ -32,6 +32,7 @@ from deploy.harness import (
 )
 
 WARM_UP = 20
+IMAGES, CLIENTS = 300, 8
 DONE_TIMEOUT = 600
 RUNS = (
     ("tracing off", {}),
@@ -115,21 +116,27 @@ def cpu_per_image(otel: dict, images: int, clients: int, sink_url: str) -> dict[
     return {group: spent.get(group, 0.0) * 1000 / images for group in ("Gunicorn", "worker", "nginx")}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=300)
-    parser.add_argument("--clients", type=int, default=8)
-    arguments = parser.parse_args()
+def report(images: int = IMAGES, clients: int = CLIENTS) -> None:
+    """Run the three deployments and print one row of CPU ms per image for each (``bench.throughput
+    --tracing`` prints the same rows)."""
     sink, sink_url = span_sink()
     try:
-        print(f"CPU ms per image ({arguments.images} images, {arguments.clients} clients):")
+        print(f"CPU ms per image ({images} images, {clients} clients):")
         print(f"{'':18} {'web':>7} {'worker':>7} {'nginx':>7} {'total':>7}")
         for label, otel in RUNS:
-            cost = cpu_per_image(otel, arguments.images, arguments.clients, sink_url)
+            cost = cpu_per_image(otel, images, clients, sink_url)
             total = sum(cost.values())
             print(f"{label:18} {cost['Gunicorn']:7.2f} {cost['worker']:7.2f} {cost['nginx']:7.2f} {total:7.2f}")
     finally:
         sink.shutdown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=IMAGES)
+    parser.add_argument("--clients", type=int, default=CLIENTS)
+    arguments = parser.parse_args()
+    report(arguments.images, arguments.clients)
 
 
 if __name__ == "__main__":

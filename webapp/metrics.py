@@ -1,4 +1,4 @@
-"""``GET /metrics`` for Prometheus: requests, latency, jobs by status, queue depth, ages, webhook outcomes.
+"""``GET /metrics`` for Prometheus: requests, latency, jobs by status, queue depth, ages, webhook outcomes, batches.
 
 Request figures are counted per process; with ``PROMETHEUS_MULTIPROC_DIR`` set
 (``gunicorn.conf.py`` sets a private one) the figures of every Gunicorn worker of
@@ -18,6 +18,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, select
 
+from jobs.batches import Batch
 from jobs.database import db
 from jobs.records import CANCELLED, DONE, FAILED, PENDING, Prediction, utcnow
 from jobs.webhook_schedule import WebhookDelivery
@@ -31,7 +32,8 @@ bp.before_request(require_metrics_key)
 REQUESTS = Counter("http_requests_total", "HTTP requests by route and status.", ["method", "route", "status"])
 LATENCY = Histogram("http_request_duration_seconds", "Time to answer an HTTP request.", ["method", "route"])
 # Labels take a bounded set of values, so a client inventing methods or paths cannot grow /metrics.
-# The window webhook_attempts_recent counts over (the alert on failures compares it with itself).
+# The window webhook_attempts_recent and batches_completed_recent count over (the alert on webhook
+# failures compares it with itself; the batch panel divides by it for a rate).
 WEBHOOK_WINDOW = timedelta(minutes=5)
 KNOWN_METHODS = frozenset({"GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS"})
 
@@ -78,6 +80,7 @@ class ScrapeTimeCollector:
 
         yield from self._ages()
         yield from self._webhook_attempts()
+        yield from self._batches()
 
         celery = self.app.extensions["celery"]
         queue = celery.conf.task_default_queue
@@ -136,6 +139,42 @@ class ScrapeTimeCollector:
         for outcome, count in counts.items():
             attempts.add_metric([outcome], count)
         yield attempts
+
+    @staticmethod
+    def _batches():
+        """Batches whose end is not yet claimed, and those that ended in the last WEBHOOK_WINDOW.
+
+        A windowed count rather than a total of completed rows: retention deletes old batches, which
+        a counter read from the table would show as resets, and ``rate()`` as bursts of completions."""
+        in_progress = GaugeMetricFamily(
+            "batches_in_progress", "Batches not completed yet (completed_at unset; NaN: database unreachable)."
+        )
+        completed = GaugeMetricFamily(
+            "batches_completed_recent",
+            f"Batches whose last image ended in the last {WEBHOOK_WINDOW.seconds} s, completed or cancelled.",
+            labels=["status"],
+        )
+        cancelled = Batch.cancelled_at.is_not(None)
+        counts = {"completed": 0, "cancelled": 0}
+        try:
+            unfinished = select(func.count()).select_from(Batch).where(Batch.completed_at.is_(None))
+            running = db.session.execute(unfinished).scalar()
+            rows = db.session.execute(
+                select(cancelled, func.count())
+                .where(Batch.completed_at >= utcnow() - WEBHOOK_WINDOW)
+                .group_by(cancelled)
+            ).all()
+            for was_cancelled, count in rows:
+                counts["cancelled" if was_cancelled else "completed"] += count
+        except Exception:
+            db.session.rollback()
+            running = float("nan")
+            counts = dict.fromkeys(counts, float("nan"))
+        in_progress.add_metric([], running)
+        for status, count in counts.items():
+            completed.add_metric([status], count)
+        yield in_progress
+        yield completed
 
     @staticmethod
     def _queue_depth(celery, queue: str) -> float:

@@ -116,6 +116,7 @@ def test_dashboard_panels_ask_for_metrics_and_labels_the_code_exports(path, clie
     titles = {panel["title"] for panel in dashboard["panels"]}
     assert {"Throughput", "Queue depth", "Request latency", "Batch size and model call time", "Failures"} <= titles
     assert {"Broker queue depth", "Oldest pending job", "Dead-lettered messages", "Webhook attempts"} <= titles
+    assert {"Batches in progress", "Batch completion rate"} <= titles
     for panel in dashboard["panels"]:
         assert panel["datasource"]["uid"] in datasource_uids, panel["title"]
         assert panel["targets"], panel["title"]

@@ -117,3 +117,52 @@ def test_webhook_attempts_of_the_last_minutes_are_counted_by_outcome(app, client
 def test_the_content_type_names_its_charset_once(client):
     content_type = client.get("/metrics").headers["Content-Type"]
     assert content_type.startswith("text/plain; version=") and content_type.count("charset") == 1, content_type
+
+
+def test_batches_in_progress_and_those_completed_lately_are_counted(app, client):
+    import io
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from jobs.batches import Batch
+    from jobs.database import db
+    from jobs.records import utcnow
+
+    def post_batch(*images: bytes) -> str:
+        files = [(io.BytesIO(data), f"{index}.jpg") for index, data in enumerate(images)]
+        response = client.post("/batches", data={"image": files})
+        assert response.status_code == 202, response.json
+        return response.json["id"]
+
+    def batch_figures():
+        samples = scrape(client)
+        return (
+            samples[("batches_in_progress", ())],
+            samples[("batches_completed_recent", (("status", "completed"),))],
+            samples[("batches_completed_recent", (("status", "cancelled"),))],
+        )
+
+    assert batch_figures() == (0, 0, 0)
+    post_batch(image_bytes(), image_bytes())
+    cancelled = post_batch(image_bytes())
+    post_batch(b"junk")  # every image refused: completed as it is created
+    old = post_batch(b"junk")
+    assert batch_figures() == (2, 2, 0)
+    assert client.delete(f"/batches/{cancelled}").status_code == 200
+    with app.app_context():  # an end older than the window is no longer counted
+        db.session.execute(update(Batch).where(Batch.id == old).values(completed_at=utcnow() - timedelta(minutes=30)))
+        db.session.commit()
+    assert batch_figures() == (1, 1, 1)
+
+
+def test_batch_figures_are_unknown_when_the_database_cannot_answer(app, client):
+    from jobs.batches import Batch
+    from jobs.database import db
+
+    with app.app_context():  # a real failure of the query, as a lost connection or a missing table gives
+        Batch.__table__.drop(db.engine)
+    samples = scrape(client)
+    assert math.isnan(samples[("batches_in_progress", ())])
+    assert math.isnan(samples[("batches_completed_recent", (("status", "completed"),))])
+    assert samples[("prediction_jobs", (("status", "pending"),))] == 0  # the other figures still answer
