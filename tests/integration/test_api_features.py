@@ -24,7 +24,7 @@ from deploy.harness import (
 )
 from tests.conftest import SAMPLES
 from tests.integration.conftest import service_missing
-from tests.integration.test_end_to_end import wait_for_result
+from tests.support.api import wait_for_result
 from tests.support.polling import until
 
 ELEPHANT = SAMPLES / "elephant.jpg"

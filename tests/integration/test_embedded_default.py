@@ -13,7 +13,7 @@ import requests
 from deploy.harness import deployment_env, running_service, start_worker
 from tests.conftest import SAMPLES
 from tests.integration.conftest import app_for
-from tests.integration.test_failures import wait_until_finished
+from tests.support.job_rows import wait_until_finished
 
 IMAGE = SAMPLES / "elephant.jpg"
 
@@ -83,7 +83,7 @@ def test_a_worker_killed_mid_backlog_loses_nothing(env, tmp_path):
 
 
 def wait_statuses(database_url: str, jobs: list[str]) -> set[str]:
-    from tests.integration.test_failures import statuses
+    from tests.support.job_rows import statuses
 
     return set(statuses(database_url, jobs).values())
 

@@ -25,11 +25,10 @@ from deploy.harness import (
 )
 from tests.conftest import SAMPLES
 from tests.integration.conftest import app_for, service_missing
-from tests.support.polling import until
+from tests.support.job_rows import DRAIN_TIMEOUT, statuses, wait_until_finished
 from tests.support.servers import RABBITMQ_BIN, MariaDB, RabbitMQ
 
 IMAGE = SAMPLES / "elephant.jpg"
-DRAIN_TIMEOUT = 240
 
 
 @pytest.fixture
@@ -66,32 +65,6 @@ def own_mariadb(tmp_path_factory):
         yield server
     finally:
         server.remove()
-
-
-def statuses(database_url: str, uuids) -> dict[str, str]:
-    engine = create_engine(database_url)
-    with engine.connect() as connection:
-        rows = connection.execute(text("SELECT uuid, status FROM predictions")).all()
-    engine.dispose()
-    wanted = set(uuids)
-    return {row.uuid: row.status for row in rows if row.uuid in wanted}
-
-
-def wait_until_finished(database_url: str, uuids, timeout: float = DRAIN_TIMEOUT) -> dict[str, str]:
-    found: dict[str, str] = {}
-
-    def finished():
-        found.clear()
-        found.update(statuses(database_url, uuids))
-        return len(found) == len(set(uuids)) and "pending" not in found.values()
-
-    def progress():
-        missing = len(set(uuids)) - len(found)
-        pending = sum(status == "pending" for status in found.values())
-        return f"every job ended ({pending} pending, {missing} without a row)"
-
-    until(finished, progress, timeout, interval=0.5)
-    return found
 
 
 def queue_jobs(env: dict, count: int) -> list[str]:

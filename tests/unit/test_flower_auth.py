@@ -10,33 +10,12 @@ import shlex
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import requests
 import yaml
 
 from deploy.harness import free_port
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-def fake_program(path: Path, body: str) -> None:
-    path.write_text(f"#!/bin/sh\n{body}\n")
-    path.chmod(0o755)
-
-
-def clean_env(**extra) -> dict:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("FLOWER_", "MAKE"))}
-    return {**env, **extra}
-
-
-def procfile_command(name: str) -> str:
-    [command] = [
-        line.split(":", 1)[1]
-        for line in (PROJECT_ROOT / "Procfile").read_text().splitlines()
-        if line.startswith(f"{name}:")
-    ]
-    return command
+from tests.support.programs import PROJECT_ROOT, clean_env, fake_program, procfile_command
 
 
 def flower_command(port: int) -> list[str]:
