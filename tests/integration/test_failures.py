@@ -26,6 +26,7 @@ from deploy.harness import (
 from tests.conftest import SAMPLES
 from tests.integration.conftest import app_for, service_missing
 from tests.support.job_rows import DRAIN_TIMEOUT, statuses, wait_until_finished
+from tests.support.polling import until
 from tests.support.servers import RABBITMQ_BIN, MariaDB, RabbitMQ
 
 IMAGE = SAMPLES / "elephant.jpg"
@@ -112,10 +113,12 @@ def test_worker_killed_mid_batch_loses_nothing_and_each_result_is_written_once(o
 
     doomed = start_worker(env, tmp_path, "doomed", concurrency=1, own_group=True)
     try:
-        deadline = time.monotonic() + DRAIN_TIMEOUT
-        while "done" not in statuses(own_database, jobs).values():
-            assert time.monotonic() < deadline, doomed.output()[-3000:]
-            time.sleep(0.05)
+        until(
+            lambda: "done" in statuses(own_database, jobs).values(),
+            lambda: f"a first job done; the worker logged:\n{doomed.output()[-3000:]}",
+            DRAIN_TIMEOUT,
+            interval=0.05,
+        )
     finally:
         doomed.kill_group()  # the main process and its pool child, mid-way through the backlog
     done_at_kill = list(statuses(own_database, jobs).values()).count("done")

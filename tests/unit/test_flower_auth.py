@@ -9,12 +9,12 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 
 import requests
 import yaml
 
 from deploy.harness import free_port
+from tests.support.polling import until
 from tests.support.programs import PROJECT_ROOT, clean_env, fake_program, procfile_command
 
 
@@ -53,15 +53,15 @@ def test_flower_login_goes_through_the_environment_not_the_command_line(tmp_path
     )
     try:
         url = f"http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + 60
-        while True:
+
+        def anonymous_status():
             try:
-                anonymous = requests.get(url, timeout=2)
-                break
+                return requests.get(url, timeout=2).status_code
             except requests.ConnectionError:
-                assert flower.poll() is None and time.monotonic() < deadline, "Flower did not start"
-                time.sleep(0.2)
-        assert anonymous.status_code == 401
+                assert flower.poll() is None, "Flower did not start"
+                return None
+
+        assert until(anonymous_status, "Flower started", 60, interval=0.2) == 401
         assert requests.get(url, auth=("ops", "s3cret"), timeout=5).status_code == 200
     finally:
         flower.terminate()
