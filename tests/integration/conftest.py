@@ -23,21 +23,13 @@ from deploy.harness import (
     running_service,
 )
 from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
-
-SERVICES_REQUIRED = os.environ.get("REQUIRE_SERVICES") == "1"
+from tests.support.services import service_missing
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if "integration" in str(item.path):
             item.add_marker(pytest.mark.integration)
-
-
-def service_missing(what: str, error: Exception):
-    message = f"{what} is not reachable ({error}); start it or unset REQUIRE_SERVICES to skip"
-    if SERVICES_REQUIRED:
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

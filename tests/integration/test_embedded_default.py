@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from deploy.harness import deployment_env, running_service, start_worker
+from deploy.harness import app_for, deployment_env, running_service, start_worker
 from tests.conftest import SAMPLES
-from tests.integration.conftest import app_for
 from tests.support.job_rows import wait_until_finished
 from tests.support.polling import until
 

@@ -15,6 +15,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from deploy.harness import (
+    app_for,
     create_database,
     deployment_env,
     drop_database,
@@ -24,10 +25,10 @@ from deploy.harness import (
     start_worker,
 )
 from tests.conftest import SAMPLES
-from tests.integration.conftest import app_for, service_missing
 from tests.support.job_rows import DRAIN_TIMEOUT, statuses, wait_until_finished
 from tests.support.polling import until
 from tests.support.servers import RABBITMQ_BIN, MariaDB, RabbitMQ
+from tests.support.services import service_missing
 
 IMAGE = SAMPLES / "elephant.jpg"
 

@@ -21,9 +21,9 @@ import requests
 
 from deploy.harness import app_for, create_database, deployment_env, queue_length, start_worker
 from tests.conftest import SAMPLES, SHARED_IMAGES, scrape
-from tests.multihost.conftest import S3_CREDENTIALS, start_web, worker_env
 from tests.support.api import ELEPHANTS, wait_for_result
 from tests.support.job_rows import wait_until_finished
+from tests.support.multihost_deployment import S3_CREDENTIALS, start_web, worker_env
 from tests.support.polling import until
 from tests.support.worker_logs import assert_recorded_exactly_once, query, recorded, recorded_per_host
 
