@@ -22,21 +22,14 @@ from deploy.harness import (
     free_port,
     running_service,
 )
-
-SERVICES_REQUIRED = os.environ.get("REQUIRE_SERVICES") == "1"
+from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
+from tests.support.services import service_missing
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if "integration" in str(item.path):
             item.add_marker(pytest.mark.integration)
-
-
-def service_missing(what: str, error: Exception):
-    message = f"{what} is not reachable ({error}); start it or unset REQUIRE_SERVICES to skip"
-    if SERVICES_REQUIRED:
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -112,3 +105,22 @@ def s3_base_url(s3_service_env, tmp_path_factory):
 @pytest.fixture(scope="session")
 def service_app(service_env):
     return app_for(service_env)
+
+
+@pytest.fixture(scope="module")
+def browser_context(tmp_path_factory):
+    """A headless system chromium (Playwright's own download cannot work offline)."""
+    if not CHROMIUM.exists():
+        service_missing(f"chromium at {CHROMIUM}", FileNotFoundError("apt-get install chromium"))
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            tmp_path_factory.mktemp("chromium-profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1000, "height": 760},
+        )
+        yield context
+        context.close()

@@ -23,9 +23,9 @@ from deploy.harness import (
     launch_worker,
 )
 from tests.conftest import SAMPLES
-from tests.integration.conftest import service_missing
-from tests.integration.test_end_to_end import wait_for_result
+from tests.support.api import wait_for_result
 from tests.support.polling import until
+from tests.support.services import service_missing
 
 ELEPHANT = SAMPLES / "elephant.jpg"
 BMW = SAMPLES / "bmw.png"

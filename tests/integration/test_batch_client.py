@@ -1,11 +1,9 @@
 """``python -m client batch`` against the real deployment, on a few of the shared images."""
 
 import shutil
-import subprocess
-import sys
 
-from config.settings import PROJECT_ROOT
 from tests.conftest import SHARED_IMAGES
+from tests.support.batches import run_client
 
 SUBSET = 6
 
@@ -16,16 +14,6 @@ def labelled_subset(folder):
     for line in lines[1 : SUBSET + 1]:
         shutil.copy(SHARED_IMAGES / line.split(",")[0], folder)
     return folder
-
-
-def run_client(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "client", "batch", *map(str, args)],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_batch_prints_each_post_and_get_answer_and_accuracy(base_url, tmp_path):

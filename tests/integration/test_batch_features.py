@@ -1,19 +1,16 @@
 """Batches beyond the basics, for real: the completion webhook, API keys, the S3 store, the client's resume."""
 
 import json
-import subprocess
-import sys
 
 import boto3
 import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from config.settings import PROJECT_ROOT
 from deploy.harness import deployment_env, running_service, start_webhook_worker
 from jobs.signing import SIGNATURE_HEADER, verify
 from tests.conftest import SHARED_IMAGES
-from tests.integration.test_batches import images, post_multipart, results, tar_bytes, wait_until_done
+from tests.support.batches import images, post_multipart, results, run_client, tar_bytes, wait_until_done
 from tests.support.polling import until
 from tests.support.webhook_receiver import Receiver
 
@@ -112,16 +109,6 @@ def test_a_batch_on_the_s3_store_is_one_object_read_by_ranges(s3_base_url, s3_se
     assert url.startswith(f"s3://{bucket}/uploads/{batch_id}.batch#")
 
 
-def run_client(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "client", "batch", *map(str, args)],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
 def test_the_client_resumes_from_its_results_file(base_url, tmp_path, suffix):
     folder = tmp_path / "photos"
@@ -133,13 +120,13 @@ def test_the_client_resumes_from_its_results_file(base_url, tmp_path, suffix):
         (folder / name).write_bytes((SHARED_IMAGES / name).read_bytes())
     out = tmp_path / f"results{suffix}"
 
-    first = run_client(folder, "--url", base_url, "--out", out, "--batch-size", "8", "--in-flight", "2")
+    first = run_client(folder, "--url", base_url, "--out", out, "--batch-size", "8", "--in-flight", "2", timeout=600)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "20/20 classified" in first.stdout and "top-1 accuracy: " in first.stdout
     assert "classifying" in first.stderr  # the progress bar
     for name in names[20:]:  # more photos arrive; the run is repeated
         (folder / name).write_bytes((SHARED_IMAGES / name).read_bytes())
-    second = run_client(folder, "--url", base_url, "--out", out, "--batch-size", "8")
+    second = run_client(folder, "--url", base_url, "--out", out, "--batch-size", "8", timeout=600)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "30/30 classified" in second.stdout and "20 skipped as already in" in second.stdout
     from client.batches import read_results

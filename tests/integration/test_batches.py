@@ -1,66 +1,20 @@
 """Batches for real: nginx → Gunicorn → MariaDB rows → RabbitMQ → the worker, and the waiter for ``?wait``."""
 
 import csv
-import io
-import itertools
 import json
-import tarfile
 import time
 
 import pytest
 import requests
 
 from tests.conftest import SHARED_IMAGES
-from tests.integration.test_end_to_end import shared_images
+from tests.support.batches import DEADLINE, images, post_multipart, results, tar_bytes, wait_until_done
 from tests.support.hostile_images import CORPUS
 from tests.support.polling import until
 
-DEADLINE = 240  # seconds for a batch of a few hundred images on 2 vCPUs
 LABELS = {
     row["filename"]: row["label"] for row in csv.DictReader((SHARED_IMAGES / "labels.csv").read_text().splitlines())
 }
-
-
-def images(count: int) -> list[tuple[str, bytes]]:
-    """``count`` (name, bytes) pairs cycling the shared photos, each name unique."""
-    paths = itertools.cycle(shared_images())
-    return [(f"{index:04d}-{path.name}", path.read_bytes()) for index, path in zip(range(count), paths)]
-
-
-def post_multipart(base_url, pairs, fields=None, **kwargs) -> requests.Response:
-    files = [("image", (name, data, "application/octet-stream")) for name, data in pairs]
-    return requests.post(f"{base_url}/batches", files=files, data=fields or {}, timeout=120, **kwargs)
-
-
-def tar_bytes(pairs) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for name, data in pairs:
-            member = tarfile.TarInfo(f"photos/{name}")
-            member.size = len(data)
-            archive.addfile(member, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def wait_until_done(base_url, batch_id, headers=None) -> dict:
-    """Long polls (?wait through the waiter) until the batch has ended."""
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        response = requests.get(f"{base_url}/batches/{batch_id}?wait=20", headers=headers, timeout=30)
-        assert response.status_code == 200, response.text
-        if response.json()["completed_at"] is not None:
-            return response.json()
-    raise TimeoutError(f"batch {batch_id} still running after {DEADLINE}s")
-
-
-def results(base_url, batch_id, fmt="jsonl", headers=None) -> list[dict]:
-    response = requests.get(f"{base_url}/batches/{batch_id}/results?format={fmt}", headers=headers, timeout=60)
-    assert response.status_code == 200, response.text
-    if fmt == "csv":
-        assert response.headers["Content-Type"].startswith("text/csv")
-        return list(csv.DictReader(io.StringIO(response.text)))
-    assert response.headers["Content-Type"].startswith("application/x-ndjson")
-    return [json.loads(line) for line in response.text.splitlines()]
 
 
 def check_all_classified(base_url, batch_id, pairs):

@@ -4,9 +4,9 @@ alerts ask for, with the labels recorded in test_deploy_config, and counts this 
 import os
 
 from tests.conftest import SAMPLES, scrape
-from tests.integration.test_end_to_end import classify
+from tests.support.api import classify
+from tests.support.broker_series import RABBITMQ_SERIES
 from tests.support.polling import until
-from tests.unit.test_deploy_config import RABBITMQ_SERIES
 
 ENDPOINT = os.environ.get("TEST_RABBITMQ_METRICS_URL", "http://127.0.0.1:15692")
 # RabbitMQ gathers queue figures every collect_statistics_interval (5 s by default).

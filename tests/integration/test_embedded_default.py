@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from deploy.harness import deployment_env, running_service, start_worker
+from deploy.harness import app_for, deployment_env, running_service, start_worker
 from tests.conftest import SAMPLES
-from tests.integration.conftest import app_for
-from tests.integration.test_failures import wait_until_finished
+from tests.support.job_rows import wait_until_finished
+from tests.support.polling import until
 
 IMAGE = SAMPLES / "elephant.jpg"
 
@@ -55,10 +55,12 @@ def test_a_lone_image_is_done_within_a_few_tenths_of_a_second(env, tmp_path):
         for _ in range(6):
             started = time.perf_counter()
             prediction_uuid = session.post(f"{base_url}/inference/image", json=body, timeout=30).json()["uuid"]
-            deadline = started + 30
-            while session.get(f"{base_url}/predictions/{prediction_uuid}", timeout=30).status_code == 202:
-                assert time.perf_counter() < deadline
-                time.sleep(0.002)
+            until(
+                lambda job=prediction_uuid: session.get(f"{base_url}/predictions/{job}", timeout=30).status_code != 202,
+                f"{prediction_uuid} ended",
+                30,
+                interval=0.002,
+            )
             latencies.append(time.perf_counter() - started)
     # Target 100 ms (python -m bench.fairness); 0.6-1.0 s on the filesystem broker before. The first
     # request warms the model up.
@@ -69,10 +71,12 @@ def test_a_worker_killed_mid_backlog_loses_nothing(env, tmp_path):
     jobs = queue_jobs(env, 120)
     first = start_worker(env, tmp_path, "first", own_group=True)
     database_url = env["DATABASE_URL"]
-    deadline = time.monotonic() + 120
-    while "done" not in wait_statuses(database_url, jobs):
-        assert time.monotonic() < deadline, first.output()[-3000:]
-        time.sleep(0.05)
+    until(
+        lambda: "done" in wait_statuses(database_url, jobs),
+        lambda: f"a first job done; the worker logged:\n{first.output()[-3000:]}",
+        120,
+        interval=0.05,
+    )
     first.kill_group()  # SIGKILL mid-backlog: its held messages must come back
     second = start_worker(env, tmp_path, "second")
     try:
@@ -83,7 +87,7 @@ def test_a_worker_killed_mid_backlog_loses_nothing(env, tmp_path):
 
 
 def wait_statuses(database_url: str, jobs: list[str]) -> set[str]:
-    from tests.integration.test_failures import statuses
+    from tests.support.job_rows import statuses
 
     return set(statuses(database_url, jobs).values())
 

@@ -1,7 +1,5 @@
 """The whole pipeline for real: Gunicorn → MariaDB row → RabbitMQ → Celery worker → Keras → GET."""
 
-import base64
-import csv
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -10,34 +8,9 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from tests.conftest import SAMPLES, SHARED_IMAGES
-from tests.support.polling import until
-
-ELEPHANTS = {"tusker", "African_elephant", "Indian_elephant"}
-POLL_TIMEOUT = 180
-
-
-def post(base_url: str, path: Path, content_type="text/plain") -> requests.Response:
-    body = '{"name": "%s", "data": "%s"}' % (path.name, base64.b64encode(path.read_bytes()).decode())
-    return requests.post(f"{base_url}/inference/image", data=body, headers={"Content-Type": content_type}, timeout=30)
-
-
-def wait_for_result(base_url: str, prediction_uuid: str) -> dict:
-    def ended():
-        response = requests.get(f"{base_url}/predictions/{prediction_uuid}", timeout=10)
-        if response.status_code == 202:
-            assert response.headers["Retry-After"]
-            return None
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    return until(ended, f"{prediction_uuid} ended", POLL_TIMEOUT)
-
-
-def classify(base_url: str, path: Path) -> dict:
-    response = post(base_url, path)
-    assert response.status_code == 202, response.text
-    return wait_for_result(base_url, response.json()["uuid"])
+from tests.conftest import SAMPLES
+from tests.support.api import ELEPHANTS, classify, post, wait_for_result
+from tests.support.photos import shared_images
 
 
 def test_server_status(base_url):
@@ -75,12 +48,6 @@ def test_expected_inference_on_samples(base_url):
     assert classify(base_url, SAMPLES / "elephant.jpg")["prediction"] in ELEPHANTS
     assert classify(base_url, SAMPLES / "soccer_ball.jpg")["prediction"] == "soccer_ball"
     assert classify(base_url, SAMPLES / "bmw.png")["prediction"] == "convertible"
-
-
-def shared_images() -> list[Path]:
-    with open(SHARED_IMAGES / "labels.csv") as labels:
-        names = [row["filename"] for row in csv.DictReader(labels)]
-    return [SHARED_IMAGES / name for name in names] + sorted(p for p in SAMPLES.iterdir() if p.suffix != ".csv")
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from deploy.harness import (
+    app_for,
     create_database,
     deployment_env,
     drop_database,
@@ -24,12 +25,12 @@ from deploy.harness import (
     start_worker,
 )
 from tests.conftest import SAMPLES
-from tests.integration.conftest import app_for, service_missing
+from tests.support.job_rows import DRAIN_TIMEOUT, statuses, wait_until_finished
 from tests.support.polling import until
 from tests.support.servers import RABBITMQ_BIN, MariaDB, RabbitMQ
+from tests.support.services import service_missing
 
 IMAGE = SAMPLES / "elephant.jpg"
-DRAIN_TIMEOUT = 240
 
 
 @pytest.fixture
@@ -66,32 +67,6 @@ def own_mariadb(tmp_path_factory):
         yield server
     finally:
         server.remove()
-
-
-def statuses(database_url: str, uuids) -> dict[str, str]:
-    engine = create_engine(database_url)
-    with engine.connect() as connection:
-        rows = connection.execute(text("SELECT uuid, status FROM predictions")).all()
-    engine.dispose()
-    wanted = set(uuids)
-    return {row.uuid: row.status for row in rows if row.uuid in wanted}
-
-
-def wait_until_finished(database_url: str, uuids, timeout: float = DRAIN_TIMEOUT) -> dict[str, str]:
-    found: dict[str, str] = {}
-
-    def finished():
-        found.clear()
-        found.update(statuses(database_url, uuids))
-        return len(found) == len(set(uuids)) and "pending" not in found.values()
-
-    def progress():
-        missing = len(set(uuids)) - len(found)
-        pending = sum(status == "pending" for status in found.values())
-        return f"every job ended ({pending} pending, {missing} without a row)"
-
-    until(finished, progress, timeout, interval=0.5)
-    return found
 
 
 def queue_jobs(env: dict, count: int) -> list[str]:
@@ -139,10 +114,12 @@ def test_worker_killed_mid_batch_loses_nothing_and_each_result_is_written_once(o
 
     doomed = start_worker(env, tmp_path, "doomed", concurrency=1, own_group=True)
     try:
-        deadline = time.monotonic() + DRAIN_TIMEOUT
-        while "done" not in statuses(own_database, jobs).values():
-            assert time.monotonic() < deadline, doomed.output()[-3000:]
-            time.sleep(0.05)
+        until(
+            lambda: "done" in statuses(own_database, jobs).values(),
+            lambda: f"a first job done; the worker logged:\n{doomed.output()[-3000:]}",
+            DRAIN_TIMEOUT,
+            interval=0.05,
+        )
     finally:
         doomed.kill_group()  # the main process and its pool child, mid-way through the backlog
     done_at_kill = list(statuses(own_database, jobs).values()).count("done")

@@ -11,8 +11,8 @@ from pathlib import Path
 from bench.decode_budget import jpeg_progressive_max_scans
 from bench.fairness import finished, shares, wait_finished
 from client.batch import classify_one
+from deploy.harness import app_for
 from tests.conftest import SAMPLES
-from tests.integration.conftest import app_for
 
 PHOTOS = sorted(path for path in SAMPLES.iterdir() if path.suffix.lower() in (".jpg", ".jpeg", ".png"))
 

@@ -12,8 +12,8 @@ import requests
 
 from deploy.harness import app_for, deployment_env, running_web, start_flower, start_webhook_worker, start_worker
 from tests.conftest import SAMPLES
-from tests.integration.test_end_to_end import post
-from tests.integration.test_web_page import ARTIFACTS, browser_context  # noqa: F401  (the fixture, used below)
+from tests.support.api import post
+from tests.support.browser import ARTIFACTS
 from tests.support.polling import until
 
 JOBS = 3
@@ -79,7 +79,7 @@ def test_flower_reports_the_jobs_waiting_in_the_queue(queued):
     until(as_expected, lambda: f"Flower's depths {expected}; it reports {reported}", STATS_TIMEOUT, interval=1)
 
 
-def test_flower_broker_page_lists_the_queues(queued, browser_context):  # noqa: F811
+def test_flower_broker_page_lists_the_queues(queued, browser_context):
     _, flower_url, queue = queued
     page = browser_context.new_page()
     page.set_extra_http_headers({"Authorization": "Basic " + base64.b64encode(LOGIN.encode()).decode()})

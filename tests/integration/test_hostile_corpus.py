@@ -17,7 +17,7 @@ from PIL import Image
 
 from deploy.harness import deployment_env, running_service
 from tests.conftest import SAMPLES, SHARED_IMAGES
-from tests.integration.test_end_to_end import wait_for_result
+from tests.support.api import wait_for_result
 from tests.support.hostile_images import CORPUS
 
 GOOD = SAMPLES / "elephant.jpg"

@@ -6,7 +6,7 @@ from models.litert import LiteRTClassifier, convert, converted_path
 from models.mobilenet import KerasClassifier
 from models.preprocessing import prepare
 from models.weights import locate_model_files
-from tests.integration.test_end_to_end import shared_images
+from tests.support.photos import shared_images
 
 
 def test_litert_matches_keras_top1_on_every_shared_image(tmp_path):

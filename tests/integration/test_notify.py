@@ -1,6 +1,5 @@
 """Waiting and webhooks for real: Gunicorn, the waiter, the inference and webhook workers, MariaDB, RabbitMQ."""
 
-import base64
 import json
 import sys
 import threading
@@ -22,6 +21,7 @@ from deploy.harness import (
 )
 from jobs.signing import SIGNATURE_HEADER, verify
 from tests.conftest import SAMPLES
+from tests.support.api import upload
 from tests.support.polling import until
 from tests.support.webhook_receiver import Receiver, SlowReceivers
 
@@ -63,10 +63,6 @@ def database(notify_env):
     engine = create_engine(notify_env["DATABASE_URL"])
     yield engine
     engine.dispose()
-
-
-def upload(name="elephant.jpg", **fields) -> str:
-    return json.dumps({"name": name, "data": base64.b64encode((SAMPLES / name).read_bytes()).decode(), **fields})
 
 
 @pytest.fixture

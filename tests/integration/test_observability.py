@@ -1,7 +1,7 @@
 """``/metrics`` on the real deployment: the web's own figures, and the worker's on its own endpoint."""
 
 from tests.conftest import SAMPLES, scrape
-from tests.integration.test_end_to_end import classify
+from tests.support.api import classify
 
 
 def test_web_and_worker_each_serve_their_own_figures(base_url, service_env):

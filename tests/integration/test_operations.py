@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 import requests
@@ -23,6 +22,7 @@ from config.settings import PROJECT_ROOT
 from deploy.harness import READY_LINES, deployment_env, logged, running_procfile
 from deploy.supervise import read_procfile
 from tests.conftest import SAMPLES
+from tests.support.polling import until
 
 IMAGE = (SAMPLES / "elephant.jpg").read_bytes()
 JOB_TIMEOUT = 120
@@ -48,17 +48,14 @@ def post(url: str) -> requests.Response:
 
 
 def wait_done(url: str, job: str, timeout: float = JOB_TIMEOUT) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def done():
         try:
             response = requests.get(f"{url}/predictions/{job}", params={"wait": 10}, timeout=20)
         except requests.ConnectionError:  # the proxy itself is being restarted
-            time.sleep(0.5)
-            continue
-        if response.status_code == 200:
-            return response.json()
-        time.sleep(0.2)
-    raise AssertionError(f"job {job} not done within {timeout} s")
+            return None
+        return response.json() if response.status_code == 200 else None
+
+    return until(done, f"job {job} done", timeout, interval=0.2)
 
 
 def classify(url: str) -> dict:
@@ -78,13 +75,6 @@ def celery(env, *arguments, app="tasks.worker:celery_app") -> str:
         timeout=60,
     )
     return result.stdout + result.stderr
-
-
-def until(condition, what: str, timeout: float = RESTART_TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} within {timeout} s"
-        time.sleep(0.2)
 
 
 def pool_processes(env) -> int:
@@ -108,10 +98,10 @@ def test_control_commands_reach_the_classification_workers_only(procfile_service
 
     assert pool_processes(env) == 2
     assert "OK" in celery(env, "control", "pool_grow", "1")
-    until(lambda: pool_processes(env) == 3, "a third pool process")
+    until(lambda: pool_processes(env) == 3, "a third pool process", RESTART_TIMEOUT)
     still_healthy()
     assert "OK" in celery(env, "control", "pool_shrink", "1")
-    until(lambda: pool_processes(env) == 2, "back to two pool processes")
+    until(lambda: pool_processes(env) == 2, "back to two pool processes", RESTART_TIMEOUT)
     still_healthy()
 
     # A fixed pool (each process holds a model): autoscale says so and changes nothing.
@@ -128,7 +118,11 @@ def test_control_commands_reach_the_classification_workers_only(procfile_service
 
     worker = pids(supervisor)["worker"]
     celery(env, "control", "shutdown")  # a worker shutting down sends no reply: "No nodes replied"
-    until(lambda: pids(supervisor)["worker"] != worker, "the worker restarted after `control shutdown`")
+    until(
+        lambda: pids(supervisor)["worker"] != worker,
+        "the worker restarted after `control shutdown`",
+        RESTART_TIMEOUT,
+    )
     still_healthy()
     assert "PreconditionFailed" not in supervisor.output()
 
@@ -178,9 +172,13 @@ def crash_and_recover(name: str, url: str, supervisor, env: dict) -> None:
     before = pids(supervisor)[name]
     ready_before = logged(supervisor.output(), name, READY_LINES.get(name, "\0"))
     os.kill(before, signal.SIGKILL)
-    until(lambda: pids(supervisor)[name] != before, f"{name} restarted")
+    until(lambda: pids(supervisor)[name] != before, f"{name} restarted", RESTART_TIMEOUT)
     assert f"{name} (pid {before}) was killed by SIGKILL; restarting in" in supervisor.output()
-    until(lambda: serving_again(name, url, env, supervisor, ready_before), f"{name} serving again")
+    until(
+        lambda: serving_again(name, url, env, supervisor, ready_before),
+        f"{name} serving again",
+        RESTART_TIMEOUT,
+    )
 
 
 def test_each_process_killed_is_restarted_and_nothing_is_lost(procfile_service):

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from deploy.harness import Process, free_port, running_web
+from tests.support.polling import until
 
 HEADER_TIMEOUT = BODY_TIMEOUT = 4
 BUDGET = 8
@@ -147,18 +148,23 @@ def test_one_client_gets_its_budget_of_requests_in_progress(proxied):
     assert exchange(url, get("/health"), client)[0] == 200, "the last request within the budget passes"
     held.append(connect(url, client))
     held[-1].sendall(b"POST /inference/image HTTP/1.1\r\nHost: test\r\nContent-Length: 1000\r\n\r\n{")
-    deadline = time.monotonic() + 5
-    while (answer := exchange(url, get("/health"), client))[0] == 200 and time.monotonic() < deadline:
-        time.sleep(0.05)  # until nginx has read the last held request's headers
+
+    def refused():  # once nginx has read the last held request's headers
+        answer = exchange(url, get("/health"), client)
+        return answer if answer[0] != 200 else None
+
+    answer = until(refused, "the request over the budget refused", 5, interval=0.05)
     assert_problem(*answer, 429)
     assert answer[1]["retry-after"] == "1"
     assert exchange(url, get("/health"), "127.0.3.2")[0] == 200, "another address has its own budget"
     for sock in held:
         sock.close()
-    deadline = time.monotonic() + 5
-    while exchange(url, get("/health"), client)[0] != 200:
-        assert time.monotonic() < deadline, "the budget is given back when the requests end"
-        time.sleep(0.05)
+    until(
+        lambda: exchange(url, get("/health"), client)[0] == 200,
+        "the budget is given back when the requests end",
+        5,
+        interval=0.05,
+    )
 
 
 def test_the_rate_limit_counts_each_client_by_the_address_the_proxy_saw(proxied):
@@ -221,10 +227,9 @@ def test_each_request_is_logged_once_by_the_proxy(proxied):
     url, web, proxy = proxied
     marker = uuid.uuid4().hex
     assert requests.get(f"{url}/health?probe={marker}", timeout=5).status_code == 200
-    deadline = time.monotonic() + 5  # the access log is buffered for up to a second
-    while not (lines := [line for line in proxy.output().splitlines() if marker in line]):
-        assert time.monotonic() < deadline, "the proxy logs the request"
-        time.sleep(0.1)
+    lines = until(  # the access log is buffered for up to a second
+        lambda: [line for line in proxy.output().splitlines() if marker in line], "the proxy logs the request", 5
+    )
     entry = json.loads(lines[0])
     assert len(lines) == 1 and entry["status"] == 200 and entry["logger"] == "nginx.access"
     assert marker not in web.output(), "Gunicorn does not log it a second time"
@@ -245,10 +250,12 @@ def test_an_upstream_that_fails_gets_a_problem_document(tmp_path):
     proxy = Process([sys.executable, "-m", "deploy.proxy"], env, tmp_path / "proxy.log")
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 10
-        while not listening(port):
-            assert time.monotonic() < deadline and proxy.popen.poll() is None, proxy.output()
-            time.sleep(0.1)
+
+        def up():
+            assert proxy.popen.poll() is None, proxy.output()
+            return listening(port)
+
+        until(up, lambda: f"the proxy listening on {port}:\n{proxy.output()}", 10)
         assert_problem(*exchange(url, get("/health")), 504)
         silent.close()
         status, headers, body = exchange(url, get("/health"))

@@ -7,7 +7,7 @@ from sqlalchemy import create_engine, text
 
 from deploy.harness import app_for
 from tests.conftest import SAMPLES
-from tests.integration.test_end_to_end import post, wait_for_result
+from tests.support.api import post, wait_for_result
 
 
 def stored_url(database_url: str, prediction_uuid: str) -> str:

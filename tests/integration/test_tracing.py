@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from deploy.harness import deployment_env, running_service, start_webhook_worker
-from tests.integration.test_notify import upload
+from tests.support.api import upload
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.polling import until
 from tests.support.webhook_receiver import Receiver

@@ -4,51 +4,18 @@ Screenshots go to ``ARTIFACTS_DIR`` (default ``tmp/artifacts``) for a person to 
 """
 
 import base64
-import os
-from pathlib import Path
 
 import pytest
 
-from config.settings import PROJECT_ROOT
 from tests.conftest import SAMPLES, SHARED_IMAGES
-from tests.integration.conftest import service_missing
+from tests.support.browser import ARTIFACTS
 from webapp.apidocs import load_spec
 
-CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR", PROJECT_ROOT / "tmp" / "artifacts"))
-# Playwright's own browser download cannot work offline; it drives the system chromium instead.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 RESULT_TIMEOUT_MS = 120_000
 # Runs before the page's own scripts (and outside its CSP): records every violation the browser reports.
 RECORD_CSP_VIOLATIONS = """window.cspViolations = [];
 document.addEventListener("securitypolicyviolation",
     (event) => window.cspViolations.push(`${event.violatedDirective} blocked ${event.blockedURI}`));"""
-
-
-@pytest.fixture(scope="module")
-def browser_context(tmp_path_factory):
-    if not CHROMIUM.exists():
-        service_missing(f"chromium at {CHROMIUM}", FileNotFoundError("apt-get install chromium"))
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            tmp_path_factory.mktemp("chromium-profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1000, "height": 760},
-        )
-        yield context
-        context.close()
 
 
 def open_page(context, url: str):

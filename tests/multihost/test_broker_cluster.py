@@ -28,13 +28,13 @@ from kombu import Connection
 from deploy.harness import Process, create_database, deployment_env, launch_worker, start_beat
 from jobs.broker import delay_queue, retry_schedule, webhook_queue
 from tests.conftest import SHARED_IMAGES
-from tests.integration.conftest import service_missing
-from tests.integration.test_failures import wait_until_finished
-from tests.multihost.cluster import BrokerCluster
-from tests.multihost.conftest import S3_CREDENTIALS, Deployment, Web, Worker, start_web, worker_env
-from tests.multihost.test_multihost import assert_recorded_exactly_once, query, recorded
+from tests.support.broker_cluster import BrokerCluster
+from tests.support.job_rows import wait_until_finished
+from tests.support.multihost_deployment import S3_CREDENTIALS, Deployment, Web, Worker, start_web, worker_env
 from tests.support.polling import until
 from tests.support.servers import RABBITMQ_BIN
+from tests.support.services import service_missing
+from tests.support.worker_logs import assert_recorded_exactly_once, query, recorded
 
 IMAGES = 1000
 AFTER_KILL = 100  # jobs posted once the node is back, to show the service goes on with three nodes

@@ -18,14 +18,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
-from sqlalchemy import create_engine, text
 
 from deploy.harness import app_for, create_database, deployment_env, queue_length, start_worker
 from tests.conftest import SAMPLES, SHARED_IMAGES, scrape
-from tests.integration.test_end_to_end import ELEPHANTS, wait_for_result
-from tests.integration.test_failures import wait_until_finished
-from tests.multihost.conftest import S3_CREDENTIALS, start_web, worker_env
+from tests.support.api import ELEPHANTS, wait_for_result
+from tests.support.job_rows import wait_until_finished
+from tests.support.multihost_deployment import S3_CREDENTIALS, start_web, worker_env
 from tests.support.polling import until
+from tests.support.worker_logs import assert_recorded_exactly_once, query, recorded, recorded_per_host
 
 BODIES = [
     json.dumps({"name": path.name, "data": base64.b64encode(path.read_bytes()).decode()})
@@ -56,25 +56,6 @@ def post_many(entry_url: str, count: int, per_second: float | None = None) -> li
         return list(pool.map(one, range(count)))
 
 
-def recorded(worker) -> Counter:
-    """uuid → how many "recorded" lines this worker logged for it (one per row its UPDATE changed)."""
-    counts = Counter()
-    for line in worker.process.output().splitlines():
-        if line.startswith("{"):
-            entry = json.loads(line)
-            if entry.get("uuid") and entry["message"].startswith(f"prediction {entry['uuid']} recorded: "):
-                counts[entry["uuid"]] += 1
-    return counts
-
-
-def query(database_url: str, sql: str, **params):
-    engine = create_engine(database_url)
-    with engine.connect() as connection:
-        rows = connection.execute(text(sql), params).all()
-    engine.dispose()
-    return rows
-
-
 def drain_seconds(database_url: str, uuids: list[str]) -> float:
     """First result to last result of these jobs, from the rows' own timestamps."""
     wanted = set(uuids)
@@ -82,26 +63,6 @@ def drain_seconds(database_url: str, uuids: list[str]) -> float:
         row.updated_at for row in query(database_url, "SELECT uuid, updated_at FROM predictions") if row.uuid in wanted
     ]
     return (max(times) - min(times)).total_seconds()
-
-
-def recorded_per_host(deployment) -> dict[str, Counter]:
-    return {name: recorded(worker) for name, worker in deployment.workers.items()}
-
-
-def assert_recorded_exactly_once(deployment, uuids) -> dict[str, Counter]:
-    """Across worker hosts, each job has exactly one "recorded" line: nobody wrote a row twice.
-
-    A worker cut off while its commit was on the wire logs the line once the answer reaches it,
-    so this waits (with a deadline) for every job to have a line, then checks there is one."""
-
-    def every_job_has_a_line():
-        per_host = recorded_per_host(deployment)
-        union = sum(per_host.values(), Counter())
-        return (per_host, union) if all(union[job] for job in uuids) else None
-
-    per_host, union = until(every_job_has_a_line, "a recorded line for every job", 60, interval=0.2)
-    assert {job: union[job] for job in uuids if union[job] != 1} == {}
-    return per_host
 
 
 def assert_metrics_add_up(deployment) -> dict[str, float]:

@@ -90,7 +90,7 @@ class RabbitMQ(Server):
         dist_port: int | None = None,
         cookie: str | None = None,
     ):
-        """``node``, the ports and ``cookie`` are given for a cluster's members (``tests/multihost/cluster.py``)."""
+        """``node``, the ports and ``cookie`` are given for a cluster's members (``broker_cluster.py``)."""
         super().__init__(folder, port or free_port(), address, wrap)
         self.node = node or f"test-{uuid.uuid4().hex[:8]}@localhost"
         # The same for every start; rabbitmqctl talks from ports 10000 above it, so those must exist too.

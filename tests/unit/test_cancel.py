@@ -7,7 +7,7 @@ from jobs.database import db
 from jobs.records import Prediction, done_outcome, failed_outcome, record_outcomes
 from tasks.state import worker_state
 from tests.conftest import b64, image_bytes
-from tests.unit.test_classify_task import StandInClassifier, run_batch
+from tests.support.stand_in_classifier import StandInClassifier, run_batch
 
 
 @pytest.fixture

@@ -7,38 +7,19 @@ exercised end to end in tests/integration.
 
 import logging
 from pathlib import Path
-from types import SimpleNamespace
 from urllib.parse import urlparse
 
-import numpy as np
 import pytest
 
 import tasks.classify  # noqa: F401  registers the batch task with every Celery app
 from jobs.database import db
 from jobs.records import Prediction
-from models.classification import Classification
 from tasks.state import worker_state
 from tests.conftest import b64, image_bytes
 from tests.support.hostile_images import png_cut_stream_in_whole_chunks
+from tests.support.stand_in_classifier import StandInClassifier, run_batch
 
-LABELS = [f"class_{i}" for i in range(1000)]
 POISON_COLOR = (0, 255, 0)
-
-
-class StandInClassifier:
-    """Scores class 7 for every image; raises when a pure green image is in the batch."""
-
-    def __init__(self):
-        self.batch_sizes = []
-
-    def classify(self, batch):
-        self.batch_sizes.append(len(batch))
-        green = np.array([-1.0, 1.0, -1.0], dtype=np.float32)
-        if any(np.allclose(image[0, 0], green) for image in batch):
-            raise RuntimeError("kernel crashed")
-        probabilities = np.full((len(batch), 1000), 0.0001, dtype=np.float32)
-        probabilities[:, 7] = 0.9
-        return [Classification.from_probabilities(row, LABELS) for row in probabilities]
 
 
 @pytest.fixture
@@ -51,13 +32,6 @@ def classifier(monkeypatch):
 def submit(client, color=(200, 30, 30)) -> str:
     response = client.post("/inference/image", json={"name": "x", "data": b64(image_bytes(fmt="PNG", color=color))})
     return response.get_json()["uuid"]
-
-
-def run_batch(app, uuids):
-    with app.app_context():
-        urls = {u: db.session.get(Prediction, u).image_url for u in uuids}
-    requests = [SimpleNamespace(args=(u, urls[u]), kwargs={}) for u in uuids]
-    return app.extensions["celery"].tasks["classify_image"](requests)
 
 
 def statuses(app, uuids):

@@ -13,6 +13,7 @@ import yaml
 from config.settings import PROJECT_ROOT
 from tasks.metrics import WorkerMetrics
 from tasks.metrics_endpoint import ModelInfoCollector
+from tests.support.broker_series import RABBITMQ_SERIES
 
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
 PROMETHEUS = yaml.safe_load((PROJECT_ROOT / "deploy" / "prometheus.yml").read_text())
@@ -23,20 +24,6 @@ DATASOURCES = yaml.safe_load(
 # Labels Prometheus adds to every series it scrapes, and its own per-target series.
 SCRAPE_LABELS = {"job", "instance"}
 PROMETHEUS_SERIES = {"up": set()}
-# The broker's series the dashboard and alerts use, as RabbitMQ's rabbitmq_prometheus serves them on
-# :15692 (/metrics, and /metrics/detailed for per-queue figures); test_broker_metrics holds this
-# record to the live endpoint.
-RABBITMQ_SERIES = {
-    "rabbitmq_detailed_queue_messages": {"queue", "vhost"},
-    "rabbitmq_detailed_queue_messages_ready": {"queue", "vhost"},
-    "rabbitmq_detailed_queue_messages_unacked": {"queue", "vhost"},
-    "rabbitmq_global_messages_dead_lettered_delivery_limit_total": {"dead_letter_strategy", "queue_type"},
-    "rabbitmq_global_messages_dead_lettered_expired_total": {"dead_letter_strategy", "queue_type"},
-    "rabbitmq_global_messages_dead_lettered_rejected_total": {"dead_letter_strategy", "queue_type"},
-    "rabbitmq_global_messages_delivered_total": {"protocol", "queue_type"},
-    "rabbitmq_global_messages_received_total": {"protocol"},
-    "rabbitmq_global_messages_redelivered_total": {"protocol", "queue_type"},
-}
 ALERTS = yaml.safe_load((PROJECT_ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
 PROMQL_WORDS = {"sum", "rate", "by", "max", "count", "histogram_quantile", "without", "avg", "min"}
 

@@ -13,6 +13,7 @@ import time
 from kombu import Connection, Exchange, Queue
 
 import jobs.embedded_broker  # noqa: F401  registers embedded://
+from tests.support.polling import until
 
 WRITERS, READERS, PER_WRITER = 4, 3, 150
 QUEUE = Queue("jobs", Exchange("jobs"), routing_key="jobs")
@@ -76,9 +77,7 @@ def test_concurrent_writers_and_readers_deliver_every_message_once_and_whole(tmp
         process.join(60)
         assert process.exitcode == 0
     with Connection("embedded://", transport_options=options(path)) as connection:
-        deadline = time.monotonic() + 60
-        while connection.default_channel._size("jobs") and time.monotonic() < deadline:
-            time.sleep(0.05)
+        until(lambda: not connection.default_channel._size("jobs"), "the jobs queue drained", 60, interval=0.05)
     stop.set()
     seen = [item for _ in readers for item in results.get(timeout=60)]
     for process in readers:
@@ -158,10 +157,12 @@ def test_fanout_reaches_a_queue_bound_in_another_process(tmp_path):
     listener.start()
     with Connection("embedded://", transport_options=options(path)) as connection:
         channel = connection.default_channel
-        deadline = time.monotonic() + 30
-        while not channel.database.execute("SELECT 1 FROM bindings WHERE exchange = 'broadcast'"):
-            assert time.monotonic() < deadline, "the listener never bound its queue"
-            time.sleep(0.05)
+        until(
+            lambda: channel.database.execute("SELECT 1 FROM bindings WHERE exchange = 'broadcast'"),
+            "the listener bound its queue",
+            30,
+            interval=0.05,
+        )
         exchange = Exchange("broadcast", "fanout")
         connection.Producer().publish({"hello": "all"}, exchange=exchange, declare=[exchange])
         assert got.get(timeout=30) == [{"hello": "all"}]

@@ -9,34 +9,13 @@ import re
 import shlex
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import requests
 import yaml
 
 from deploy.harness import free_port
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-def fake_program(path: Path, body: str) -> None:
-    path.write_text(f"#!/bin/sh\n{body}\n")
-    path.chmod(0o755)
-
-
-def clean_env(**extra) -> dict:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("FLOWER_", "MAKE"))}
-    return {**env, **extra}
-
-
-def procfile_command(name: str) -> str:
-    [command] = [
-        line.split(":", 1)[1]
-        for line in (PROJECT_ROOT / "Procfile").read_text().splitlines()
-        if line.startswith(f"{name}:")
-    ]
-    return command
+from tests.support.polling import until
+from tests.support.programs import PROJECT_ROOT, clean_env, fake_program, procfile_command
 
 
 def flower_command(port: int) -> list[str]:
@@ -74,15 +53,15 @@ def test_flower_login_goes_through_the_environment_not_the_command_line(tmp_path
     )
     try:
         url = f"http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + 60
-        while True:
+
+        def anonymous_status():
             try:
-                anonymous = requests.get(url, timeout=2)
-                break
+                return requests.get(url, timeout=2).status_code
             except requests.ConnectionError:
-                assert flower.poll() is None and time.monotonic() < deadline, "Flower did not start"
-                time.sleep(0.2)
-        assert anonymous.status_code == 401
+                assert flower.poll() is None, "Flower did not start"
+                return None
+
+        assert until(anonymous_status, "Flower started", 60, interval=0.2) == 401
         assert requests.get(url, auth=("ops", "s3cret"), timeout=5).status_code == 200
     finally:
         flower.terminate()

@@ -4,7 +4,7 @@ import pytest
 from tornado.options import OptionParser
 
 from config.settings import PROJECT_ROOT, load_settings
-from tests.unit.test_flower_auth import procfile_command
+from tests.support.programs import procfile_command
 
 
 @pytest.mark.parametrize(

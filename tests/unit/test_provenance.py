@@ -16,7 +16,7 @@ from models.litert import converted_path
 from models.weights import ModelFiles
 from tasks.state import worker_state
 from tests.conftest import b64, image_bytes
-from tests.unit.test_classify_task import StandInClassifier, run_batch
+from tests.support.stand_in_classifier import StandInClassifier, run_batch
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from config.settings import PROJECT_ROOT
-from tests.unit.test_flower_auth import clean_env, fake_program
+from tests.support.programs import clean_env, fake_program
 
 
 @pytest.mark.parametrize(

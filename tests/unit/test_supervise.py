@@ -6,25 +6,24 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from config.settings import PROJECT_ROOT
 from deploy.supervise import read_procfile
+from tests.support.polling import until
 
 DEADLINE = 30
 
 
 def wait_for(process: subprocess.Popen, log, pattern: str) -> re.Match:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
+    def logged():
         found = re.search(pattern, log.read_text())
-        if found:
-            return found
-        assert process.poll() is None, log.read_text()
-        time.sleep(0.05)
-    raise AssertionError(f"{pattern!r} not logged:\n{log.read_text()}")
+        if not found:
+            assert process.poll() is None, log.read_text()
+        return found
+
+    return until(logged, lambda: f"{pattern!r} logged:\n{log.read_text()}", DEADLINE, interval=0.05)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from PIL import Image
 from jobs.database import db
 from jobs.records import Prediction
 from tests.conftest import SAMPLES, b64, image_bytes
-from tests.unit.test_validation import CountingBody, post_stream
+from tests.support.request_bodies import CountingBody, post_stream
 
 JPEG = (SAMPLES / "elephant.jpg").read_bytes()
 

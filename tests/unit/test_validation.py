@@ -8,10 +8,9 @@ import time
 import jsonschema
 import pytest
 from PIL import Image, ImageFile
-from werkzeug.test import EnvironBuilder
-from werkzeug.wrappers import Request
 
 from tests.conftest import b64, image_bytes
+from tests.support.request_bodies import CountingBody, post_stream
 from webapp.apidocs import load_spec
 
 JPEG = image_bytes()
@@ -84,35 +83,6 @@ def test_malformed_upload_is_refused_with_a_clear_problem(client, published, cas
     assert words in problem["detail"]
     assert "uuid" not in problem
     assert published() == []
-
-
-class CountingBody(io.RawIOBase):
-    """A request body of ``size`` bytes that only counts how much the server read."""
-
-    def __init__(self, size: int):
-        self.remaining, self.read_bytes = size, 0
-
-    def readable(self):
-        return True
-
-    def readinto(self, buffer):
-        n = min(len(buffer), self.remaining)
-        buffer[:n] = b"x" * n
-        self.remaining -= n
-        self.read_bytes += n
-        return n
-
-
-def post_stream(client, stream: CountingBody, content_length: int | None, content_type: str = "application/json"):
-    """POST ``stream`` as the body; without a length it is read like a chunked body, to its end."""
-    environ = EnvironBuilder(path="/inference/image", method="POST", content_type=content_type).get_environ()
-    environ["wsgi.input"] = stream
-    if content_length is None:
-        environ.pop("CONTENT_LENGTH", None)
-        environ["wsgi.input_terminated"] = True
-    else:
-        environ["CONTENT_LENGTH"] = str(content_length)
-    return client.open(Request(environ))
 
 
 def test_declared_body_over_the_limit_is_413_without_reading_it(client):
