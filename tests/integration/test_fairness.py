@@ -6,12 +6,14 @@ Bulk work is queued as a batch queues it: ``submit_job(..., bulk=True, client=..
 """
 
 import itertools
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.decode_budget import jpeg_progressive_max_scans
 from bench.fairness import finished, shares, wait_finished
 from client.batch import classify_one
 from deploy.harness import app_for
+from jobs.broker import job_queue_names
 from tests.conftest import SAMPLES
 
 PHOTOS = sorted(path for path in SAMPLES.iterdir() if path.suffix.lower() in (".jpg", ".jpeg", ".png"))
@@ -26,8 +28,26 @@ def queue_bulk(env: dict, count: int, client: str, images=None) -> list[str]:
         return [submit_job(*image, bulk=True, client=client) for image in chosen]
 
 
+@contextmanager
+def consumption_paused(env: dict):
+    """The workers take no jobs while a backlog is queued, so all of it is waiting when the measurement
+    starts, however fast this machine would have drained it meanwhile (Celery's cancel/add_consumer)."""
+    app = app_for(env)
+    settings = app.extensions["settings"]
+    control = app.extensions["celery"].control
+    names = job_queue_names(settings.CELERY_QUEUE, settings.BULK_LANES)
+    for name in names:
+        assert control.cancel_consumer(name, reply=True, timeout=10), f"no worker stopped consuming {name}"
+    try:
+        yield
+    finally:
+        for name in names:
+            assert control.add_consumer(name, reply=True, timeout=10), f"no worker consumes {name} again"
+
+
 def test_single_images_stay_fast_beside_a_large_bulk_backlog(base_url, service_env):
-    backlog = queue_bulk(service_env, 800, client="bulk-client")
+    with consumption_paused(service_env):
+        backlog = queue_bulk(service_env, 4000, client="bulk-client")
     latencies = []
     for path in PHOTOS[:10]:
         outcome = classify_one(base_url, path, 60)
@@ -40,8 +60,9 @@ def test_single_images_stay_fast_beside_a_large_bulk_backlog(base_url, service_e
 
 
 def test_two_bulk_clients_share_the_workers_whatever_order_they_came_in(service_env):
-    first = queue_bulk(service_env, 400, client="client-a")
-    second = queue_bulk(service_env, 400, client="client-b")
+    with consumption_paused(service_env):
+        first = queue_bulk(service_env, 400, client="client-a")
+        second = queue_bulk(service_env, 400, client="client-b")
     ends_a = list(wait_finished(service_env["DATABASE_URL"], first, 600).values())
     ends_b = list(wait_finished(service_env["DATABASE_URL"], second, 600).values())
     share_a, share_b, overlap = shares(ends_a, ends_b)
