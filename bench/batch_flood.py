@@ -20,24 +20,12 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from bench.as_shipped import running_make_run
-from bench.cpu import LOAD_GENERATOR, OTHER, CpuMeter, listener_pid
+from bench.cpu import LOAD_GENERATOR, OTHER, SERVICE_GROUPS, CpuMeter, listener_pid
 from client.batch import post_image
 from client.batches import run_batches
 from deploy.harness import AMQP_URL, MYSQL_SERVER_URL, create_database, delete_queues, deployment_env, drop_database
 
 SINGLE_POSTS = 300  # single multipart POSTs whose web CPU a batch's per-image cost is set against
-SERVICE_GROUPS = (
-    "nginx",
-    "Gunicorn",
-    "waiter",
-    "worker",
-    "webhooks",
-    "beat",
-    "flower",
-    "supervise",
-    "RabbitMQ",
-    "MariaDB",
-)
 
 
 def folder_of(count: int, files: list[Path], folder: Path) -> list[Path]:

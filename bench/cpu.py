@@ -18,6 +18,19 @@ from urllib.parse import urlsplit
 TICKS = os.sysconf("SC_CLK_TCK")
 LOAD_GENERATOR = "load generator"
 OTHER = "other"
+# The service's own processes, as the benchmarks report them (not the load generator or the rest).
+SERVICE_GROUPS = (
+    "nginx",
+    "Gunicorn",
+    "waiter",
+    "worker",
+    "webhooks",
+    "beat",
+    "flower",
+    "supervise",
+    "RabbitMQ",
+    "MariaDB",
+)
 # First match wins; a process's command line is matched as its arguments, joined by spaces.
 GROUPS = (
     ("nginx", re.compile(r"^nginx")),

@@ -49,7 +49,7 @@ from bench import fairness, profile_web
 from bench.as_shipped import batch_client, running_make_run
 from bench.batch_flood import batch_flood
 from bench.batch_flood import report as report_batch_flood
-from bench.cpu import LOAD_GENERATOR, OTHER, CpuMeter, listener_pid
+from bench.cpu import LOAD_GENERATOR, OTHER, SERVICE_GROUPS, CpuMeter, listener_pid
 from bench.drain_backlog import drain_rate
 from client.batch import post_image
 from config.settings import PROJECT_ROOT
@@ -65,20 +65,7 @@ from deploy.harness import (
 
 IMAGES = PROJECT_ROOT.parent / "shared" / "images"
 PROFILES = PROJECT_ROOT / "instance" / "profiles"
-GROUPS = (
-    "nginx",
-    "Gunicorn",
-    "waiter",
-    "worker",
-    "webhooks",
-    "beat",
-    "flower",
-    "supervise",
-    "RabbitMQ",
-    "MariaDB",
-    LOAD_GENERATOR,
-    OTHER,
-)
+GROUPS = (*SERVICE_GROUPS, LOAD_GENERATOR, OTHER)
 SERVICE = "service"  # every group but the load generator and the rest of the machine
 
 
