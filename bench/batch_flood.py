@@ -6,8 +6,10 @@ In one run: the machine's limit (in-process decode + preprocess + LiteRT, ``benc
 then, on ``make run``'s processes (``bench.as_shipped.running_make_run``) on MariaDB and RabbitMQ, single multipart
 POSTs as the per-image client sends them, and the batch client on a folder cycling ../shared/images
 (batches of 1000, 4 in flight). Prints images/s as a fraction of the limit, CPU-ms per image of each
-process group, and the web's CPU per image of a batch against a single POST. ``bench.throughput``
-runs it as its batch-flood row. ``--quick`` (2,000 images, a smaller limit run) takes a few minutes.
+process group, and the web's CPU per image of a batch against a single POST; then the same on
+``make run``'s embedded default (SQLite and the embedded broker) and its images/s against the first.
+``bench.throughput`` runs both as its batch-flood rows. ``--quick`` (2,000 images, a smaller limit
+run) takes a few minutes.
 """
 
 import argparse
@@ -21,6 +23,7 @@ from sqlalchemy import create_engine, text
 
 from bench.as_shipped import running_make_run
 from bench.cpu import LOAD_GENERATOR, OTHER, SERVICE_GROUPS, CpuMeter, listener_pid
+from bench.fairness import embedded_env
 from client.batch import post_image
 from client.batches import run_batches
 from deploy.harness import AMQP_URL, MYSQL_SERVER_URL, create_database, delete_queues, deployment_env, drop_database
@@ -39,6 +42,7 @@ def folder_of(count: int, files: list[Path], folder: Path) -> list[Path]:
 
 
 def drained(database_url: str, timeout: float = 600) -> None:
+    """Wait until no job of ``database_url`` is pending."""
     engine = create_engine(database_url)
     deadline = time.monotonic() + timeout
     with engine.connect() as connection:
@@ -50,14 +54,17 @@ def drained(database_url: str, timeout: float = 600) -> None:
     engine.dispose()
 
 
-def batch_flood(count: int, meter: CpuMeter, files: list[Path], batch_size: int = 1000, in_flight: int = 4) -> dict:
-    """On ``make run``'s processes: the web CPU of ``SINGLE_POSTS`` single POSTs, then the batch client
-    on ``count`` images; images/s and the CPU seconds of each process group during the flood."""
-    database_url = create_database("imgsvc_bench")
+def batch_flood(
+    count: int, meter: CpuMeter, files: list[Path], batch_size: int = 1000, in_flight: int = 4, embedded: bool = False
+) -> dict:
+    """On ``make run``'s processes (on MariaDB and RabbitMQ, or with ``embedded`` on its default: SQLite and
+    the embedded broker): the web CPU of ``SINGLE_POSTS`` single POSTs, then the batch client on ``count``
+    images; images/s and the CPU seconds of each process group during the flood."""
+    database_url = None if embedded else create_database("imgsvc_bench")
     queue = f"inference-bench-{uuid.uuid4().hex[:8]}"
     try:
         with tempfile.TemporaryDirectory() as instance:
-            env = deployment_env(Path(instance), database_url, queue)
+            env = embedded_env(Path(instance)) if embedded else deployment_env(Path(instance), database_url, queue)
             with running_make_run(env, Path(instance)) as (url, _):
                 import requests
 
@@ -66,7 +73,7 @@ def batch_flood(count: int, meter: CpuMeter, files: list[Path], batch_size: int 
                 for index in range(SINGLE_POSTS):
                     assert post_image(session, url, files[index % len(files)]).status_code == 202
                 single = meter.spent(before, meter.snapshot())
-                drained(database_url)
+                drained(env["DATABASE_URL"])
                 folder = Path(instance) / "folder"
                 folder.mkdir()
                 images = folder_of(count, files, folder)
@@ -79,6 +86,7 @@ def batch_flood(count: int, meter: CpuMeter, files: list[Path], batch_size: int 
                 cpu = meter.spent(before, meter.snapshot())
                 assert not errors, errors
                 return {
+                    "where": "embedded default (SQLite, embedded broker)" if embedded else "as shipped",
                     "images": count,
                     "done": sum(record["status"] == "done" for record in records),
                     "seconds": elapsed,
@@ -88,8 +96,9 @@ def batch_flood(count: int, meter: CpuMeter, files: list[Path], batch_size: int 
                     "single_post_nginx_ms": single.get("nginx", 0.0) / SINGLE_POSTS * 1e3,
                 }
     finally:
-        drop_database(database_url)
-        delete_queues([queue])
+        if database_url:
+            drop_database(database_url)
+            delete_queues([queue])
 
 
 def report(flood: dict, best_limit: float, limit_cpu_ms: float) -> None:
@@ -97,7 +106,8 @@ def report(flood: dict, best_limit: float, limit_cpu_ms: float) -> None:
     per_image = {group: flood["cpu"].get(group, 0.0) / images * 1e3 for group in (*SERVICE_GROUPS, LOAD_GENERATOR)}
     service_ms = sum(per_image[group] for group in SERVICE_GROUPS)
     print(
-        f"\nbatch flood, as shipped (make run's processes; python -m client batch, batches of 1000, 4 in flight): "
+        f"\nbatch flood, {flood['where']} (make run's processes; python -m client batch, batches of 1000, 4 in "
+        "flight): "
         f"{images} images ({flood['done']} done) in {flood['seconds']:.1f} s = {flood['rate']:.1f} images/s = "
         f"{flood['rate'] / best_limit:.2f} of the limit ({best_limit:.1f} images/s, same run)"
     )
@@ -126,7 +136,12 @@ def main():
 
     best_limit, limit_cpu_ms = measured_limit(args.quick)
     meter = CpuMeter({"MariaDB": listener_pid(MYSQL_SERVER_URL), "RabbitMQ": listener_pid(AMQP_URL)})
-    report(batch_flood(count, meter, image_files()), best_limit, limit_cpu_ms)
+    files = image_files()
+    shipped = batch_flood(count, meter, files)
+    report(shipped, best_limit, limit_cpu_ms)
+    embedded = batch_flood(count, meter, files, embedded=True)
+    report(embedded, best_limit, limit_cpu_ms)
+    print(f"\nembedded default / as shipped, batch flood: {embedded['rate'] / shipped['rate']:.2f} (target >= 0.5)")
 
 
 if __name__ == "__main__":

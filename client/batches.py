@@ -10,6 +10,7 @@ not grow with the batch.
 import csv
 import json
 import os
+import sys
 import tarfile
 import tempfile
 import threading
@@ -22,6 +23,7 @@ from tqdm import tqdm
 
 POLL_SECONDS = 1.0
 RETRY_PAUSES = (1, 2, 4, 8)  # after a 503 or a lost connection, before sending the batch again
+RATE_LIMITED = 429  # the service's RATE_LIMIT is spent: wait as its Retry-After says, then ask again
 RESULT_FIELDS = ("uuid", "name", "status", "prediction", "confidence", "top5", "error")
 
 
@@ -99,17 +101,29 @@ class BatchRunner:
         self.out.append(records)
         return records
 
+    def request(self, method: str, path: str, **options) -> requests.Response:
+        """One request, sent again after the pause a 429's Retry-After asks for, until ``timeout``."""
+        deadline = time.monotonic() + self.timeout
+        headers = {**self.headers, **options.pop("headers", {})}
+        while True:
+            body = options.get("data")
+            if body is not None:
+                body.seek(0)
+            response = requests.request(method, f"{self.base_url}{path}", headers=headers, **options)
+            if response.status_code != RATE_LIMITED or time.monotonic() > deadline:
+                return response
+            response.close()
+            pause = float(response.headers.get("Retry-After") or POLL_SECONDS)
+            self.progress.write(f"rate limited (429): {method} {path} again in {pause:g} s", file=sys.stderr)
+            time.sleep(pause)
+
     def submit(self, paths: list[Path]) -> str:
         with tempfile.TemporaryFile() as body:
             write_tar(paths, body)
             for pause in (*RETRY_PAUSES, None):
-                body.seek(0)
                 try:
-                    response = requests.post(
-                        f"{self.base_url}/batches",
-                        data=body,
-                        headers={**self.headers, "Content-Type": "application/x-tar"},
-                        timeout=300,
+                    response = self.request(
+                        "POST", "/batches", data=body, headers={"Content-Type": "application/x-tar"}, timeout=300
                     )
                 except requests.ConnectionError:
                     response = None
@@ -128,7 +142,7 @@ class BatchRunner:
         """Poll the batch's counts (they move the progress bar) until it has ended."""
         deadline, ended_before = time.monotonic() + self.timeout, 0
         while True:
-            response = requests.get(f"{self.base_url}/batches/{batch_id}", headers=self.headers, timeout=30)
+            response = self.request("GET", f"/batches/{batch_id}", timeout=30)
             response.raise_for_status()
             batch = response.json()
             counts = batch["request_counts"]
@@ -143,9 +157,7 @@ class BatchRunner:
             time.sleep(POLL_SECONDS)
 
     def results(self, batch_id: str) -> list[dict]:
-        with requests.get(
-            f"{self.base_url}/batches/{batch_id}/results", headers=self.headers, stream=True, timeout=60
-        ) as response:
+        with self.request("GET", f"/batches/{batch_id}/results", stream=True, timeout=60) as response:
             response.raise_for_status()
             return [json.loads(line) for line in response.iter_lines() if line]
 

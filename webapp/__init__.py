@@ -32,7 +32,7 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(apidocs.bp)
     app.register_blueprint(page.bp)
-    init_rate_limit(app, views.bp)
+    init_rate_limit(app, [views.bp, batch_views.bp])
     init_metrics(app)
     register_error_handlers(app)
     init_security_headers(app)

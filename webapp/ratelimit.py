@@ -1,4 +1,4 @@
-"""Optional per-client request limit on the prediction routes, off unless RATE_LIMIT is set.
+"""Optional per-client request limit on the API (predictions and batches), off unless RATE_LIMIT is set.
 
 Clients are told apart by the address the app sees. With several Gunicorn
 workers, ``memory://`` counts per worker; a shared store (``redis://``) counts
@@ -12,7 +12,8 @@ from flask_limiter.util import get_remote_address
 from limits import parse_many
 
 
-def init_rate_limit(app: Flask, blueprint: Blueprint) -> None:
+def init_rate_limit(app: Flask, blueprints: list[Blueprint]) -> None:
+    """One budget per client across ``blueprints``: a client cannot double it by also using batches."""
     rate = app.extensions["settings"].RATE_LIMIT
     if rate:
         parse_many(rate)  # a typo stops the service at start, not every request later
@@ -24,4 +25,6 @@ def init_rate_limit(app: Flask, blueprint: Blueprint) -> None:
     )
     limiter = Limiter(get_remote_address, app=app)
     if rate:
-        limiter.shared_limit(rate, scope=blueprint.name)(blueprint)  # one budget for all its routes
+        shared = limiter.shared_limit(rate, scope="api")  # one budget for every route of every blueprint
+        for blueprint in blueprints:
+            shared(blueprint)

@@ -7,7 +7,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from deploy.harness import deployment_env, running_service, start_webhook_worker
+from deploy.harness import deployment_env, running_service, running_web, start_webhook_worker
 from jobs.signing import SIGNATURE_HEADER, verify
 from tests.conftest import SHARED_IMAGES
 from tests.support.batches import images, post_multipart, results, run_client, tar_bytes, wait_until_done
@@ -135,3 +135,18 @@ def test_the_client_resumes_from_its_results_file(base_url, tmp_path, suffix):
     assert sorted(record["name"] for record in records) == sorted(names)  # each image once
     assert all(record["status"] == "done" and record["top5"][0]["label"] for record in records)
     assert "/30 (" in second.stdout.split("top-1 accuracy: ")[1]
+
+
+def test_the_client_waits_out_the_rate_limit(service, service_env, tmp_path):
+    """Batches spend the API's RATE_LIMIT like single images; the client waits as Retry-After says."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for path in sorted(SHARED_IMAGES.glob("*.JPEG"))[:6]:
+        (folder / path.name).write_bytes(path.read_bytes())
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    with running_web({**service_env, "RATE_LIMIT": "1/second"}, logs) as (limited_url, _, _):
+        run = run_client(folder, "--url", limited_url, "--batch-size", "2", "--in-flight", "3", timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "6/6 classified" in run.stdout
+    assert "rate limited (429)" in run.stderr, "the limit never bit: nothing was shown"

@@ -141,6 +141,15 @@ def test_rate_limit_answers_429_problem_per_client(make_app):
     assert client.get("/health").status_code == 200, "health is never limited"
 
 
+def test_batches_share_the_rate_limit_of_the_prediction_routes(make_app):
+    client = make_app(RATE_LIMIT="2/minute").test_client()
+    assert client.get("/predictions/abc").status_code == 404
+    assert client.get("/batches/abc").status_code == 404
+    refused = client.post("/batches", data=b"", content_type="application/x-tar")
+    assert refused.status_code == 429, "a batch spends the same budget as single images"
+    assert client.get("/predictions/abc").status_code == 429
+
+
 def test_rate_limit_is_off_by_default(client):
     assert all(client.get("/predictions/abc").status_code == 404 for _ in range(50))
 
