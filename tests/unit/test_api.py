@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, text
 
+from jobs.broker import job_queue_names
 from jobs.database import db
 from jobs.records import FAILED, PENDING, Prediction, done_outcome, failed_outcome, record_outcomes
-from tests.conftest import SAMPLES, UNREACHABLE_BROKER, b64, image_bytes
+from tests.conftest import SAMPLES, UNREACHABLE_BROKER, b64, drain_queue, image_bytes
+from tests.support.batches import tar_bytes
 
 
 def post_image(client, data: bytes, name="photo.jpg", content_type="application/json", path="/inference/image"):
@@ -171,6 +173,21 @@ def test_publish_failure_keeps_job_pending_and_sweeper_publishes_it(make_app, ap
     assert republish_stale_pending() == 1
     [message] = published()
     assert message.headers["id"] == prediction_uuid
+
+
+def test_the_sweeper_republishes_a_batch_job_to_its_clients_bulk_lane(app, client, published):
+    import tasks.sweeper  # noqa: F401  registers the worker's sweeper with every Celery app
+
+    published()
+    response = client.post("/batches", data=tar_bytes([("a.jpg", image_bytes())]), content_type="application/x-tar")
+    assert response.status_code == 202
+    settings = app.extensions["settings"]
+    names = job_queue_names(settings.CELERY_QUEUE, settings.BULK_LANES)
+    [lane] = [name for name in names if drain_queue(app, name)]
+    assert lane != settings.CELERY_QUEUE, "a batch's job is bulk work"
+
+    assert app.extensions["celery"].tasks["republish_stale_pending"]() == 1
+    assert [name for name in names if drain_queue(app, name)] == [lane], "republished to the same lane"
 
 
 def test_the_sweeper_neither_republishes_nor_fails_a_job_a_worker_ended_after_its_select(app, client, published):
