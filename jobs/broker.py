@@ -6,7 +6,7 @@ finds here every entity the service creates on the broker (``entities``):
 | entity | kind | what it is for |
 |---|---|---|
 | ``<CELERY_QUEUE>`` | quorum queue (RabbitMQ) | single uploads; ``x-delivery-limit`` bounds redeliveries |
-| ``<CELERY_QUEUE>.bulk.<n>`` | as the one above | bulk jobs, a lane per client (``BULK_LANES``) |
+| ``<CELERY_QUEUE>.bulk.<n>`` | as the one above | bulk jobs (``BULK_CHUNK`` a message), a lane per client |
 | ``<CELERY_QUEUE>.dead`` | quorum queue | jobs returned too often, kept a week, never consumed |
 | ``<CELERY_QUEUE>.events`` | fanout exchange | completion hints for the waiters (RabbitMQ only) |
 | ``<CELERY_QUEUE>.webhooks`` | quorum queue (RabbitMQ) | webhook deliveries, consumed by the webhook worker |
@@ -34,6 +34,10 @@ PURGE_TASK = "purge_expired"
 
 LONGEST_DELAY = 600  # seconds between two webhook attempts at most, so there are few delay queues
 BUSY_DELAY = 10  # seconds a delivery waits (in its delay queue) when its destination's slots are all taken
+# Jobs of a batch per message on a bulk lane: each message costs the web's publish, the broker and the
+# worker's consumer about a millisecond, whatever it carries. The worker still runs, paces and takes
+# turns image by image (``tasks.batching``), and acks a message once all of its jobs are recorded.
+BULK_CHUNK = 16
 DEAD_LETTER_TTL_MS = 7 * 24 * 3600 * 1000
 DEAD_LETTER_MAX_LENGTH = 100_000
 

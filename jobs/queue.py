@@ -7,12 +7,13 @@ queues another client's images behind it.
 """
 
 import logging
+import uuid
 import zlib
 
 from flask import current_app
 
 from config.settings import Settings, current_settings
-from jobs.broker import CLASSIFY_TASK, bulk_queue_name
+from jobs.broker import BULK_CHUNK, CLASSIFY_TASK, bulk_queue_name
 
 logger = logging.getLogger(__name__)
 
@@ -41,35 +42,40 @@ def publish_job(prediction_uuid: str, image_url: str, *, bulk: bool = False, cli
 def publish_jobs(jobs: list[tuple[str, str]], *, bulk: bool = False, client: str = "") -> int:
     """Publish (uuid, image URL) jobs over one producer; returns how many the broker took.
 
-    A refused publish leaves its row pending for the sweeper, and the rest are still tried."""
+    A single upload is one message (``args``: uuid, URL); bulk work goes ``BULK_CHUNK`` jobs to a
+    message (``args``: a list of [uuid, URL]). A refused publish leaves its rows pending for the
+    sweeper, and the rest are still tried."""
     if not jobs:
         return 0
     celery = current_app.extensions["celery"]
     queue = queue_for(current_settings(), bulk, client)
+    size = BULK_CHUNK if bulk else 1
     published = 0
     try:
         # Through this Flask app's own Celery app, not the process-wide default.
         with celery.producer_or_acquire() as producer:
-            for prediction_uuid, image_url in jobs:
-                args = (prediction_uuid, image_url)
+            for start in range(0, len(jobs), size):
+                chunk = jobs[start : start + size]
+                args = chunk[0] if not bulk else ([list(job) for job in chunk],)
                 # The first publish declares the queue; the others skip Celery's per-message declare
                 # (a copy and bind of the queue each time: half the web's cost of a batch image).
-                declare: list[object] | None = None if published == 0 else []
+                declare: list[object] | None = None if start == 0 else []
                 try:
                     # The reprs given, so Celery skips its saferepr walks of the arguments (plain strings here).
                     celery.send_task(
                         CLASSIFY_TASK,
                         args=args,
-                        task_id=prediction_uuid,
-                        argsrepr=repr(args),
+                        task_id=chunk[0][0] if not bulk else str(uuid.uuid4()),
+                        argsrepr=repr(args) if not bulk else f"<{len(chunk)} jobs>",
                         kwargsrepr="{}",
                         producer=producer,
                         declare=declare,
                         queue=queue,
                     )
-                    published += 1
-                except Exception:  # any broker or connection error: the sweeper publishes it again
-                    _log_refused(prediction_uuid)
+                    published += len(chunk)
+                except Exception:  # any broker or connection error: the sweeper publishes them again
+                    for prediction_uuid, _ in chunk:
+                        _log_refused(prediction_uuid)
     except Exception:  # no producer at all: every job waits for the sweeper
         logger.exception("no broker connection; %d jobs stay pending for the sweeper", len(jobs) - published)
     return published

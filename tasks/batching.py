@@ -22,6 +22,12 @@ Who goes first (``next_batch``): a returning message, alone; then single uploads
 interactive queue); then bulk work, taken from the clients' lanes in turn, in batches sized so a
 run lasts about ``TARGET_RUN_SECONDS`` (``Pace``).
 
+A bulk message carries several jobs (``jobs.broker.BULK_CHUNK``). It is split into one ``Part`` per
+job as it arrives, so every rule above applies job by job; the message is acked once each of its
+parts was committed, and requeued at the first part whose run was not. Parts of a message that
+came back run alone, one by one: a job that kills its process takes no other job with it, and the
+others are recorded on the way (a redelivered job already ended is skipped by the task).
+
 Each run has a hard time limit, so a pool process stuck on one image is
 killed and that image is counted like a crash.
 """
@@ -82,7 +88,7 @@ class NoLossBatches(AppContextTask, Batches):
 
     def flush(self, requests):
         with self._lock:
-            self._held.extend(requests)
+            self._held.extend(part for request in requests for part in parts_of(request))
             self._dispatch()
 
     def _dispatch(self):
@@ -107,7 +113,7 @@ class NoLossBatches(AppContextTask, Batches):
         return min((self._paces.get(lane, Pace(self.flush_every)).size() for lane in lanes), default=self.flush_every)
 
     def _run(self, requests):
-        batch = ([SimpleRequest.from_request(r) for r in requests],)
+        batch = ([as_simple_request(r) for r in requests],)
         self._running += 1
         started = time.monotonic()
 
@@ -119,16 +125,18 @@ class NoLossBatches(AppContextTask, Batches):
                         len(requests), time.monotonic() - started
                     )
             if committed is True:
-                for request in requests:
-                    request.acknowledge()
+                with self._lock:  # parts of one message may return from two pool processes at once
+                    for request in requests:
+                        request.acknowledge()
                 finished()
             else:
                 requeue(f"run returned {committed!r}")
 
         def requeue(reason):
             logger.warning("batch of %d not committed (%s); requeued", len(requests), reason)
-            for request in requests:
-                request.reject(requeue=True)
+            with self._lock:
+                for request in requests:
+                    request.reject(requeue=True)
             finished()
 
         def finished():
@@ -145,6 +153,71 @@ class NoLossBatches(AppContextTask, Batches):
             error_callback=lambda error: requeue(_describe_pool_error(error)),
             timeout=RUN_BASE_SECONDS + RUN_SECONDS_PER_IMAGE * len(requests),
         )
+
+
+class Message:
+    """A bulk message's fate, shared by its parts: acked once every part was committed, or requeued
+    (once) at the first part that was not. Parts still held after that run anyway: what they record
+    counts, and the redelivered copy skips them."""
+
+    def __init__(self, request, parts: int):
+        self.request, self.left, self.settled = request, parts, False
+
+    def part_committed(self) -> None:
+        self.left -= 1
+        if self.left == 0 and not self.settled:
+            self.settled = True
+            self.request.acknowledge()
+
+    def part_not_committed(self) -> None:
+        if not self.settled:
+            self.settled = True
+            self.request.reject(requeue=True)
+
+
+class Part:
+    """One job of a bulk message, held, paced and run as if it were a message of its own."""
+
+    def __init__(self, message: Message, job: list):
+        self.message, self.args = message, (job[0], job[1])
+        request = message.request
+        self.delivery_info, self.request_dict = request.delivery_info, request.request_dict
+
+    def acknowledge(self) -> None:
+        self.message.part_committed()
+
+    def reject(self, requeue: bool = True) -> None:
+        self.message.part_not_committed()
+
+
+def parts_of(request) -> list:
+    """A bulk message's jobs as parts (``args``: a list of [uuid, URL]); a single upload as it is."""
+    if not request.args or not isinstance(request.args[0], list):
+        return [request]
+    jobs = request.args[0]
+    message = Message(request, len(jobs))
+    if not jobs:
+        message.request.acknowledge()
+    return [Part(message, job) for job in jobs]
+
+
+def as_simple_request(request) -> SimpleRequest:
+    """What the task receives for a held request or part: ``args`` (uuid, URL) and the message's headers."""
+    if not isinstance(request, Part):
+        return SimpleRequest.from_request(request)
+    whole = request.message.request
+    return SimpleRequest(
+        request.args[0],
+        whole.name,
+        request.args,
+        {},
+        request.delivery_info,
+        whole.hostname,
+        whole.ignore_result,
+        whole.reply_to,
+        whole.correlation_id,
+        request.request_dict,
+    )
 
 
 def queue_of(request) -> str:

@@ -15,6 +15,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from deploy.harness import (
+    AMQP_URL,
     app_for,
     create_database,
     deployment_env,
@@ -169,6 +170,45 @@ def test_an_image_that_kills_its_worker_fails_after_the_delivery_limit_and_its_b
     assert queue_length(env["CELERY_QUEUE"]) == 0
     lost_runs = worker.output().count("not committed (WorkerLostError")
     assert lost_runs == 3, "the batch of eight, then the crasher alone on each redelivery until the limit"
+
+
+def test_an_image_that_kills_its_worker_in_a_bulk_message_fails_alone(own_database, new_queue, tmp_path):
+    """A batch's jobs travel several to a message (jobs.broker.BULK_CHUNK): the crasher in the middle of
+    one must take none of the others with it, before or after it in the message."""
+    from kombu import Connection
+
+    from config.settings import current_settings
+    from jobs.database import db
+    from jobs.queue import publish_jobs, queue_for
+    from jobs.records import Prediction
+    from jobs.submit import submit_job
+    from tests.support.crashing_worker import CRASH_MARKER
+
+    env = deployment_env(tmp_path, own_database, new_queue(), MAX_DELIVERIES="3", REPUBLISH_PENDING_AFTER="3600")
+    count_result_writes(own_database)
+    with app_for(env).app_context():
+        jobs = [submit_job(IMAGE.name, IMAGE.read_bytes(), "jpg", bulk=True, client="bulk") for _ in range(3)]
+        crasher = submit_job("crash.jpg", IMAGE.read_bytes() + CRASH_MARKER, "jpg", bulk=True, client="bulk")
+        jobs += [crasher] + [
+            submit_job(IMAGE.name, IMAGE.read_bytes(), "jpg", bulk=True, client="bulk") for _ in range(4)
+        ]
+        lane = queue_for(current_settings(), bulk=True, client="bulk")
+        with Connection(AMQP_URL) as connection:  # as a batch publishes them: all eight in one message
+            connection.default_channel.queue_purge(lane)
+        assert (
+            publish_jobs([(job, db.session.get(Prediction, job).image_url) for job in jobs], bulk=True, client="bulk")
+            == 8
+        )
+    assert queue_length(lane) == 1
+    worker = start_worker(env, tmp_path, "crashing", concurrency=1, app="tests.support.crashing_worker:celery_app")
+    try:
+        final = wait_until_finished(own_database, jobs, timeout=180)
+    finally:
+        worker.stop()
+    neighbours = [job for job in jobs if job != crasher]
+    assert final == {crasher: "failed", **dict.fromkeys(neighbours, "done")}, worker.output()[-3000:]
+    assert sorted(row_writes(own_database)) == sorted([(crasher, "failed"), *((job, "done") for job in neighbours)])
+    assert queue_length(lane) == 0
 
 
 def queue_jobs_again(env: dict, uuids: list[str]) -> list[str]:

@@ -163,10 +163,11 @@ def test_post_records_each_image_and_publishes_the_good_ones_in_one_go(app, clie
     assert response.headers["Location"] == f"/batches/{body['id']}"
     with app.app_context():  # bulk work, on the batch's own lane (no API keys: the batch is the client)
         lane = queue_for(current_settings(), bulk=True, client=body["id"])
-    messages = drain_queue(app, lane)
-    assert len(messages) == 2
+    [message] = drain_queue(app, lane)  # the batch's jobs travel BULK_CHUNK to a message
+    jobs = message.payload[0][0]
+    assert len(jobs) == 2
     store = app.extensions["image_store"]
-    assert [store.read(message.payload[0][1]) for message in messages] == [GOOD, GOOD]
+    assert [store.read(image_url) for _, image_url in jobs] == [GOOD, GOOD]
     state = client.get(f"/batches/{body['id']}").json
     assert state["status"] == "in_progress" and state["completed_at"] is None
     # Each image is an ordinary job.

@@ -8,7 +8,7 @@ from celeryconfig import celery_settings
 from config.settings import load_settings
 from jobs.broker import entities, job_queue_names
 from jobs.queue import bulk_lane, queue_for
-from tasks.batching import Pace, next_batch
+from tasks.batching import Pace, as_simple_request, deliveries, next_batch, parts_of, queue_of
 
 SETTINGS = load_settings({"BULK_LANES": "4"})
 
@@ -98,3 +98,68 @@ def test_the_bulk_lanes_are_among_the_entities_an_operator_deletes():
     queues, exchanges = entities("inference", 10, 3600, 2)
     assert {"inference", "inference.bulk.0", "inference.bulk.1"} <= set(queues)
     assert {"inference", "inference.bulk.0", "inference.bulk.1"} <= set(exchanges)
+
+
+class Delivered:
+    """A bulk message as the worker's consumer hands it over, recording how it was settled."""
+
+    def __init__(self, jobs: list, queue: str = "inference.bulk.1", count: int = 0):
+        self.args = (jobs,)
+        self.delivery_info = {"routing_key": queue}
+        self.request_dict = {"x-delivery-count": count} if count else {}
+        self.settled: list[str] = []
+
+    def acknowledge(self):
+        self.settled.append("ack")
+
+    def reject(self, requeue):
+        self.settled.append(f"reject requeue={requeue}")
+
+
+def test_a_bulk_message_becomes_one_part_per_job_on_its_lane():
+    message = Delivered([["u1", "file:///1"], ["u2", "file:///2"]], count=2)
+    parts = parts_of(message)
+    assert [part.args for part in parts] == [("u1", "file:///1"), ("u2", "file:///2")]
+    assert {queue_of(part) for part in parts} == {"inference.bulk.1"}
+    assert [deliveries(part) for part in parts] == [2, 2]
+    single = SimpleNamespace(args=("u3", "file:///3"))
+    assert parts_of(single) == [single], "a single upload's message is held as it is"
+
+
+def test_a_bulk_message_is_acked_once_every_part_was_committed():
+    message = Delivered([["u1", "a"], ["u2", "b"], ["u3", "c"]])
+    first, second, third = parts_of(message)
+    first.acknowledge()
+    second.acknowledge()
+    assert message.settled == []
+    third.acknowledge()
+    assert message.settled == ["ack"]
+
+
+def test_a_bulk_message_is_requeued_once_at_its_first_part_not_committed():
+    message = Delivered([["u1", "a"], ["u2", "b"], ["u3", "c"]])
+    first, second, third = parts_of(message)
+    first.acknowledge()
+    second.reject(requeue=True)
+    third.reject(requeue=True)
+    third.acknowledge()
+    assert message.settled == ["reject requeue=True"]
+
+
+def test_parts_of_a_returning_message_run_alone_and_parts_take_turns_with_other_lanes():
+    back = parts_of(Delivered([["r1", "a"], ["r2", "b"]], queue="inference.bulk.1", count=1))
+    a = parts_of(Delivered([["a1", "a"], ["a2", "b"]], queue="inference.bulk.2"))
+    b = parts_of(Delivered([["b1", "a"], ["b2", "b"]], queue="inference.bulk.3"))
+    held_now = [*a, *b, *back]
+    batch, _ = next_batch(held_now, "inference", 32, 32, None)
+    assert [part.args[0] for part in batch] == ["r1"]
+    batch, _ = next_batch(a + b, "inference", 32, 4, None)
+    assert [part.args[0] for part in batch] == ["a1", "b1", "a2", "b2"]
+
+
+def test_the_task_gets_each_part_as_a_request_of_its_own():
+    message = Delivered([["u1", "file:///1"]])
+    message.name, message.hostname, message.ignore_result = "classify_image", "worker@host", True
+    message.reply_to = message.correlation_id = None
+    [simple] = [as_simple_request(part) for part in parts_of(message)]
+    assert (simple.id, simple.args, simple.delivery_info) == ("u1", ("u1", "file:///1"), message.delivery_info)
