@@ -14,20 +14,26 @@ run) takes a few minutes.
 
 import argparse
 import itertools
+import re
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from bench import profile_web
 from bench.as_shipped import running_make_run
 from bench.cpu import LOAD_GENERATOR, OTHER, SERVICE_GROUPS, CpuMeter, listener_pid
 from bench.fairness import embedded_env
 from client.batch import post_image
 from client.batches import run_batches
+from config.settings import PROJECT_ROOT
 from deploy.harness import AMQP_URL, MYSQL_SERVER_URL, create_database, delete_queues, deployment_env, drop_database
 
+PROFILES = PROJECT_ROOT / "instance" / "profiles"
+PROJECT_FRAME = re.compile(r"\((?:webapp|jobs|tasks|models|config)/")
 SINGLE_POSTS = 300  # single multipart POSTs whose web CPU a batch's per-image cost is set against
 
 
@@ -55,7 +61,13 @@ def drained(database_url: str, timeout: float = 600) -> None:
 
 
 def batch_flood(
-    count: int, meter: CpuMeter, files: list[Path], batch_size: int = 1000, in_flight: int = 4, embedded: bool = False
+    count: int,
+    meter: CpuMeter,
+    files: list[Path],
+    batch_size: int = 1000,
+    in_flight: int = 4,
+    embedded: bool = False,
+    profile_seconds: int = 0,
 ) -> dict:
     """On ``make run``'s processes (on MariaDB and RabbitMQ, or with ``embedded`` on its default: SQLite and
     the embedded broker): the web CPU of ``SINGLE_POSTS`` single POSTs, then the batch client on ``count``
@@ -85,6 +97,8 @@ def batch_flood(
                 elapsed = time.perf_counter() - started
                 cpu = meter.spent(before, meter.snapshot())
                 assert not errors, errors
+                if profile_seconds:  # after the measurement, on a flood of its own
+                    profile(meter, profile_seconds, lambda stop: run_batches(url, images, batch_size, in_flight))
                 return {
                     "where": "embedded default (SQLite, embedded broker)" if embedded else "as shipped",
                     "images": count,
@@ -99,6 +113,34 @@ def batch_flood(
         if database_url:
             drop_database(database_url)
             delete_queues([queue])
+
+
+def profile(meter: CpuMeter, seconds: int, flood) -> None:
+    """py-spy (``--gil``: Python on a core) on the worker's processes and Gunicorn's while ``flood`` runs:
+    where their Python time goes, by the project's innermost function on the stack."""
+    out = PROFILES / f"batch-flood-{time.strftime('%Y%m%d-%H%M%S')}"
+    groups = {group: meter.pids(group) for group in ("worker", "Gunicorn")}
+    paths = profile_web.record([pid for pids in groups.values() for pid in pids], seconds, out, "flood", flood)
+    for group, pids in groups.items():
+        mine = [path for path in paths if int(path.stem.rsplit("-", 1)[1]) in pids]
+        total, _, packages, _ = profile_web.summarize(mine)
+        print(f"\n{group}: {total} samples over {seconds} s of a batch flood (stacks in {profile_web.relative(out)})")
+        print("    by package: " + ", ".join(f"{name} {count / total:.0%}" for name, count in packages[:8]))
+        print("    by the project's innermost function:")
+        for frame, count in innermost_project_frames(mine)[:12]:
+            print(f"    {count / total:6.1%}  {frame}")
+
+
+def innermost_project_frames(paths: list[Path]) -> list[tuple[str, int]]:
+    """Samples by the deepest frame of the project's own code (else the stack's last frame)."""
+    counts: Counter = Counter()
+    for path in paths:
+        for line in path.read_text().splitlines():
+            stack, _, samples = line.rpartition(" ")
+            frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
+            own = [frame for frame in frames if PROJECT_FRAME.search(frame)]
+            counts[own[-1] if own else f"(outside the project) {frames[-1]}"] += int(samples)
+    return counts.most_common()
 
 
 def report(flood: dict, best_limit: float, limit_cpu_ms: float) -> None:
@@ -130,6 +172,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=None, help="images in the flood (default 10000, --quick 2000)")
     parser.add_argument("--quick", action="store_true", help="a smaller run (a few minutes)")
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="SECONDS", help="then py-spy the worker and Gunicorn (as shipped)"
+    )
     args = parser.parse_args()
     count = args.images or (2000 if args.quick else 10000)
     from bench.throughput import image_files, measured_limit
@@ -137,7 +182,7 @@ def main():
     best_limit, limit_cpu_ms = measured_limit(args.quick)
     meter = CpuMeter({"MariaDB": listener_pid(MYSQL_SERVER_URL), "RabbitMQ": listener_pid(AMQP_URL)})
     files = image_files()
-    shipped = batch_flood(count, meter, files)
+    shipped = batch_flood(count, meter, files, profile_seconds=args.profile)
     report(shipped, best_limit, limit_cpu_ms)
     embedded = batch_flood(count, meter, files, embedded=True)
     report(embedded, best_limit, limit_cpu_ms)

@@ -125,6 +125,23 @@ class CpuMeter:
         for child in children[pid]:
             self._add_tree(child, group, stats, children, usage)
 
+    def pids(self, wanted: str) -> list[int]:
+        """The processes of group ``wanted`` among this process's descendants (for py-spy)."""
+        _, children = _process_table()
+        found: list[int] = []
+
+        def walk(pid, group):
+            if group is None or group == "supervise":
+                group = next((name for name, pattern in GROUPS if pattern.search(_cmdline(pid))), group)
+            if group == wanted:
+                found.append(pid)
+            for child in children[pid]:
+                walk(child, group)
+
+        for pid in children[self.root]:
+            walk(pid, None)
+        return found
+
     @staticmethod
     def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
         """CPU seconds per group between two snapshots."""
