@@ -93,9 +93,7 @@ class NoLossBatches(AppContextTask, Batches):
         - Only the runs the pool still holds are running; counting from zero instead let a run from
           before the reconnection return to a count of -1, so two runs went to one process.
         """
-        if self._tref is not None:
-            self._tref.cancel()
-            self._tref = None
+        restart_flush_timer(self)
         stale = len(list(consume_queue(self._buffer))) + len(list(consume_queue(self._pending)))
         if stale:
             logger.warning("dropped %d requests received before the broker connection was lost", stale)
@@ -179,6 +177,15 @@ class NoLossBatches(AppContextTask, Batches):
         if token in self._runs:
             self._runs[token] = job
         return job
+
+
+def restart_flush_timer(task: Batches) -> None:
+    """Let celery-batches start its flush timer again at the next message: it starts one only while
+    its handle (``_tref``) is None, and Celery clears its event loop's timers when the broker
+    connection is lost without telling it (tests/integration/test_batches_reconnect.py)."""
+    if task._tref is not None:
+        task._tref.cancel()
+        task._tref = None
 
 
 def _still_in_pool(run) -> bool:
