@@ -36,7 +36,7 @@ import logging
 import threading
 import time
 
-from celery_batches import Batches, SimpleRequest
+from celery_batches import Batches, SimpleRequest, consume_queue
 from celery_batches.trace import apply_batches_task
 
 from jobs.app import AppContextTask
@@ -68,7 +68,7 @@ class NoLossBatches(AppContextTask, Batches):
         self.flush_every = app.conf.batch_max_size
         self.flush_interval = app.conf.batch_max_wait
         self._held = []  # requests waiting for a free pool process
-        self._running = 0  # runs handed to the pool that have not returned yet
+        self._forget_lost_connection()
         self._interactive = app.conf.task_default_queue  # single uploads; the rest are bulk lanes
         self._paces: dict[str, Pace] = {}  # bulk lane -> the pace of its current burst
         self._last_lane = None  # the bulk lane served last, so the next batch starts after it
@@ -85,6 +85,27 @@ class NoLossBatches(AppContextTask, Batches):
                 self._do_flush()
 
         return on_message
+
+    def _forget_lost_connection(self):
+        """Celery builds the strategy again at each reconnection to the broker, after clearing its
+        event loop's timers (``celery.worker.loops.asynloop``) and dropping from its pool the runs
+        no process had taken yet (``AsynPool.flush``, which never calls their callbacks).
+
+        - celery-batches' flush timer went with the cleared timers, but its handle (``_tref``) stays
+          set, so the timer was never started again: after a failover, requests buffered while a run
+          was on waited until ``batch_max_size`` more arrived (the stall in docs/scaling.md).
+        - Requests still buffered came over the lost connection: they can be neither acked nor
+          rejected, and the broker delivers them again, so they are dropped like the held ones.
+        - Only the runs the pool still holds are running; counting from zero instead let a run from
+          before the reconnection return to a count of -1, so two runs went to one process.
+        """
+        restart_flush_timer(self)
+        stale = len(list(consume_queue(self._buffer))) + len(list(consume_queue(self._pending)))
+        if stale:
+            logger.warning("dropped %d requests received before the broker connection was lost", stale)
+        # Runs handed to the pool that have not returned yet (each a token, and the pool's job).
+        self._runs = {token: job for token, job in getattr(self, "_runs", {}).items() if _still_in_pool(job)}
+        self._running = len(self._runs)
 
     def flush(self, requests):
         with self._lock:
@@ -115,6 +136,8 @@ class NoLossBatches(AppContextTask, Batches):
     def _run(self, requests):
         batch = ([as_simple_request(r) for r in requests],)
         self._running += 1
+        token = object()
+        self._runs[token] = None  # the pool's job, once handed over
         started = time.monotonic()
 
         def on_return(committed):
@@ -125,34 +148,59 @@ class NoLossBatches(AppContextTask, Batches):
                         len(requests), time.monotonic() - started
                     )
             if committed is True:
-                with self._lock:  # parts of one message may return from two pool processes at once
-                    for request in requests:
-                        request.acknowledge()
-                finished()
+                try:
+                    with self._lock:  # parts of one message may return from two pool processes at once
+                        for request in requests:
+                            request.acknowledge()
+                finally:  # a failed ack must not leave the run counted, or the worker takes no more
+                    finished()
             else:
                 requeue(f"run returned {committed!r}")
 
         def requeue(reason):
             logger.warning("batch of %d not committed (%s); requeued", len(requests), reason)
-            with self._lock:
-                for request in requests:
-                    request.reject(requeue=True)
-            finished()
+            try:
+                with self._lock:
+                    for request in requests:
+                        request.reject(requeue=True)
+            finally:
+                finished()
 
         def finished():
             with self._lock:
-                self._running -= 1
+                if token in self._runs:  # uncounted at a reconnection if the pool dropped it then
+                    del self._runs[token]
+                    self._running -= 1
             self._do_flush()  # what arrived meanwhile, without waiting for the flush timer
             self._dispatch()
 
         # apply_batches_task returns None when run raised; error_callback sees a killed process.
-        return self._pool.apply_async(
+        job = self._pool.apply_async(
             apply_batches_task,
             (self, batch, 0, None),
             callback=on_return,
             error_callback=lambda error: requeue(_describe_pool_error(error)),
             timeout=RUN_BASE_SECONDS + RUN_SECONDS_PER_IMAGE * len(requests),
         )
+        if token in self._runs:
+            self._runs[token] = job
+        return job
+
+
+def restart_flush_timer(task: Batches) -> None:
+    """Let celery-batches start its flush timer again at the next message: it starts one only while
+    its handle (``_tref``) is None, and Celery clears its event loop's timers when the broker
+    connection is lost without telling it (tests/integration/test_batches_reconnect.py)."""
+    if task._tref is not None:
+        task._tref.cancel()
+        task._tref = None
+
+
+def _still_in_pool(run) -> bool:
+    """Whether the pool still holds ``run`` (billiard's ApplyResult): it leaves the pool's cache
+    when its callback is called, or when the pool drops it at a reconnection."""
+    cache = getattr(run, "_cache", None)
+    return cache is not None and cache.get(run._job) is run
 
 
 class Message:

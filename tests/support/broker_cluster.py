@@ -62,8 +62,10 @@ class BrokerCluster:
             node.remove()
 
     def running_nodes(self, asked: str) -> list[str]:
-        """The cluster's running nodes, as node ``asked`` sees them."""
-        return json.loads(self.nodes[asked].ctl("cluster_status", "--formatter", "json"))["running_nodes"]
+        """The cluster's running nodes, as node ``asked`` sees them (retried while a node just started
+        answers that its ``rabbit`` app is not running yet)."""
+        status = ctl_until_it_works(self.nodes[asked], "cluster_status", "--formatter", "json")
+        return json.loads(status)["running_nodes"]
 
     def wait_until_running(self, expected: list[str], asked: str | None = None) -> None:
         asked = asked or expected[0]
