@@ -175,12 +175,19 @@ class NoLossBatches(AppContextTask, Batches):
             self._dispatch()
 
         # apply_batches_task returns None when run raised; error_callback sees a killed process.
-        job = self._pool.apply_async(
+        # Never waiting for a free slot (``waitforslot``): this runs on the pool's own result and
+        # time-limit threads too, and without an event loop (the embedded broker) the pool guards
+        # its slots with a semaphore that only those threads release. A periodic task (the
+        # sweeper) taking a slot the count above did not see blocked them there for good.
+        job = self._pool.on_apply(
             apply_batches_task,
             (self, batch, 0, None),
+            {},
             callback=on_return,
             error_callback=lambda error: requeue(_describe_pool_error(error)),
             timeout=RUN_BASE_SECONDS + RUN_SECONDS_PER_IMAGE * len(requests),
+            waitforslot=False,
+            callbacks_propagate=self._pool.callbacks_propagate,
         )
         if token in self._runs:
             self._runs[token] = job

@@ -109,3 +109,32 @@ def test_an_image_that_kills_its_worker_fails_after_the_delivery_limit_and_its_b
         from jobs.records import Prediction
 
         assert "gave up after 3 deliveries" in db.session.get(Prediction, crasher).error
+
+
+def test_periodic_tasks_beside_a_backlog_never_stall_the_worker(tmp_path, model_cache):
+    """Periodic tasks (the sweeper) share the pool with batches. Without an event loop the pool guards
+    its slots with a semaphore that its own result thread releases; a batch's callback that waited
+    there for a slot a periodic task had just taken stalled the worker for good (seen once, in a
+    10,000-image flood on the embedded default; the race is rare, so this only exercises the path)."""
+    from jobs.broker import REPUBLISH_TASK
+    from jobs.submit import submit_job
+
+    env = embedded_env(tmp_path, model_cache, REPUBLISH_PENDING_AFTER="3600")
+    with app_for(env).app_context():  # a batch's backlog, on its bulk lane: the periodic tasks do not queue behind it
+        jobs = [submit_job(IMAGE.name, IMAGE.read_bytes(), "jpg", bulk=True, client="bulk") for _ in range(600)]
+    worker = start_worker(env, tmp_path, "busy")
+    celery = app_for(env).extensions["celery"]
+    try:
+        until(
+            lambda: "done" in wait_statuses(env["DATABASE_URL"], jobs),
+            lambda: f"a first job done; the worker logged:\n{worker.output()[-3000:]}",
+            120,
+            interval=0.05,
+        )
+        for _ in range(100):  # as beat sends it, while batches keep both pool processes busy
+            celery.send_task(REPUBLISH_TASK)
+        final = wait_until_finished(env["DATABASE_URL"], jobs, timeout=240)
+    finally:
+        worker.stop()
+    assert set(final.values()) == {"done"}, worker.output()[-3000:]
+    assert worker.output().count("republish_stale_pending") >= 100, "the periodic tasks ran too"
