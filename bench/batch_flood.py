@@ -98,7 +98,8 @@ def batch_flood(
                 cpu = meter.spent(before, meter.snapshot())
                 assert not errors, errors
                 if profile_seconds:  # after the measurement, on a flood of its own
-                    profile(meter, profile_seconds, lambda stop: run_batches(url, images, batch_size, in_flight, None, None, 600))
+                    again = lambda stop: run_batches(url, images, batch_size, in_flight, None, None, 600)  # noqa: E731
+                    profile(meter, profile_seconds, again)
                 return {
                     "where": "embedded default (SQLite, embedded broker)" if embedded else "as shipped",
                     "images": count,
