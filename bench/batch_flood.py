@@ -98,8 +98,11 @@ def batch_flood(
                 cpu = meter.spent(before, meter.snapshot())
                 assert not errors, errors
                 if profile_seconds:  # after the measurement, on a flood of its own
-                    again = lambda stop: run_batches(url, images, batch_size, in_flight, None, None, 600)  # noqa: E731
-                    profile(meter, profile_seconds, again)
+
+                    def flood_again(stop):  # record() hands its load a stop event; one whole flood is enough
+                        run_batches(url, images, batch_size, in_flight, None, None, 600)
+
+                    profile(meter, profile_seconds, flood_again)
                 return {
                     "where": "embedded default (SQLite, embedded broker)" if embedded else "as shipped",
                     "images": count,
