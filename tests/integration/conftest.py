@@ -23,6 +23,7 @@ from deploy.harness import (
     running_service,
 )
 from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
+from tests.support.servers import RABBITMQ_BIN, RabbitMQ
 from tests.support.services import service_missing
 
 
@@ -57,6 +58,19 @@ def new_queue():
 
     yield new
     delete_queues(names)
+
+
+@pytest.fixture
+def own_rabbitmq(tmp_path_factory):
+    """A RabbitMQ node of the test's own, which it may kill and start again."""
+    if not (RABBITMQ_BIN / "rabbitmq-server").exists():
+        service_missing("rabbitmq-server", FileNotFoundError(RABBITMQ_BIN / "rabbitmq-server"))
+    broker = RabbitMQ(tmp_path_factory.mktemp("rabbitmq"))
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.remove()
 
 
 @pytest.fixture(scope="session")

@@ -22,8 +22,6 @@ from celery import Celery
 
 from deploy.harness import Process
 from tests.support.polling import until
-from tests.support.servers import RABBITMQ_BIN, RabbitMQ
-from tests.support.services import service_missing
 
 TASK = "batches_reconnect.record"
 ATTEMPTS = 3
@@ -31,19 +29,6 @@ STREAM = 100  # jobs sent just before the kill, 5 ms apart: the flush timer is a
 LONE = 5  # fewer than flush_every (32): only the flush timer sends them to the pool
 RUN_WITHIN = 10  # seconds; the timer fires every 0.1 s
 LOST = "Connection to broker lost"
-
-
-@pytest.fixture
-def own_rabbitmq(tmp_path_factory):
-    """A node of its own, killed and started again by the test."""
-    if not (RABBITMQ_BIN / "rabbitmq-server").exists():
-        service_missing("rabbitmq-server", FileNotFoundError(RABBITMQ_BIN / "rabbitmq-server"))
-    broker = RabbitMQ(tmp_path_factory.mktemp("rabbitmq"))
-    try:
-        broker.start()
-        yield broker
-    finally:
-        broker.remove()
 
 
 def send(broker_url: str, jobs: list[str], spacing: float = 0.0) -> None:

@@ -28,7 +28,7 @@ from deploy.harness import (
 from tests.conftest import SAMPLES
 from tests.support.job_rows import DRAIN_TIMEOUT, statuses, wait_until_finished
 from tests.support.polling import until
-from tests.support.servers import RABBITMQ_BIN, MariaDB, RabbitMQ
+from tests.support.servers import MariaDB
 from tests.support.services import service_missing
 
 IMAGE = SAMPLES / "elephant.jpg"
@@ -43,18 +43,6 @@ def own_database():
         service_missing("MariaDB", error)
     yield url
     drop_database(url)
-
-
-@pytest.fixture
-def own_rabbitmq(tmp_path_factory):
-    if not (RABBITMQ_BIN / "rabbitmq-server").exists():
-        service_missing("rabbitmq-server", FileNotFoundError(RABBITMQ_BIN / "rabbitmq-server"))
-    broker = RabbitMQ(tmp_path_factory.mktemp("rabbitmq"))
-    try:
-        broker.start()
-        yield broker
-    finally:
-        broker.remove()
 
 
 @pytest.fixture
