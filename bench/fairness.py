@@ -1,4 +1,4 @@
-"""Fair sharing and the embedded default, on ``make run``'s processes (honcho and the Procfile).
+"""Fair sharing and the embedded default, on ``make run``'s processes (``deploy.supervise`` and the Procfile).
 
     .venv/bin/python -m bench.fairness [--bulk 2000] [--singles 40] [--flood 1000]
 
