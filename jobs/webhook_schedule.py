@@ -45,13 +45,8 @@ def schedule_webhooks(uuids) -> int:
     uuids = list(uuids)
     if not uuids:
         return 0
-    with_callback = db.session.scalars(
-        select(Prediction.uuid).where(Prediction.uuid.in_(uuids), Prediction.callback_url.is_not(None))
-    ).all()
-    db.session.rollback()  # end the read transaction
-    for prediction_uuid in with_callback:
-        send_delivery(prediction_uuid, attempt=1, delay=0)
-    return len(with_callback)
+    query = select(Prediction.uuid).where(Prediction.uuid.in_(uuids), Prediction.callback_url.is_not(None))
+    return len(queue_first_deliveries(query, DELIVER_TASK))
 
 
 def schedule_batch_webhooks(batch_ids) -> int:
@@ -59,13 +54,17 @@ def schedule_batch_webhooks(batch_ids) -> int:
     batch_ids = list(batch_ids)
     if not batch_ids:
         return 0
-    with_callback = db.session.scalars(
-        select(Batch.id).where(Batch.id.in_(batch_ids), Batch.callback_url.is_not(None))
-    ).all()
-    db.session.rollback()
-    for batch_id in with_callback:
-        send_delivery(batch_id, attempt=1, delay=0, task=DELIVER_BATCH_TASK)
-    return len(with_callback)
+    query = select(Batch.id).where(Batch.id.in_(batch_ids), Batch.callback_url.is_not(None))
+    return len(queue_first_deliveries(query, DELIVER_BATCH_TASK))
+
+
+def queue_first_deliveries(query, task: str) -> list[str]:
+    """Queue attempt 1 of ``task`` (a job's or a batch's webhook) for each id ``query`` selects; the ids."""
+    ids = list(db.session.scalars(query).all())
+    db.session.rollback()  # end the read transaction before publishing
+    for entity_id in ids:
+        send_delivery(entity_id, attempt=1, delay=0, task=task)
+    return ids
 
 
 def send_delivery(prediction_uuid: str, attempt: int, delay: int, task: str = DELIVER_TASK) -> None:

@@ -36,7 +36,7 @@ from jobs.callbacks import CallbackRefused, vet_callback_url
 from jobs.database import db
 from jobs.records import PENDING, Prediction, utcnow
 from jobs.signing import SIGNATURE_HEADER, sign
-from jobs.webhook_schedule import WebhookDelivery, send_delivery
+from jobs.webhook_schedule import WebhookDelivery, queue_first_deliveries, send_delivery
 from tasks import webhook_http
 from tasks.webhook_slots import DestinationSlots
 
@@ -190,38 +190,25 @@ def _superseded(prediction_uuid: str, attempt: int) -> bool:
 def requeue_unsent_webhooks() -> int:
     """Queue the first delivery of ended jobs that have a callback but no attempt after UNSENT_AFTER."""
     now = utcnow()
+    window = (now - timedelta(seconds=current_settings().WEBHOOK_RETRY_SECONDS), now - timedelta(seconds=UNSENT_AFTER))
     attempted = select(WebhookDelivery.id).where(WebhookDelivery.uuid == Prediction.uuid).exists()
-    unsent = db.session.scalars(
+    unsent = queue_first_deliveries(
         select(Prediction.uuid)
         .where(
             Prediction.callback_url.is_not(None),
             Prediction.status != PENDING,
             ~attempted,
-            Prediction.updated_at.between(
-                now - timedelta(seconds=current_settings().WEBHOOK_RETRY_SECONDS),
-                now - timedelta(seconds=UNSENT_AFTER),
-            ),
+            Prediction.updated_at.between(*window),
         )
-        .limit(REQUEUE_LIMIT)
-    ).all()
-    db.session.rollback()
-    for prediction_uuid in unsent:
-        send_delivery(prediction_uuid, attempt=1, delay=0)
-    unsent_batches = db.session.scalars(
+        .limit(REQUEUE_LIMIT),
+        DELIVER_TASK,
+    )
+    unsent_batches = queue_first_deliveries(
         select(Batch.id)
-        .where(
-            Batch.callback_url.is_not(None),
-            Batch.webhook_attempts == 0,
-            Batch.completed_at.between(
-                now - timedelta(seconds=current_settings().WEBHOOK_RETRY_SECONDS),
-                now - timedelta(seconds=UNSENT_AFTER),
-            ),
-        )
-        .limit(REQUEUE_LIMIT)
-    ).all()
-    db.session.rollback()
-    for batch_id in unsent_batches:
-        send_delivery(batch_id, attempt=1, delay=0, task=DELIVER_BATCH_TASK)
+        .where(Batch.callback_url.is_not(None), Batch.webhook_attempts == 0, Batch.completed_at.between(*window))
+        .limit(REQUEUE_LIMIT),
+        DELIVER_BATCH_TASK,
+    )
     if unsent or unsent_batches:
         logger.warning("queued again the unsent webhooks of %d jobs, %d batches", len(unsent), len(unsent_batches))
     return len(unsent) + len(unsent_batches)
