@@ -97,6 +97,15 @@ def machine_busy_seconds() -> float:
     return (sum(fields[:8]) - fields[3] - fields[4]) / TICKS
 
 
+def _group_of(pid: int, inherited: str | None) -> str | None:
+    """A process's group: its parent's, unless it has none yet or the parent is the supervisor, whose
+    children are the Procfile's processes, each named by its command line (else ``inherited``)."""
+    if inherited is not None and inherited != "supervise":
+        return inherited
+    command = _cmdline(pid)
+    return next((name for name, pattern in GROUPS if pattern.search(command)), inherited)
+
+
 class CpuMeter:
     """Snapshots of CPU seconds per group; ``servers`` names process trees by their root pid."""
 
@@ -118,9 +127,7 @@ class CpuMeter:
         return dict(usage)
 
     def _add_tree(self, pid, group, stats, children, usage):
-        if group is None or group == "supervise":  # its children are the Procfile's processes
-            command = _cmdline(pid)
-            group = next((name for name, pattern in GROUPS if pattern.search(command)), group or OTHER)
+        group = _group_of(pid, group) or OTHER
         usage[group] += stats[pid][1] + stats[pid][2]
         for child in children[pid]:
             self._add_tree(child, group, stats, children, usage)
@@ -131,8 +138,7 @@ class CpuMeter:
         found: list[int] = []
 
         def walk(pid, group):
-            if group is None or group == "supervise":
-                group = next((name for name, pattern in GROUPS if pattern.search(_cmdline(pid))), group)
+            group = _group_of(pid, group)
             if group == wanted:
                 found.append(pid)
             for child in children[pid]:
