@@ -56,7 +56,7 @@ def publish_jobs(jobs: list[tuple[str, str]], *, bulk: bool = False, client: str
         with celery.producer_or_acquire() as producer:
             for start in range(0, len(jobs), size):
                 chunk = jobs[start : start + size]
-                args = chunk[0] if not bulk else ([list(job) for job in chunk],)
+                args, task_id, argsrepr = _message(chunk, bulk)
                 # The first publish declares the queue; the others skip Celery's per-message declare
                 # (a copy and bind of the queue each time: half the web's cost of a batch image).
                 declare: list[object] | None = None if start == 0 else []
@@ -65,8 +65,8 @@ def publish_jobs(jobs: list[tuple[str, str]], *, bulk: bool = False, client: str
                     celery.send_task(
                         CLASSIFY_TASK,
                         args=args,
-                        task_id=chunk[0][0] if not bulk else str(uuid.uuid4()),
-                        argsrepr=repr(args) if not bulk else f"<{len(chunk)} jobs>",
+                        task_id=task_id,
+                        argsrepr=argsrepr,
                         kwargsrepr="{}",
                         producer=producer,
                         declare=declare,
@@ -79,6 +79,15 @@ def publish_jobs(jobs: list[tuple[str, str]], *, bulk: bool = False, client: str
     except Exception:  # no producer at all: every job waits for the sweeper
         logger.exception("no broker connection; %d jobs stay pending for the sweeper", len(jobs) - published)
     return published
+
+
+def _message(chunk: list[tuple[str, str]], bulk: bool) -> tuple[tuple[object, ...], str, str]:
+    """A message's args, task id and args repr: a single upload as (uuid, URL) under its job's uuid,
+    bulk work as ([[uuid, URL], ...],) under an id of its own."""
+    if not bulk:
+        (job,) = chunk
+        return job, job[0], repr(job)
+    return ([list(job) for job in chunk],), str(uuid.uuid4()), f"<{len(chunk)} jobs>"
 
 
 def _log_refused(prediction_uuid: str) -> None:
