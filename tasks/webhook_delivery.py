@@ -67,11 +67,7 @@ def deliver_webhook(prediction_uuid: str, attempt: int) -> str:
     db.session.rollback()  # no transaction is held while the receiver answers
 
     attempted_at, started = utcnow(), time.monotonic()
-    try:
-        outcome = _attempt(callback_url, body, prediction_uuid, attempt, settings)
-    except Exception as fault:  # a fault of this code, not the receiver's: still only this attempt's outcome
-        logger.exception("webhook of %s: unexpected error in attempt %d", prediction_uuid, attempt)
-        outcome = None, f"{type(fault).__name__}: {fault}"[:500], True
+    outcome = _attempt_or_fault(callback_url, body, prediction_uuid, attempt, settings, prediction_uuid)
     if outcome is BUSY:
         send_delivery(prediction_uuid, attempt, BUSY_DELAY)
         return f"destination busy; again in {BUSY_DELAY}s"
@@ -105,11 +101,7 @@ def deliver_batch_webhook(batch_id: str, attempt: int) -> str:
     callback_url, first_attempt_at = row.callback_url, row.webhook_first_attempt_at or utcnow()
     db.session.rollback()  # no transaction is held while the receiver answers
 
-    try:
-        outcome = _attempt(callback_url, body, batch_id, attempt, settings)
-    except Exception as error:  # a fault of this code, not the receiver's: still only this attempt's outcome
-        logger.exception("webhook of batch %s: unexpected error in attempt %d", batch_id, attempt)
-        outcome = None, f"{type(error).__name__}: {error}"[:500], True
+    outcome = _attempt_or_fault(callback_url, body, batch_id, attempt, settings, f"batch {batch_id}")
     if outcome is BUSY:
         send_delivery(batch_id, attempt, BUSY_DELAY, task=DELIVER_BATCH_TASK)
         return f"destination busy; again in {BUSY_DELAY}s"
@@ -120,6 +112,15 @@ def deliver_batch_webhook(batch_id: str, attempt: int) -> str:
     row.webhook_first_attempt_at = first_attempt_at
     db.session.commit()
     return _next_step(DELIVER_BATCH_TASK, batch_id, attempt, outcome, first_attempt_at, settings)
+
+
+def _attempt_or_fault(callback_url: str, body: bytes, key: str, attempt: int, settings: Settings, what: str):
+    """``_attempt``, where a fault of this code (not the receiver's) is still only this attempt's outcome."""
+    try:
+        return _attempt(callback_url, body, key, attempt, settings)
+    except Exception as fault:
+        logger.exception("webhook of %s: unexpected error in attempt %d", what, attempt)
+        return None, f"{type(fault).__name__}: {fault}"[:500], True
 
 
 def _next_step(task: str, key: str, attempt: int, outcome, first_attempt_at, settings: Settings) -> str:
